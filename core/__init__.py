@@ -1,0 +1,1 @@
+"""image2model core: settings, domain model, errors, generators, storage and the HTTP client."""

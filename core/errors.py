@@ -1,0 +1,135 @@
+"""Domain exceptions. Each carries the contract's `error_code` and HTTP status; the API maps them in one place
+and the client raises the same classes from error responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Image2ModelError(Exception):
+    """Base of every error image2model raises on purpose."""
+
+    error_code = "INTERNAL_ERROR"
+    status_code = 500
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_body(self) -> dict[str, Any]:
+        """The contract's error envelope."""
+        return {
+            "error": True,
+            "error_code": self.error_code,
+            "message": self.message,
+            "status_code": self.status_code,
+            "details": self.details,
+        }
+
+
+class ValidationFailed(Image2ModelError):
+    error_code = "VALIDATION_ERROR"
+    status_code = 400
+
+
+class MalformedRequest(Image2ModelError):
+    error_code = "VALIDATION_ERROR"
+    status_code = 422
+
+
+class Unauthorized(Image2ModelError):
+    error_code = "UNAUTHORIZED"
+    status_code = 401
+
+
+class JobNotFound(Image2ModelError):
+    error_code = "JOB_NOT_FOUND"
+    status_code = 404
+
+
+class FileNotFound(Image2ModelError):
+    error_code = "FILE_NOT_FOUND"
+    status_code = 404
+
+
+class JobFinished(Image2ModelError):
+    error_code = "JOB_FINISHED"
+    status_code = 409
+
+
+class FileTooLarge(Image2ModelError):
+    error_code = "FILE_TOO_LARGE"
+    status_code = 413
+
+
+class TooManyFiles(Image2ModelError):
+    error_code = "TOO_MANY_FILES"
+    status_code = 413
+
+
+class UnsupportedMediaType(Image2ModelError):
+    error_code = "UNSUPPORTED_MEDIA_TYPE"
+    status_code = 415
+
+
+class RateLimited(Image2ModelError):
+    error_code = "RATE_LIMITED"
+    status_code = 429
+
+
+class NotReady(Image2ModelError):
+    error_code = "NOT_READY"
+    status_code = 503
+
+
+class GenerationError(Image2ModelError):
+    """A generator could not turn an input into a model; the message is shown to the user as the file's error."""
+
+    error_code = "GENERATION_FAILED"
+    status_code = 500
+
+
+class Cancelled(Image2ModelError):
+    """Raised inside a generator's progress callback when the job was cancelled."""
+
+    error_code = "CANCELLED"
+    status_code = 409
+
+
+class ServerError(Image2ModelError):
+    """An unexpected server-side failure (client side: a 5xx without a known code)."""
+
+
+_BY_CODE: dict[tuple[str, int], type[Image2ModelError]] = {
+    (cls.error_code, cls.status_code): cls
+    for cls in (
+        ValidationFailed,
+        MalformedRequest,
+        Unauthorized,
+        JobNotFound,
+        FileNotFound,
+        JobFinished,
+        FileTooLarge,
+        TooManyFiles,
+        UnsupportedMediaType,
+        RateLimited,
+        NotReady,
+    )
+}
+
+
+def error_from_body(status_code: int, body: Any) -> Image2ModelError:
+    """Rebuild the typed exception from an error response (used by the client)."""
+    if isinstance(body, dict) and body.get("error") is True:
+        code = str(body.get("error_code", ""))
+        cls = _BY_CODE.get((code, status_code)) or next(
+            (c for (c_code, _), c in _BY_CODE.items() if c_code == code), ServerError
+        )
+        err = cls(str(body.get("message", "")), body.get("details") or {})
+        err.status_code = status_code
+        err.error_code = code or err.error_code
+        return err
+    err = ServerError(f"HTTP {status_code}: {str(body)[:200]}")
+    err.status_code = status_code
+    return err

@@ -1,0 +1,207 @@
+"""The one interface every generator implements: input image(s) + options + progress callback -> files + metadata.
+
+A generator module must import cheaply: the API imports every generator's `spec` to validate uploads, so heavy
+libraries are imported inside `generate` (or at worker start-up through `warm_up`), never at module import.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from image2model.core.errors import ValidationFailed
+
+ProgressCallback = Callable[[float, str], None]
+"""Called by a generator with the fraction done (0..1) and the current stage in words. It raises
+`image2model.core.errors.Cancelled` when the job was cancelled: let it propagate."""
+
+OptionKind = Literal["int", "float", "bool", "choice", "str"]
+
+MIME_TYPES: dict[str, str] = {
+    "glb": "model/gltf-binary",
+    "obj": "application/zip",
+    "stl": "model/stl",
+    "ply": "application/x-ply",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option a generator accepts, with its type, default and limits."""
+
+    name: str
+    kind: OptionKind
+    default: Any
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    def parse(self, raw: Any) -> Any:
+        """Turn a form value (usually a string) into a checked value; raises ValueError with a readable reason."""
+        text = str(raw).strip()
+        value: Any
+        if self.kind == "int":
+            try:
+                value = int(text)
+            except ValueError:
+                raise ValueError(f"must be a whole number, got {text!r}") from None
+        elif self.kind == "float":
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"must be a number, got {text!r}") from None
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError("must be a finite number")
+        elif self.kind == "bool":
+            if isinstance(raw, bool):
+                value = raw
+            elif text.lower() in _TRUE:
+                value = True
+            elif text.lower() in _FALSE:
+                value = False
+            else:
+                raise ValueError(f"must be true or false, got {text!r}")
+        else:
+            value = text
+        if self.kind == "choice" and value not in self.choices:
+            raise ValueError(f"must be one of {', '.join(map(str, self.choices))}; got {text!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"must be at least {_fmt(self.minimum)}, got {text}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"must be at most {_fmt(self.maximum)}, got {text}")
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        """JSON description for `/models/available`."""
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "default": self.default,
+            "description": self.description,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "choices": list(self.choices) or None,
+        }
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """What a generator is and accepts; cheap to import and the source of `/models/available`."""
+
+    name: str
+    title: str
+    description: str
+    formats: tuple[str, ...]
+    default_formats: tuple[str, ...]
+    options: tuple[OptionSpec, ...] = ()
+    max_images_per_item: int = 1
+
+    def option(self, name: str) -> OptionSpec | None:
+        return next((o for o in self.options if o.name == name), None)
+
+    def validate(self, raw_options: Mapping[str, Any], raw_formats: Sequence[str] | None) -> tuple[dict, list[str]]:
+        """Check user options and formats; returns (options with defaults filled in, formats).
+
+        Raises ValidationFailed listing every bad field, so a user can fix them all at once."""
+        errors: list[dict[str, str]] = []
+        options: dict[str, Any] = {}
+        known = {o.name for o in self.options}
+        for name in raw_options:
+            if name not in known:
+                allowed = ", ".join(sorted(known)) or "none"
+                errors.append(
+                    {"field": name, "message": f"unknown option for generator '{self.name}' (allowed: {allowed})"}
+                )
+        for opt in self.options:
+            if opt.name in raw_options and str(raw_options[opt.name]).strip() != "":
+                try:
+                    options[opt.name] = opt.parse(raw_options[opt.name])
+                except ValueError as exc:
+                    errors.append({"field": opt.name, "message": f"{opt.name} {exc}"})
+            else:
+                options[opt.name] = opt.default
+        formats = [f.strip().lower() for f in (raw_formats or []) if f.strip()] or list(self.default_formats)
+        bad = [f for f in formats if f not in self.formats]
+        if bad:
+            errors.append(
+                {
+                    "field": "formats",
+                    "message": f"unsupported format(s) {', '.join(bad)}; choose from {', '.join(self.formats)}",
+                }
+            )
+        if errors:
+            raise ValidationFailed("; ".join(e["message"] for e in errors), {"errors": errors})
+        return options, list(dict.fromkeys(formats))
+
+    def describe(self) -> dict[str, Any]:
+        """JSON description for `/models/available`."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "type": "image_to_3d",
+            "supported_formats": list(self.formats),
+            "default_formats": list(self.default_formats),
+            "options": [o.describe() for o in self.options],
+            "max_images_per_item": self.max_images_per_item,
+        }
+
+
+@dataclass
+class GenerationRequest:
+    """One item's work: the input image(s), checked options, wanted formats and where to write."""
+
+    images: list[Path]
+    options: dict[str, Any]
+    formats: list[str]
+    out_dir: Path
+    basename: str
+    """Stem for output file names (`{basename}.glb`, `{basename}.preview.png`, ...); unique within the job."""
+
+
+@dataclass
+class OutputFile:
+    """A file a generator wrote under `out_dir`."""
+
+    path: Path
+    format: str
+    role: Literal["model", "preview"] = "model"
+
+    @property
+    def mime_type(self) -> str:
+        return MIME_TYPES.get(self.format, "application/octet-stream")
+
+
+@dataclass
+class GenerationResult:
+    files: list[OutputFile]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Generator(abc.ABC):
+    """Base class of generators. Instances are created once per worker process and reused for every item."""
+
+    spec: ClassVar[GeneratorSpec]
+
+    def warm_up(self) -> None:  # noqa: B027 - optional hook
+        """Import heavy libraries and load models once per worker process."""
+
+    @abc.abstractmethod
+    def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+        """Produce the requested formats (plus previews) for one item.
+
+        Raise `GenerationError` with a sentence a user can act on when the input cannot be turned into a model."""
