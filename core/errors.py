@@ -97,6 +97,13 @@ class Cancelled(Image2ModelError):
     status_code = 409
 
 
+class ServerUnavailable(Image2ModelError):
+    """Client side: the server could not be reached, or the connection to it broke and could not be resumed."""
+
+    error_code = "SERVER_UNAVAILABLE"
+    status_code = 503
+
+
 class ServerError(Image2ModelError):
     """An unexpected server-side failure (client side: a 5xx without a known code)."""
 

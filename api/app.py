@@ -1,0 +1,86 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from image2model.api.context import Services, build_services
+from image2model.api.deps import AppState
+from image2model.api.errors import install_error_handlers
+from image2model.api.hub import EventHub
+from image2model.api.metrics import Metrics, MetricsMiddleware
+from image2model.api.routes import download, health, jobs, models, status, upload
+from image2model.api.security import KeyRing, LinkSigner, load_secret
+from image2model.api.service import JobService
+from image2model.api.worker.queue import pending_count
+from image2model.api.worker.tasks import enqueue_item, revoke_item
+from image2model.core.logs import configure_logging
+from image2model.core.settings import Settings, get_settings
+
+log = logging.getLogger("image2model.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for the given settings (default: from the environment)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    services: Services = build_services(settings)
+    keys = KeyRing(settings.api_keys)
+    hub = EventHub(services.store, settings.hub_poll_interval)
+    services.store.progress_min_interval = settings.progress_min_interval
+    service = JobService(services, LinkSigner(load_secret(settings), settings.link_ttl_seconds), enqueue_item, revoke_item)
+    metrics = Metrics(services.store, pending_count, lambda: hub.subscribers)
+    hub.observers.append(metrics.observe_event)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if keys.enabled:
+            log.info("event=auth mode=api_keys keys=%d", len(settings.api_keys))
+        else:
+            log.warning(
+                "event=auth mode=OFF message='No IMAGE2MODEL_API_KEYS set: anyone who can reach this port can use "
+                "the API (local single-user mode).'"
+            )
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(
+        title="image2model",
+        version="0.1.0",
+        description="Photos in, textured watertight 3D models out. See the contract in the README.",
+        lifespan=lifespan,
+    )
+    app.state.image2model = AppState(services=services, keys=keys, service=service, hub=hub)
+    install_error_handlers(app)
+    for module in (upload, status, download, jobs, models, health):
+        app.include_router(module.router, prefix="/api/v1")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        body = await anyio.to_thread.run_sync(generate_latest, metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> dict[str, str]:
+        return {"service": "image2model", "docs": "/docs", "api": "/api/v1"}
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Last-Event-ID", "Content-Type"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

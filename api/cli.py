@@ -1,0 +1,180 @@
+"""The `image2model` command: serve (everything), api, worker, generate."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+import httpx
+
+
+def _cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "image2model.api.cli", *args]
+
+
+def run_api(host: str, port: int, workers: int) -> int:
+    """Run the HTTP API under uvicorn."""
+    import uvicorn
+
+    from image2model.core.logs import configure_logging
+    from image2model.core.settings import get_settings
+
+    configure_logging(get_settings().log_level)
+    uvicorn.run(
+        "image2model.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def run_worker(workers: int, periodic: bool) -> int:
+    """Run Huey's consumer with process workers on the embedded queue."""
+    from image2model.api.worker.periodic import Image2ModelConsumer
+    from image2model.api.worker.tasks import huey
+    from image2model.core.logs import configure_logging
+    from image2model.core.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    consumer = Image2ModelConsumer(
+        huey,
+        workers=workers or settings.workers or os.cpu_count() or 1,
+        periodic=periodic,
+        initial_delay=settings.worker_poll_min,
+        backoff=1.15,
+        max_delay=settings.worker_poll_max,
+        worker_type="process",
+        health_check_interval=1,
+        graceful_signal="TERM",
+        shutdown_timeout=10,
+    )
+    consumer.run()
+    return 0
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def serve(host: str, port: int, ui_port: int, workers: int, ui: bool) -> int:
+    """Start the API, the workers (and the web UI when installed); stop them all on Ctrl-C or SIGTERM."""
+    env = dict(os.environ)
+    procs: dict[str, subprocess.Popen] = {
+        "api": subprocess.Popen(_cmd("api", "--host", host, "--port", str(port)), env=env),
+        "worker": subprocess.Popen(_cmd("worker", "--workers", str(workers)), env=env),
+    }
+    api_url = f"http://{host}:{port}"
+    if ui and _has_ui():
+        ui_env = {**env, "IMAGE2MODEL_SERVER_URL": api_url}
+        procs["ui"] = subprocess.Popen(_cmd("ui", "--host", host, "--port", str(ui_port)), env=ui_env)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    if _wait_healthy(api_url, procs["api"]):
+        print(f"image2model API  {api_url}  (docs: {api_url}/docs)", flush=True)
+        if "ui" in procs:
+            print(f"image2model UI   http://{host}:{ui_port}", flush=True)
+        print("Workers running. Press Ctrl-C to stop.", flush=True)
+    code = 0
+    while not stopping:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with code {proc.returncode}; stopping.", file=sys.stderr, flush=True)
+                code = proc.returncode or 1
+                stopping = True
+        time.sleep(0.2)
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    print("image2model stopped.", flush=True)
+    return code
+
+
+def _has_ui() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("gradio") is not None and importlib.util.find_spec(
+        "image2model.ui_gradio.app"
+    ) is not None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from image2model.core.settings import get_settings
+
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="image2model", description="Photos in, 3D models out.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="start API, workers and web UI on the embedded defaults")
+    p.add_argument("--host", default=settings.host)
+    p.add_argument("--port", type=int, default=settings.port)
+    p.add_argument("--ui-port", type=int, default=settings.ui_port)
+    p.add_argument("--workers", type=int, default=settings.workers, help="worker processes (0: one per core)")
+    p.add_argument("--no-ui", action="store_true", help="do not start the web UI")
+
+    p = sub.add_parser("api", help="run only the HTTP API")
+    p.add_argument("--host", default=settings.host)
+    p.add_argument("--port", type=int, default=settings.port)
+    p.add_argument("--processes", type=int, default=1, help="uvicorn worker processes")
+
+    p = sub.add_parser("worker", help="run only the queue workers (Huey consumer)")
+    p.add_argument("--workers", type=int, default=settings.workers, help="worker processes (0: one per core)")
+    p.add_argument(
+        "--no-periodic", action="store_true", help="do not run the reaper and retention tasks (other workers do)"
+    )
+
+    p = sub.add_parser("generate", help="turn images into 3D models through a running server")
+    from image2model.core.client.cli import add_generate_arguments
+
+    add_generate_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args.host, args.port, args.ui_port, args.workers, not args.no_ui)
+    if args.command == "api":
+        return run_api(args.host, args.port, args.processes)
+    if args.command == "worker":
+        return run_worker(args.workers, not args.no_periodic)
+    if args.command == "generate":
+        from image2model.core.client.cli import generate_command
+
+        options = {k: v for k, v in vars(args).items() if k != "command"}
+        return generate_command(**options)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The per-process wiring shared by the API and the workers: settings, job store, blob store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from image2model.api.store import JobStore, open_store
+from image2model.core.settings import Settings, get_settings
+from image2model.core.storage import LocalBlobStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: JobStore
+    blobs: LocalBlobStore
+
+
+def build_services(settings: Settings) -> Services:
+    """Open the stores the settings select."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Services(settings=settings, store=open_store(settings), blobs=LocalBlobStore(settings.blobs_dir))
+
+
+@lru_cache(maxsize=1)
+def services() -> Services:
+    """This process's services, built once from the environment."""
+    return build_services(get_settings())

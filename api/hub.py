@@ -1,0 +1,105 @@
+"""The event hub: one per API process. It tails the store's event log and fans events out to the
+subscribed streams, so no stream polls the store on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+from image2model.api.store import JobStore
+from image2model.core.models import Event
+
+log = logging.getLogger("image2model.hub")
+
+QUEUE_SIZE = 1000
+
+
+class Subscription:
+    """A stream's mailbox. On overflow it is closed; the client reconnects with Last-Event-ID and loses nothing."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=QUEUE_SIZE)
+
+    def deliver(self, event: Event) -> bool:
+        try:
+            self.queue.put_nowait(event)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    def close(self) -> None:
+        """Wake the stream with the end marker (making room for it if the mailbox is full)."""
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+    async def next(self) -> Event | None:
+        """The next live event, or None when the hub dropped this subscription."""
+        return await self.queue.get()
+
+
+class EventHub:
+    def __init__(self, store: JobStore, interval: float, observers: list[Callable[[str, Event], None]] | None = None):
+        self.store = store
+        self.interval = interval
+        self.observers = observers or []
+        self._subs: dict[str, set[Subscription]] = defaultdict(set)
+        self._task: asyncio.Task | None = None
+        self._cursor: object = None
+
+    @property
+    def subscribers(self) -> int:
+        return sum(len(s) for s in self._subs.values())
+
+    async def start(self) -> None:
+        self._cursor = await asyncio.to_thread(self.store.head)
+        self._task = asyncio.create_task(self._run(), name="event-hub")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.close()
+        self._subs.clear()
+
+    def subscribe(self, job_id: str) -> Subscription:
+        sub = Subscription(job_id)
+        self._subs[job_id].add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.job_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.job_id]
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self._cursor, rows = self.store.tail(self._cursor)
+            except Exception:
+                log.exception("event=hub_tail_failed")
+                await asyncio.sleep(1.0)
+                continue
+            for job_id, event in rows:
+                self._dispatch(job_id, event)
+            if len(rows) < 1000:
+                await asyncio.sleep(self.interval)
+
+    def _dispatch(self, job_id: str, event: Event) -> None:
+        for observe in self.observers:
+            observe(job_id, event)
+        for sub in list(self._subs.get(job_id, ())):
+            if not sub.deliver(event):
+                log.warning("event=subscriber_overflow job_id=%s", job_id)
+                self.unsubscribe(sub)
+                sub.close()

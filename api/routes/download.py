@@ -1,0 +1,39 @@
+"""File listing and downloads of a job's results."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+
+from image2model.api.deps import AppState, access, app_state, base_url
+from image2model.api.service import Access
+from image2model.core.models import FileListing
+
+router = APIRouter(tags=["files"])
+
+
+@router.get("/download/{job_id}/all", response_model=FileListing, responses={404: {"description": "JOB_NOT_FOUND"}})
+async def list_files(
+    job_id: str, request: Request, state: AppState = Depends(app_state), how: Access = Depends(access)
+) -> FileListing:
+    """Every model file of the job's completed items, with signed download and preview links."""
+    return state.service.listing(state.service.job(job_id, how), base_url(request))
+
+
+@router.get(
+    "/download/{job_id}/{filename}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 404: {"description": "JOB_NOT_FOUND / FILE_NOT_FOUND"}},
+)
+async def download(
+    job_id: str, filename: str, state: AppState = Depends(app_state), how: Access = Depends(access)
+) -> FileResponse:
+    """One output file (Range requests and ETag supported)."""
+    out = state.service.output(state.service.job(job_id, how), filename)
+    return FileResponse(
+        out["path"],
+        media_type=out["mime_type"],
+        filename=filename,
+        content_disposition_type="attachment",
+        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )

@@ -1,0 +1,97 @@
+"""API keys, job ownership and signed links."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from image2model.core.errors import Unauthorized
+from image2model.core.settings import Settings
+
+LOCAL_OWNER = "local"
+
+
+def owner_of(key: str) -> str:
+    """The owner id stored with a job: a hash of the key, never the key itself."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the owner id of a valid key, or nobody (only a signed link may then grant access)."""
+
+    owner: str | None
+
+
+class KeyRing:
+    """The configured API keys, compared in constant time."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = [k.encode() for k in keys]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def caller(self, presented: str | None) -> Caller:
+        """Resolve the presented key. Auth off: everyone is the local user. A wrong key is always a 401."""
+        if not self.enabled:
+            return Caller(owner=LOCAL_OWNER)
+        if presented is None:
+            return Caller(owner=None)
+        candidate = presented.encode()
+        valid = False
+        for key in self._keys:
+            valid |= hmac.compare_digest(candidate, key)
+        if not valid:
+            raise Unauthorized("The API key is not valid. Check IMAGE2MODEL_API_KEY or the Authorization header.")
+        return Caller(owner=owner_of(presented))
+
+
+class LinkSigner:
+    """HMAC tokens that grant read access to one job until they expire: `?token=<expiry>.<signature>`."""
+
+    def __init__(self, secret: bytes, ttl_seconds: int) -> None:
+        self._secret = secret
+        self.ttl_seconds = ttl_seconds
+
+    def _signature(self, job_id: str, expires: int) -> str:
+        digest = hmac.new(self._secret, f"{job_id}.{expires}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+
+    def token(self, job_id: str, expires: int | None = None) -> str:
+        expires = expires if expires is not None else int(time.time()) + self.ttl_seconds
+        return f"{expires}.{self._signature(job_id, expires)}"
+
+    def verify(self, job_id: str, token: str) -> None:
+        """Raise Unauthorized unless the token was signed for this job and has not expired."""
+        expires_text, _, signature = token.partition(".")
+        if not expires_text.isdigit() or not hmac.compare_digest(signature, self._signature(job_id, int(expires_text))):
+            raise Unauthorized("This link is not valid for this job.")
+        if int(expires_text) < time.time():
+            raise Unauthorized("This link has expired. Ask the API for a fresh one (GET the job's status with your key).")
+
+
+def load_secret(settings: Settings) -> bytes:
+    """The signing secret: from settings, or generated once and kept under the data directory."""
+    if settings.signing_secret:
+        return settings.signing_secret.encode()
+    path: Path = settings.data_dir / "signing.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}")
+        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)  # first writer wins; every process reads the same secret
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip().encode()

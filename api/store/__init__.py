@@ -1,0 +1,15 @@
+"""Job store and event log: one interface (`JobStore`), one implementation per backend."""
+
+from __future__ import annotations
+
+from image2model.api.store.base import ItemRecord, JobRecord, JobState, JobStore
+from image2model.core.settings import Settings
+
+__all__ = ["ItemRecord", "JobRecord", "JobState", "JobStore", "open_store"]
+
+
+def open_store(settings: Settings) -> JobStore:
+    """The job store the settings select (SQLite under the data directory in embedded mode)."""
+    from image2model.api.store.sqlite import SqliteJobStore
+
+    return SqliteJobStore(settings.state_path)

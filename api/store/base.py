@@ -1,0 +1,446 @@
+"""The job store: jobs, their items and each job's event sequence.
+
+Backends implement a handful of primitives (`_transaction`, `_create`, reads and scans); every state change is
+written here once, as a function of a loaded `JobState`, so all backends behave the same. Each transaction
+loads one job with its items, applies a transition, and atomically saves the changed rows and the events the
+transition appended (each bumping the job's `seq`)."""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from image2model.core.errors import JobFinished, JobNotFound
+from image2model.core.models import Event, EventType, ItemStatus, JobStatus
+
+
+def now() -> float:
+    return time.time()
+
+
+@dataclass
+class ItemRecord:
+    """One uploaded image and its generation attempt state."""
+
+    index: int
+    file_id: str
+    filename: str
+    basename: str
+    input_key: str
+    content_type: str
+    size: int
+    status: ItemStatus = ItemStatus.QUEUED
+    progress: float = 0.0
+    message: str = "queued"
+    error: str | None = None
+    attempt: int = 0
+    lease_until: float = 0.0
+    enqueued_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    last_event_at: float = 0.0
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o["filename"] for o in self.outputs]
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    owner: str
+    generator: str
+    face_limit: int | None
+    formats: list[str]
+    options: dict[str, Any]
+    total: int
+    created_at: float
+    updated_at: float
+    status: JobStatus = JobStatus.QUEUED
+    progress: float = 0.0
+    message: str = "queued"
+    error: str | None = None
+    seq: int = 0
+    cancel_requested: bool = False
+
+
+@dataclass
+class JobState:
+    """A job and its items as loaded in one transaction, plus the events appended during it."""
+
+    job: JobRecord
+    items: list[ItemRecord]
+    events: list[Event] = field(default_factory=list)
+
+    def counts(self) -> dict[ItemStatus, int]:
+        out = {s: 0 for s in ItemStatus}
+        for item in self.items:
+            out[item.status] += 1
+        return out
+
+    def overall_progress(self) -> float:
+        if not self.items:
+            return 0.0
+        total = sum(100.0 if i.status.terminal else i.progress for i in self.items)
+        return round(total / len(self.items), 1)
+
+    def emit(self, type: EventType, item: ItemRecord | None = None, **extra: Any) -> Event:
+        """Append an event: bumps the job's seq and stamps the fields every event carries."""
+        job = self.job
+        job.seq += 1
+        job.updated_at = now()
+        data: dict[str, Any] = {
+            "job_id": job.job_id,
+            "task_id": job.job_id,
+            "seq": job.seq,
+            "timestamp": int(job.updated_at * 1000),
+        }
+        if item is None:
+            data.update(status=job.status.value, progress=job.progress)
+        else:
+            data.update(
+                status=item.status.value,
+                progress=item.progress,
+                overall_progress=job.progress,
+                file_id=item.file_id,
+                filename=item.filename,
+                index=item.index,
+                message=item.message,
+                attempt=item.attempt,
+            )
+            if item.status == ItemStatus.FAILED:
+                data["error"] = item.error
+            if item.status == ItemStatus.COMPLETED:
+                data["outputs"] = item.output_names
+                if item.started_at and item.finished_at:
+                    data["duration_ms"] = round((item.finished_at - item.started_at) * 1000, 1)
+        data.update(extra)
+        event = Event(seq=job.seq, type=type, data=data)
+        self.events.append(event)
+        return event
+
+    def summary(self) -> dict[str, int]:
+        counts = self.counts()
+        return {
+            "total_files": len(self.items),
+            "successful_files": counts[ItemStatus.COMPLETED],
+            "failed_files": counts[ItemStatus.FAILED],
+            "cancelled_files": counts[ItemStatus.CANCELLED],
+        }
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    """What one reaper pass did."""
+
+    requeue: list[tuple[str, int]]
+    failed: int
+    cancelled: int
+
+
+class JobStore(abc.ABC):
+    """Jobs, items and per-job event sequences. All methods are synchronous and short."""
+
+    progress_min_interval: float = 0.25
+
+    # ---- primitives each backend implements -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _create(self, state: JobState) -> None:
+        """Insert a new job, its items and its events atomically."""
+
+    @abc.abstractmethod
+    def _transaction(self, job_id: str) -> AbstractContextManager[JobState | None]:
+        """Load a job for update; on normal exit save changed job/item fields and `state.events` atomically."""
+
+    @abc.abstractmethod
+    def load(self, job_id: str) -> JobState | None:
+        """Read a job and its items (no lock)."""
+
+    @abc.abstractmethod
+    def events_after(self, job_id: str, after_seq: int = 0, limit: int = 10_000) -> list[Event]:
+        """Events of one job with seq > after_seq, in order."""
+
+    @abc.abstractmethod
+    def tail(self, cursor: Any, limit: int = 1000) -> tuple[Any, list[tuple[str, Event]]]:
+        """Events of every job appended after `cursor` (from `head()`), in append order, with the new cursor."""
+
+    @abc.abstractmethod
+    def head(self) -> Any:
+        """Cursor pointing after the newest event."""
+
+    @abc.abstractmethod
+    def reap_candidates(self, now: float, stale_before: float) -> list[str]:
+        """Ids of jobs with a processing item whose lease ended, or a queued item enqueued before stale_before."""
+
+    @abc.abstractmethod
+    def jobs_created_before(self, cutoff: float, limit: int = 500) -> list[str]:
+        """Ids of jobs older than cutoff."""
+
+    @abc.abstractmethod
+    def delete(self, job_ids: list[str]) -> None:
+        """Remove jobs, their items and events."""
+
+    @abc.abstractmethod
+    def counts(self) -> dict[str, dict[str, int]]:
+        """`{"jobs": {status: n}, "items": {status: n}}` over the whole store."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise if the store cannot be read and written."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release connections."""
+
+    # ---- transitions ---------------------------------------------------------------------------------
+
+    def create_job(self, job: JobRecord, items: list[ItemRecord]) -> JobState:
+        """Store a new job with its queued items and its `task_queued` event."""
+        t = now()
+        for item in items:
+            item.enqueued_at = t
+        state = JobState(job=job, items=items)
+        state.emit(
+            EventType.TASK_QUEUED,
+            total_files=job.total,
+            message=f"{job.total} file(s) queued",
+            files=[{"file_id": i.file_id, "filename": i.filename, "index": i.index} for i in items],
+        )
+        self._create(state)
+        return state
+
+    def claim(self, job_id: str, index: int, lease_seconds: float) -> ItemRecord | None:
+        """Compare-and-set an item from queued to processing; None when it is not ours to run."""
+        with self._transaction(job_id) as state:
+            if state is None or state.job.cancel_requested or state.job.status.terminal:
+                return None
+            item = _item(state, index)
+            if item is None or item.status != ItemStatus.QUEUED:
+                return None
+            t = now()
+            item.status = ItemStatus.PROCESSING
+            item.attempt += 1
+            item.lease_until = t + lease_seconds
+            item.started_at = t
+            item.last_event_at = t
+            item.message = "processing" if item.attempt == 1 else f"processing (attempt {item.attempt})"
+            if state.job.status == JobStatus.QUEUED:
+                state.job.status = JobStatus.PROCESSING
+                state.job.message = "processing"
+            state.emit(EventType.FILE_UPDATE, item)
+            return replace(item)
+
+    def report_progress(
+        self, job_id: str, index: int, attempt: int, fraction: float, message: str, lease_seconds: float
+    ) -> bool:
+        """Record a running item's progress and renew its lease. False when the run should stop
+        (job cancelled, or this attempt no longer owns the item)."""
+        with self._transaction(job_id) as state:
+            item = _owned(state, index, attempt)
+            if item is None or state is None:
+                return False
+            if state.job.cancel_requested:
+                return False
+            t = now()
+            item.lease_until = t + lease_seconds
+            progress = max(item.progress, min(99.0, round(float(fraction) * 100, 1)))
+            changed_stage = bool(message) and message != item.message
+            due = t - item.last_event_at >= self.progress_min_interval
+            if changed_stage or (progress > item.progress and due):
+                item.progress = progress
+                item.message = message or item.message
+                item.last_event_at = t
+                state.emit(EventType.FILE_UPDATE, item)
+                self._update_overall(state)
+            return True
+
+    def renew_lease(self, job_id: str, index: int, attempt: int, lease_seconds: float) -> bool:
+        """Extend a running item's lease; False when the run should stop."""
+        with self._transaction(job_id) as state:
+            item = _owned(state, index, attempt)
+            if item is None or state is None or state.job.cancel_requested:
+                return False
+            item.lease_until = now() + lease_seconds
+            return True
+
+    def complete(
+        self, job_id: str, index: int, attempt: int, outputs: list[dict[str, Any]], metadata: dict[str, Any]
+    ) -> bool:
+        """Mark an item completed with its outputs; False if this attempt no longer owns it."""
+        with self._transaction(job_id) as state:
+            item = _owned(state, index, attempt)
+            if item is None or state is None:
+                return False
+            if state.job.cancel_requested:
+                self._end_item(state, item, ItemStatus.CANCELLED, "cancelled")
+                return False
+            item.outputs = outputs
+            item.metadata = metadata
+            self._end_item(state, item, ItemStatus.COMPLETED, "completed")
+            return True
+
+    def fail(self, job_id: str, index: int, attempt: int, error: str, metadata: dict[str, Any] | None = None) -> bool:
+        """Mark an item failed with a user-facing error; False if this attempt no longer owns it."""
+        with self._transaction(job_id) as state:
+            item = _owned(state, index, attempt)
+            if item is None or state is None:
+                return False
+            if metadata:
+                item.metadata = metadata
+            if state.job.cancel_requested:
+                self._end_item(state, item, ItemStatus.CANCELLED, "cancelled")
+            else:
+                item.error = error
+                self._end_item(state, item, ItemStatus.FAILED, "failed")
+            return True
+
+    def mark_cancelled(self, job_id: str, index: int, attempt: int) -> None:
+        """A running item stopped because its job was cancelled."""
+        with self._transaction(job_id) as state:
+            item = _owned(state, index, attempt)
+            if item is not None and state is not None:
+                self._end_item(state, item, ItemStatus.CANCELLED, "cancelled")
+
+    def cancel(self, job_id: str) -> list[int]:
+        """Request cancellation. Queued items end at once; running ones stop at their next progress report.
+        Returns the indexes of the items that were still queued (to revoke from the queue)."""
+        with self._transaction(job_id) as state:
+            if state is None:
+                raise JobNotFound(f"Job {job_id} was not found.")
+            if state.job.status.terminal:
+                raise JobFinished(
+                    f"Job {job_id} already ended ({state.job.status.value}); there is nothing to cancel.",
+                    {"status": state.job.status.value},
+                )
+            state.job.cancel_requested = True
+            state.job.message = "cancelling"
+            queued = [i for i in state.items if i.status == ItemStatus.QUEUED]
+            for item in queued:
+                self._end_item(state, item, ItemStatus.CANCELLED, "cancelled", finalize=False)
+            self._finalize(state)
+            return [i.index for i in queued]
+
+    def reap(self, lease_seconds: float, max_attempts: int, stale_after: float) -> ReapResult:
+        """Recover items whose worker died (lease expired) and queued items that were never picked up.
+
+        `stale_after` <= 0 disables the second check (pass it only when the queue is known to be empty)."""
+        t = now()
+        stale_before = t - stale_after if stale_after > 0 else float("-inf")
+        requeue: list[tuple[str, int]] = []
+        failed = cancelled = 0
+        for job_id in self.reap_candidates(t, stale_before):
+            with self._transaction(job_id) as state:
+                if state is None:
+                    continue
+                for item in state.items:
+                    if item.status == ItemStatus.PROCESSING and item.lease_until < t:
+                        if state.job.cancel_requested:
+                            self._end_item(state, item, ItemStatus.CANCELLED, "cancelled", finalize=False)
+                            cancelled += 1
+                        elif item.attempt >= max_attempts:
+                            item.error = (
+                                f"The worker processing {item.filename} stopped {item.attempt} times "
+                                "(crashed or was killed), so it was given up. Try a smaller image or fewer faces."
+                            )
+                            self._end_item(state, item, ItemStatus.FAILED, "failed", finalize=False)
+                            failed += 1
+                        else:
+                            item.status = ItemStatus.QUEUED
+                            item.enqueued_at = t
+                            item.message = f"retrying: the worker stopped (attempt {item.attempt} of {max_attempts})"
+                            item.last_event_at = t
+                            state.emit(EventType.FILE_UPDATE, item)
+                            requeue.append((job_id, item.index))
+                    elif (
+                        item.status == ItemStatus.QUEUED
+                        and item.enqueued_at < stale_before
+                        and not state.job.cancel_requested
+                    ):
+                        item.enqueued_at = t
+                        requeue.append((job_id, item.index))
+                self._finalize(state)
+        return ReapResult(requeue, failed, cancelled)
+
+    def purge_before(self, cutoff: float) -> list[str]:
+        """Delete jobs created before cutoff (with items and events); returns their ids for file cleanup."""
+        removed: list[str] = []
+        while batch := self.jobs_created_before(cutoff):
+            self.delete(batch)
+            removed.extend(batch)
+        return removed
+
+    def iter_events(self, job_id: str, after_seq: int = 0) -> Iterator[Event]:
+        """All events of a job after `after_seq`, paging through the log."""
+        while page := self.events_after(job_id, after_seq):
+            yield from page
+            after_seq = page[-1].seq
+
+    # ---- helpers -------------------------------------------------------------------------------------
+
+    def _update_overall(self, state: JobState) -> None:
+        overall = state.overall_progress()
+        job = state.job
+        if overall > job.progress:
+            job.progress = overall
+            done = sum(1 for i in state.items if i.status.terminal)
+            state.emit(
+                EventType.TASK_PROGRESS,
+                current=done,
+                total=len(state.items),
+                message=f"{done} of {len(state.items)} file(s) done",
+            )
+
+    def _end_item(
+        self, state: JobState, item: ItemRecord, status: ItemStatus, message: str, finalize: bool = True
+    ) -> None:
+        item.status = status
+        item.message = message
+        item.finished_at = now()
+        item.lease_until = 0.0
+        if status == ItemStatus.COMPLETED:
+            item.progress = 100.0
+        state.emit(EventType.FILE_UPDATE, item)
+        self._update_overall(state)
+        if finalize:
+            self._finalize(state)
+
+    def _finalize(self, state: JobState) -> None:
+        job = state.job
+        if job.status.terminal or not all(i.status.terminal for i in state.items):
+            return
+        summary = state.summary()
+        if job.cancel_requested:
+            job.status = JobStatus.CANCELLED
+            job.message = "cancelled"
+            state.emit(EventType.TASK_CANCELLED, summary=summary, message="Job cancelled")
+        elif summary["successful_files"]:
+            job.status = JobStatus.COMPLETED
+            job.progress = 100.0
+            failed = summary["failed_files"]
+            job.message = "completed" if not failed else f"completed; {failed} file(s) failed"
+            state.emit(EventType.TASK_COMPLETED, summary=summary, message=job.message)
+        else:
+            job.status = JobStatus.FAILED
+            errors = [f"{i.filename}: {i.error}" for i in state.items if i.error]
+            job.error = errors[0] if len(errors) == 1 else f"All {len(errors)} files failed. " + " | ".join(errors)
+            job.message = "failed"
+            state.emit(EventType.TASK_FAILED, summary=summary, error=job.error, message="Job failed")
+
+
+def _item(state: JobState, index: int) -> ItemRecord | None:
+    return state.items[index] if 0 <= index < len(state.items) else None
+
+
+def _owned(state: JobState | None, index: int, attempt: int) -> ItemRecord | None:
+    if state is None:
+        return None
+    item = _item(state, index)
+    if item is None or item.status != ItemStatus.PROCESSING or item.attempt != attempt:
+        return None
+    return item

@@ -1,0 +1,222 @@
+"""SQLite job store (embedded mode): `state.db` under the data directory, WAL, short IMMEDIATE transactions."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import astuple, fields
+from pathlib import Path
+from typing import Any
+
+from image2model.api.store.base import ItemRecord, JobRecord, JobState, JobStore
+from image2model.core.models import Event, EventType, ItemStatus, JobStatus
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY, owner TEXT NOT NULL, generator TEXT NOT NULL, face_limit INTEGER,
+    formats TEXT NOT NULL, options TEXT NOT NULL, total INTEGER NOT NULL, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL, status TEXT NOT NULL, progress REAL NOT NULL, message TEXT NOT NULL,
+    error TEXT, seq INTEGER NOT NULL, cancel_requested INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
+CREATE TABLE IF NOT EXISTS items (
+    job_id TEXT NOT NULL, idx INTEGER NOT NULL, file_id TEXT NOT NULL, filename TEXT NOT NULL,
+    basename TEXT NOT NULL, input_key TEXT NOT NULL, content_type TEXT NOT NULL, size INTEGER NOT NULL,
+    status TEXT NOT NULL, progress REAL NOT NULL, message TEXT NOT NULL, error TEXT, attempt INTEGER NOT NULL,
+    lease_until REAL NOT NULL, enqueued_at REAL NOT NULL, started_at REAL, finished_at REAL,
+    last_event_at REAL NOT NULL, outputs TEXT NOT NULL, metadata TEXT NOT NULL,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE INDEX IF NOT EXISTS items_status ON items(status);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_job_seq ON events(job_id, seq);
+"""
+
+_JOB_COLS = [f.name for f in fields(JobRecord)]
+_ITEM_COLS = ["job_id", *("idx" if f.name == "index" else f.name for f in fields(ItemRecord))]
+_JSON = {"formats", "options", "outputs", "metadata"}
+
+
+def _encode(name: str, value: Any) -> Any:
+    if name in _JSON:
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _job(row: sqlite3.Row) -> JobRecord:
+    values = {c: (json.loads(row[c]) if c in _JSON else row[c]) for c in _JOB_COLS}
+    values["status"] = JobStatus(values["status"])
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    return JobRecord(**values)
+
+
+def _item(row: sqlite3.Row) -> ItemRecord:
+    values = {("index" if c == "idx" else c): (json.loads(row[c]) if c in _JSON else row[c]) for c in _ITEM_COLS[1:]}
+    values["status"] = ItemStatus(values["status"])
+    return ItemRecord(**values)
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(seq=row["seq"], type=EventType(row["type"]), data=json.loads(row["data"]))
+
+
+class SqliteJobStore(JobStore):
+    """Job store in one SQLite file, safe across threads and processes (one connection per thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _insert_events(self, conn: sqlite3.Connection, job_id: str, events: list[Event]) -> None:
+        conn.executemany(
+            "INSERT INTO events (job_id, seq, type, data) VALUES (?, ?, ?, ?)",
+            [(job_id, e.seq, e.type.value, json.dumps(e.data, separators=(",", ":"))) for e in events],
+        )
+
+    def _create(self, state: JobState) -> None:
+        job = state.job
+        with self._write() as conn:
+            conn.execute(
+                f"INSERT INTO jobs ({', '.join(_JOB_COLS)}) VALUES ({', '.join('?' * len(_JOB_COLS))})",
+                [_encode(c, getattr(job, c)) for c in _JOB_COLS],
+            )
+            conn.executemany(
+                f"INSERT INTO items ({', '.join(_ITEM_COLS)}) VALUES ({', '.join('?' * len(_ITEM_COLS))})",
+                [[job.job_id, *(_encode(f.name, getattr(i, f.name)) for f in fields(ItemRecord))] for i in state.items],
+            )
+            self._insert_events(conn, job.job_id, state.events)
+
+    def _load(self, conn: sqlite3.Connection, job_id: str) -> JobState | None:
+        row = conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        items = [_item(r) for r in conn.execute("SELECT * FROM items WHERE job_id = ? ORDER BY idx", (job_id,))]
+        return JobState(job=_job(row), items=items)
+
+    @contextmanager
+    def _transaction(self, job_id: str) -> Iterator[JobState | None]:
+        with self._write() as conn:
+            state = self._load(conn, job_id)
+            if state is None:
+                yield None
+                return
+            job_before = astuple(state.job)
+            items_before = [astuple(i) for i in state.items]
+            yield state
+            job = state.job
+            if astuple(job) != job_before:
+                conn.execute(
+                    f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _JOB_COLS[1:])} WHERE job_id = ?",
+                    [*(_encode(c, getattr(job, c)) for c in _JOB_COLS[1:]), job.job_id],
+                )
+            item_cols = _ITEM_COLS[2:]
+            for item, before in zip(state.items, items_before, strict=True):
+                if astuple(item) != before:
+                    conn.execute(
+                        f"UPDATE items SET {', '.join(f'{c} = ?' for c in item_cols)} WHERE job_id = ? AND idx = ?",
+                        [*(_encode(c, getattr(item, c)) for c in item_cols), job.job_id, item.index],
+                    )
+            self._insert_events(conn, job.job_id, state.events)
+
+    def load(self, job_id: str) -> JobState | None:
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            return self._load(conn, job_id)
+        finally:
+            conn.execute("COMMIT")
+
+    def events_after(self, job_id: str, after_seq: int = 0, limit: int = 10_000) -> list[Event]:
+        rows = self._conn().execute(
+            "SELECT seq, type, data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (job_id, after_seq, limit),
+        )
+        return [_event(r) for r in rows]
+
+    def head(self) -> int:
+        row = self._conn().execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+        return int(row[0])
+
+    def tail(self, cursor: int, limit: int = 1000) -> tuple[int, list[tuple[str, Event]]]:
+        rows = self._conn().execute(
+            "SELECT id, job_id, seq, type, data FROM events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
+        ).fetchall()
+        if not rows:
+            return cursor, []
+        return rows[-1]["id"], [(r["job_id"], _event(r)) for r in rows]
+
+    def reap_candidates(self, now: float, stale_before: float) -> list[str]:
+        rows = self._conn().execute(
+            "SELECT DISTINCT job_id FROM items WHERE (status = 'processing' AND lease_until < ?)"
+            " OR (status = 'queued' AND enqueued_at < ?)",
+            (now, stale_before if stale_before != float("-inf") else -1.0),
+        )
+        return [r[0] for r in rows]
+
+    def jobs_created_before(self, cutoff: float, limit: int = 500) -> list[str]:
+        rows = self._conn().execute(
+            "SELECT job_id FROM jobs WHERE created_at < ? ORDER BY created_at LIMIT ?", (cutoff, limit)
+        )
+        return [r[0] for r in rows]
+
+    def delete(self, job_ids: list[str]) -> None:
+        with self._write() as conn:
+            for table in ("events", "items", "jobs"):
+                conn.executemany(f"DELETE FROM {table} WHERE job_id = ?", [(j,) for j in job_ids])
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        conn = self._conn()
+        jobs = dict(conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+        items = dict(conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status").fetchall())
+        return {
+            "jobs": {s.value: jobs.get(s.value, 0) for s in JobStatus},
+            "items": {s.value: items.get(s.value, 0) for s in ItemStatus},
+        }
+
+    def ping(self) -> None:
+        with self._write() as conn:
+            conn.execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,1 @@
+"""Huey queue, tasks and consumer of the job service."""

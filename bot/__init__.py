@@ -1,0 +1,1 @@
+"""image2model bot (see its issue)."""

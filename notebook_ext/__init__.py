@@ -1,0 +1,1 @@
+"""image2model notebook_ext (see its issue)."""

@@ -1,0 +1,1 @@
+"""image2model ui_gradio (see its issue)."""
