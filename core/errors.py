@@ -98,7 +98,7 @@ class Cancelled(Image2ModelError):
 
 
 class ServerUnavailable(Image2ModelError):
-    """Client side: the server could not be reached, or the connection to it broke and could not be resumed."""
+    """Client side: the server cannot be reached, or the connection broke and could not be resumed."""
 
     error_code = "SERVER_UNAVAILABLE"
     status_code = 503
