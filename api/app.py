@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.image2model = AppState(services=services, keys=keys, service=service, hub=hub)
     install_error_handlers(app)
     for module in (upload, status, download, jobs, models, health):
-        app.include_router(module.router, prefix="/api/v1")
+        app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:

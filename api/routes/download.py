@@ -9,7 +9,7 @@ from image2model.api.deps import AppState, access, app_state, base_url
 from image2model.api.service import Access
 from image2model.core.models import FileListing
 
-router = APIRouter(tags=["files"])
+router = APIRouter(prefix="/api/v1", tags=["files"])
 
 
 @router.get("/download/{job_id}/all", response_model=FileListing, responses={404: {"description": "JOB_NOT_FOUND"}})

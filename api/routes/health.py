@@ -9,7 +9,7 @@ from image2model.api.deps import AppState, app_state
 from image2model.api.worker.queue import pending_count
 from image2model.core.errors import NotReady
 
-router = APIRouter(tags=["health"])
+router = APIRouter(prefix="/api/v1", tags=["health"])
 
 
 @router.get("/health")

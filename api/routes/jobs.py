@@ -10,7 +10,7 @@ from image2model.api.security import Caller
 from image2model.api.service import Access
 from image2model.core.models import JobSnapshot
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
 
 @router.post(

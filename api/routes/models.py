@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 from image2model.api.deps import AppState, app_state
 from image2model.core.models import ModelsAvailable
 
-router = APIRouter(tags=["generators"])
+router = APIRouter(prefix="/api/v1", tags=["generators"])
 
 
 @router.get("/models/available", response_model=ModelsAvailable)

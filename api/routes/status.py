@@ -13,7 +13,7 @@ from image2model.api.deps import AppState, access, app_state, base_url
 from image2model.api.service import Access
 from image2model.core.models import Event, JobProgress, JobSnapshot
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
 _NOT_FOUND = {404: {"description": "JOB_NOT_FOUND"}, 401: {"description": "UNAUTHORIZED"}}
 

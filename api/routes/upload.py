@@ -10,7 +10,7 @@ from image2model.api.security import Caller
 from image2model.api.uploads import receive_upload
 from image2model.core.models import UploadResponse
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
 _BODY = {
     "requestBody": {

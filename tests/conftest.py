@@ -1,0 +1,42 @@
+"""Shared fixtures: real service stacks on loopback with the test generator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.stack import Stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One API + one worker (2 processes) shared by a test module; auth off."""
+    s = Stack(tmp_path_factory.mktemp("stack") / "data").start(workers=2)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A stack of the test's own (not started), for tests that kill or restart processes."""
+    s = Stack(tmp_path / "data")
+    yield s
+    s.stop()
+
+
+def stored_jobs(data_dir: Path) -> int:
+    """Jobs in the store, read straight from SQLite."""
+    import sqlite3
+
+    path = data_dir / "state.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+
+
+def stored_files(data_dir: Path) -> list[Path]:
+    """Every file under blobs/ and staging/."""
+    return [p for d in ("blobs", "staging") for p in (data_dir / d).rglob("*") if p.is_file()]
