@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import JOB, FakeAPI, envelope, frame, snapshot
+from fakeapi import JOB, FakeAPI, envelope, frame, snapshot
 from image2model.core.client import AsyncClient, Client, ReconnectPolicy
 from image2model.core.errors import JobNotFound, NotReady, ServerUnavailable
 from image2model.core.models import EventType, JobStatus

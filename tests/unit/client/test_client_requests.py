@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import JOB, FakeAPI, envelope, listing_entry, upload_body
+from fakeapi import JOB, FakeAPI, envelope, listing_entry, upload_body
 from image2model.core.client import AsyncClient, Client
 from image2model.core.errors import (
     FileNotFound,
@@ -225,7 +225,7 @@ def test_api_key_is_not_sent_to_another_origin(fake: FakeAPI, url: str, tmp_path
 
 
 def test_generate_submits_follows_and_downloads(fake: FakeAPI, url: str, tmp_path: Path) -> None:
-    from conftest import frame
+    from fakeapi import frame
 
     fake.streams = [[frame(1, "task_queued"), frame(2, "task_completed", status="completed", progress=100)]]
     fake.blobs["a.glb"] = b"GLB"
