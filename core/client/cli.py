@@ -216,7 +216,7 @@ def _follow(client: Any, job_id: str, state: ProgressState, quiet: bool, err: Te
         file=err,
         disable=quiet,
         dynamic_ncols=True,
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}] {postfix}",
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}]{postfix}",
         desc=state.description(),
     )
     try:
