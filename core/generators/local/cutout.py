@@ -1,0 +1,245 @@
+"""Cutting the object out of the photo: alpha channel, border-colour backdrop model, or the photo-plaque fallback.
+
+The backdrop model learns the colours along the image border (k-means in Lab), scores every pixel by its distance
+to the nearest backdrop colour in units of that colour's own spread, and forgives darkening (soft shadows). It is
+right for plain or gradient studio backdrops of any colour; confidence gates reject what it cannot do (white on
+white, busy scenes) so the caller falls back instead of meshing nonsense.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MODEL_SIZE = 512
+"""Long side at which the backdrop model runs."""
+MIN_FOREGROUND = 0.001
+MAX_FOREGROUND = 0.9
+MIN_LARGEST_SHARE = 0.6
+MAX_BORDER_TOUCH = 0.25
+
+
+@dataclass
+class Cutout:
+    """A soft object mask (float32, 0..1, the working image's size) and how it was obtained."""
+
+    mask: np.ndarray
+    method: str
+    """"alpha", "backdrop" or "plaque"."""
+    figures: dict[str, Any] = field(default_factory=dict)
+    warning: str | None = None
+
+    @property
+    def is_plaque(self) -> bool:
+        return self.method == "plaque"
+
+
+def cut_out(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Cutout:
+    """Find the object in `rgb` (uint8 HxWx3; `alpha` uint8 HxW or None). `mode` is auto, alpha or off."""
+    if mode == "off":
+        return plaque(rgb.shape[:2], None)
+    reasons: list[str] = []
+    if alpha is not None and (mode == "alpha" or np.count_nonzero(alpha < 250) >= 0.01 * alpha.size):
+        soft = alpha.astype(np.float32) / 255.0
+        figures = _gate_figures(soft > 0.5)
+        problem = _gate_problem(figures, check_border=False)
+        if problem is None:
+            return Cutout(soft, "alpha", figures)
+        reasons.append(f"the transparency mask {problem}")
+    elif mode == "alpha":
+        reasons.append("the image has no transparency")
+    if mode == "auto":
+        mask, figures = backdrop_mask(rgb)
+        problem = _gate_problem(figures, check_border=True)
+        if problem is None:
+            return Cutout(_soften(mask, rgb.shape[:2]), "backdrop", figures)
+        reasons.append(f"the backdrop model {problem}")
+    return plaque(rgb.shape[:2], "; ".join(reasons))
+
+
+def plaque(shape: tuple[int, int], reason: str | None) -> Cutout:
+    """The fallback: a rounded slab of the whole frame (the photo becomes a relief-less plaque)."""
+    h, w = shape
+    inset = max(1.0, 0.02 * min(h, w))
+    radius = 0.12 * min(h, w)
+    yy, xx = np.ogrid[0:h, 0:w]
+    # Signed distance to a rounded rectangle, turned into a soft 0..1 edge.
+    qx = np.abs(xx - (w - 1) / 2) - ((w - 1) / 2 - inset - radius)
+    qy = np.abs(yy - (h - 1) / 2) - ((h - 1) / 2 - inset - radius)
+    outside = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0)) + np.minimum(np.maximum(qx, qy), 0) - radius
+    mask = np.clip(0.5 - outside, 0.0, 1.0).astype(np.float32)
+    warning = None
+    if reason is not None:
+        warning = (
+            f"Could not separate the object from its background ({reason}), so the whole photo was made into a "
+            "flat plaque. For a real 3D shape, upload a photo of a single object on a plain background, or a PNG "
+            "with a transparent background."
+        )
+    return Cutout(mask, "plaque", {"foreground_fraction": float(mask.mean())}, warning)
+
+
+def _soften(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Upsample a binary model-resolution mask to the working size as a smooth 0..1 field."""
+    import cv2
+
+    soft = mask.astype(np.float32)
+    if soft.shape != shape:
+        soft = cv2.resize(soft, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return soft
+
+
+def _gate_figures(fg: np.ndarray) -> dict[str, Any]:
+    import cv2
+
+    total = fg.size
+    count = int(np.count_nonzero(fg))
+    figures: dict[str, Any] = {"foreground_fraction": round(count / total, 5)}
+    if count == 0:
+        figures.update(largest_component_share=0.0, border_touch=0.0)
+        return figures
+    n, _, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    border = np.concatenate([fg[0], fg[-1], fg[1:-1, 0], fg[1:-1, -1]])
+    figures["largest_component_share"] = round(float(areas.max() / count), 4)
+    figures["components"] = int(n - 1)
+    figures["border_touch"] = round(float(border.mean()), 4)
+    return figures
+
+
+def _gate_problem(figures: dict[str, Any], check_border: bool) -> str | None:
+    """Why a mask is not trustworthy, or None."""
+    fraction = figures["foreground_fraction"]
+    if fraction < MIN_FOREGROUND:
+        return "found no object" if fraction == 0 else f"found only {fraction:.2%} of the image as object"
+    if check_border and fraction > MAX_FOREGROUND:
+        return f"took {fraction:.0%} of the image as object"
+    if figures["largest_component_share"] < MIN_LARGEST_SHARE:
+        return "found many separate pieces instead of one object"
+    if check_border and figures["border_touch"] > MAX_BORDER_TOUCH:
+        return f"found the object covering {figures['border_touch']:.0%} of the image border"
+    return None
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(rgb.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)
+
+
+def backdrop_score(rgb: np.ndarray, clusters: int = 3) -> np.ndarray:
+    """Per-pixel distance to the nearest border colour, in units of that colour's spread (about 1 on the backdrop).
+
+    Darkening is forgiven (×0.3) so soft shadows on the backdrop stay background."""
+    import cv2
+
+    lab = _lab(rgb)
+    h, w = lab.shape[:2]
+    b = max(2, round(0.02 * min(h, w)))
+    border = np.concatenate(
+        [
+            lab[:b].reshape(-1, 3),
+            lab[-b:].reshape(-1, 3),
+            lab[b:-b, :b].reshape(-1, 3),
+            lab[b:-b, -b:].reshape(-1, 3),
+        ]
+    )
+    step = max(1, len(border) // 3000)
+    samples = np.ascontiguousarray(border[::step], dtype=np.float32)
+    k = min(clusters, len(samples))
+    cv2.setRNGSeed(7)
+    _, labels, centres = cv2.kmeans(
+        samples,
+        k,
+        None,
+        (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_MAX_ITER, 15, 0.5),
+        2,
+        cv2.KMEANS_PP_CENTERS,
+    )
+    labels = labels.ravel()
+    score = np.full((h, w), np.inf, np.float32)
+    for c in range(k):
+        members = samples[labels == c]
+        if len(members) == 0:
+            continue
+        d_members = _weighted_distance(members, centres[c])
+        spread = max(float(np.percentile(d_members, 95)), 2.0)
+        d = _weighted_distance(lab.reshape(-1, 3), centres[c]).reshape(h, w) / spread
+        np.minimum(score, d, out=score)
+    return score
+
+
+def _weighted_distance(lab: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    diff = lab - centre
+    dl = diff[:, 0]
+    dl = np.where(dl < 0, dl * 0.3, dl)
+    return np.sqrt(dl * dl + diff[:, 1] ** 2 + diff[:, 2] ** 2)
+
+
+def backdrop_mask(rgb: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Object mask from the border-colour model at `MODEL_SIZE`; returns (bool mask at model size, figures)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, MODEL_SIZE / max(h, w))
+    small = rgb
+    if scale < 1.0:
+        small = cv2.resize(
+            rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
+    score = backdrop_score(small)
+    clipped = np.clip(score * 12.0, 0, 255).astype(np.uint8)  # score 0..21 onto 0..255 for Otsu
+    otsu, _ = cv2.threshold(clipped, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    threshold = max(otsu / 12.0, 2.0)
+    fg = (score > threshold).astype(np.uint8)
+    side = min(fg.shape)
+    if side >= 16:
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    fg = _keep_main_components(fg)
+    fg = _fill_small_holes(fg, score, threshold)
+    figures = _gate_figures(fg.astype(bool))
+    figures["threshold"] = round(float(threshold), 3)
+    figures["contrast"] = round(float(np.median(score[fg > 0])), 3) if fg.any() else 0.0
+    return fg.astype(bool), figures
+
+
+def _keep_main_components(fg: np.ndarray) -> np.ndarray:
+    """Drop specks: keep components with at least 5 % of the largest one's area."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if n <= 2:
+        return fg
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(n, np.uint8)
+    keep[1:] = areas >= 0.05 * areas.max()
+    return keep[labels]
+
+
+def _fill_small_holes(fg: np.ndarray, score: np.ndarray, threshold: float) -> np.ndarray:
+    """Fill holes in the object unless they are large and look like backdrop (a chair's backrest opening)."""
+    import cv2
+
+    background = (fg == 0).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
+    if n <= 1:
+        return fg
+    h, w = fg.shape
+    touches = np.zeros(n, bool)
+    touches[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = True
+    holes = [i for i in range(1, n) if not touches[i]]
+    if not holes:
+        return fg
+    radius = cv2.distanceTransform(background, cv2.DIST_L2, 3)
+    min_radius = 0.03 * min(h, w)
+    out = fg.copy()
+    for i in holes:
+        x, y, bw, bh, _area = stats[i]
+        region = labels[y : y + bh, x : x + bw] == i
+        big = float(radius[y : y + bh, x : x + bw][region].max()) >= min_radius
+        bg_like = float(np.median(score[y : y + bh, x : x + bw][region])) < threshold
+        if not (big and bg_like):
+            out[y : y + bh, x : x + bw][region] = 1
+    return out

@@ -1,0 +1,70 @@
+"""Quality checks run on every result before it is offered: closed, oriented, positive volume, silhouette IoU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Topology:
+    watertight: bool
+    """Every undirected edge is shared by exactly two faces."""
+    winding_consistent: bool
+    """Every directed edge occurs once, so neighbouring faces agree on orientation."""
+    euler_number: int
+
+
+def topology(faces: np.ndarray, n_vertices: int) -> Topology:
+    """Edge-manifold and orientation checks by counting edges (no trimesh needed)."""
+    if len(faces) == 0:
+        return Topology(False, False, 0)
+    f = faces.astype(np.int64)
+    directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    n = np.int64(max(n_vertices, int(f.max()) + 1))
+    directed_key = directed[:, 0] * n + directed[:, 1]
+    undirected_key = np.minimum(directed[:, 0], directed[:, 1]) * n + np.maximum(
+        directed[:, 0], directed[:, 1]
+    )
+    _, und_counts = np.unique(undirected_key, return_counts=True)
+    watertight = bool(np.all(und_counts == 2)) and not np.any(directed[:, 0] == directed[:, 1])
+    winding = bool(len(np.unique(directed_key)) == len(directed_key))
+    used = len(np.unique(f))
+    euler = int(used - len(und_counts) + len(f))
+    return Topology(watertight, winding and watertight, euler)
+
+
+def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Volume by the divergence theorem; positive when faces wind counter-clockwise seen from outside."""
+    if len(faces) == 0:
+        return 0.0
+    tri = vertices[faces]
+    return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
+
+
+def rasterize_silhouette(
+    points_2d: np.ndarray, faces: np.ndarray, shape: tuple[int, int], front_only: bool = True
+) -> np.ndarray:
+    """Union of the triangles' footprints on a (height, width) raster; `points_2d` are pixel coordinates with y
+    down. With `front_only`, only faces counter-clockwise in y-up terms (turned toward the viewer) are drawn."""
+    import cv2
+
+    img = np.zeros(shape, np.uint8)
+    pts = np.round(points_2d[faces] * 16).astype(np.int32)  # 4 fractional bits
+    # Every ray into a closed solid enters through a face turned toward the viewer, so drawing only those (one
+    # orientation in raster space) gives the whole silhouette from about half of the faces. A single fillPoly
+    # call over many polygons would XOR the overlaps, hence one convex fill per triangle.
+    e1 = pts[:, 1] - pts[:, 0]
+    e2 = pts[:, 2] - pts[:, 0]
+    area = e1[:, 0].astype(np.int64) * e2[:, 1] - e1[:, 1].astype(np.int64) * e2[:, 0]
+    keep = pts[area < 0] if front_only else pts[area != 0]
+    for tri in keep:
+        cv2.fillConvexPoly(img, tri, 1, cv2.LINE_8, 4)
+    return img.astype(bool)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (1.0 when both are empty)."""
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else float(np.count_nonzero(a & b) / union)
