@@ -36,7 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     keys = KeyRing(settings.api_keys)
     hub = EventHub(services.store, settings.hub_poll_interval)
     services.store.progress_min_interval = settings.progress_min_interval
-    service = JobService(services, LinkSigner(load_secret(settings), settings.link_ttl_seconds), enqueue_item, revoke_item)
+    service = JobService(
+        services, LinkSigner(load_secret(settings), settings.link_ttl_seconds), enqueue_item, revoke_item
+    )
     metrics = Metrics(services.store, pending_count, lambda: hub.subscribers)
     hub.observers.append(metrics.observe_event)
 

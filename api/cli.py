@@ -123,9 +123,10 @@ def serve(host: str, port: int, ui_port: int, workers: int, ui: bool) -> int:
 def _has_ui() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("gradio") is not None and importlib.util.find_spec(
-        "image2model.ui_gradio.app"
-    ) is not None
+    return (
+        importlib.util.find_spec("gradio") is not None
+        and importlib.util.find_spec("image2model.ui_gradio.app") is not None
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run only the queue workers (Huey consumer)")
     p.add_argument("--workers", type=int, default=settings.workers, help="worker processes (0: one per core)")
     p.add_argument(
-        "--no-periodic", action="store_true", help="do not run the reaper and retention tasks (other workers do)"
+        "--no-periodic",
+        action="store_true",
+        help="do not run the reaper and retention tasks (other workers do)",
     )
 
     p = sub.add_parser("generate", help="turn images into 3D models through a running server")

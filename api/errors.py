@@ -39,7 +39,8 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {
             "error": True,
             "error_code": "VALIDATION_ERROR",
-            "message": "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "The request is malformed.",
+            "message": "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+            or "The request is malformed.",
             "status_code": 422,
             "details": {"errors": errors},
         }
@@ -51,7 +52,13 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404:
             message = "No such endpoint. See /docs for the API."
-        body = {"error": True, "error_code": code, "message": message, "status_code": exc.status_code, "details": {}}
+        body = {
+            "error": True,
+            "error_code": code,
+            "message": message,
+            "status_code": exc.status_code,
+            "details": {},
+        }
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

@@ -4,6 +4,7 @@ subscribed streams, so no stream polls the store on its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -42,7 +43,9 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, store: JobStore, interval: float, observers: list[Callable[[str, Event], None]] | None = None):
+    def __init__(
+        self, store: JobStore, interval: float, observers: list[Callable[[str, Event], None]] | None = None
+    ):
         self.store = store
         self.interval = interval
         self.observers = observers or []
@@ -61,10 +64,8 @@ class EventHub:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         for subs in self._subs.values():
             for sub in subs:
                 sub.close()

@@ -16,10 +16,15 @@ from image2model.core.models import Event, EventType
 
 
 class Metrics:
-    def __init__(self, store: JobStore, queue_depth: Callable[[], int], subscribers: Callable[[], int]) -> None:
+    def __init__(
+        self, store: JobStore, queue_depth: Callable[[], int], subscribers: Callable[[], int]
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "image2model_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+            "image2model_http_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "image2model_http_request_duration_seconds",
@@ -42,7 +47,9 @@ class Metrics:
 
 
 class _StoreCollector(Collector):
-    def __init__(self, store: JobStore, queue_depth: Callable[[], int], subscribers: Callable[[], int]) -> None:
+    def __init__(
+        self, store: JobStore, queue_depth: Callable[[], int], subscribers: Callable[[], int]
+    ) -> None:
         self.store, self.queue_depth, self.subscribers = store, queue_depth, subscribers
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -55,8 +62,12 @@ class _StoreCollector(Collector):
             items.add_metric([status], n)
         yield jobs
         yield items
-        yield GaugeMetricFamily("image2model_queue_depth", "Tasks waiting in the queue", value=self.queue_depth())
-        yield GaugeMetricFamily("image2model_stream_subscribers", "Open event streams", value=self.subscribers())
+        yield GaugeMetricFamily(
+            "image2model_queue_depth", "Tasks waiting in the queue", value=self.queue_depth()
+        )
+        yield GaugeMetricFamily(
+            "image2model_stream_subscribers", "Open event streams", value=self.subscribers()
+        )
 
 
 class MetricsMiddleware:

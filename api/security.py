@@ -50,7 +50,9 @@ class KeyRing:
         for key in self._keys:
             valid |= hmac.compare_digest(candidate, key)
         if not valid:
-            raise Unauthorized("The API key is not valid. Check IMAGE2MODEL_API_KEY or the Authorization header.")
+            raise Unauthorized(
+                "The API key is not valid. Check IMAGE2MODEL_API_KEY or the Authorization header."
+            )
         return Caller(owner=owner_of(presented))
 
 
@@ -72,10 +74,14 @@ class LinkSigner:
     def verify(self, job_id: str, token: str) -> None:
         """Raise Unauthorized unless the token was signed for this job and has not expired."""
         expires_text, _, signature = token.partition(".")
-        if not expires_text.isdigit() or not hmac.compare_digest(signature, self._signature(job_id, int(expires_text))):
+        if not expires_text.isdigit() or not hmac.compare_digest(
+            signature, self._signature(job_id, int(expires_text))
+        ):
             raise Unauthorized("This link is not valid for this job.")
         if int(expires_text) < time.time():
-            raise Unauthorized("This link has expired. Ask the API for a fresh one (GET the job's status with your key).")
+            raise Unauthorized(
+                "This link has expired. Ask the API for a fresh one (GET the job's status with your key)."
+            )
 
 
 def load_secret(settings: Settings) -> bytes:

@@ -213,7 +213,10 @@ class JobService:
             options=job_options,
             uploaded_files=[
                 UploadedFile(
-                    file_id=i.file_id, filename=i.filename, file_size=i.size, content_type=i.content_type,
+                    file_id=i.file_id,
+                    filename=i.filename,
+                    file_size=i.size,
+                    content_type=i.content_type,
                     status="queued",
                 )
                 for i in items
@@ -321,7 +324,10 @@ class JobService:
                     )
                 )
         return FileListing(
-            job_id=job_id, total_files=len(entries), files=entries, download_urls=[e.download_url for e in entries]
+            job_id=job_id,
+            total_files=len(entries),
+            files=entries,
+            download_urls=[e.download_url for e in entries],
         )
 
     def output(self, state: JobState, filename: str) -> dict[str, Any]:

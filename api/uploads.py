@@ -12,7 +12,13 @@ from typing import BinaryIO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from image2model.core.errors import FileTooLarge, Image2ModelError, MalformedRequest, TooManyFiles, ValidationFailed
+from image2model.core.errors import (
+    FileTooLarge,
+    Image2ModelError,
+    MalformedRequest,
+    TooManyFiles,
+    ValidationFailed,
+)
 
 FILE_FIELDS = ("files", "file")
 MAX_FIELD_BYTES = 64 * 1024
@@ -109,7 +115,9 @@ class _Collector:
                 )
             problem = check_filename(filename)
             if problem:
-                self.errors.append({"field": filename or f"file {len(self.upload.files) + 1}", "message": problem})
+                self.errors.append(
+                    {"field": filename or f"file {len(self.upload.files) + 1}", "message": problem}
+                )
             staged = StagedFile(filename=filename, path=self.upload.staging / str(len(self.upload.files)))
             self.upload.files.append(staged)
             self._current = staged
@@ -164,10 +172,17 @@ async def receive_upload(
     if ctype != b"multipart/form-data" or not boundary:
         raise MalformedRequest(
             "Send the images as multipart/form-data with one 'files' part per image.",
-            {"errors": [{"field": "content-type", "message": "expected multipart/form-data with a boundary"}]},
+            {
+                "errors": [
+                    {"field": "content-type", "message": "expected multipart/form-data with a boundary"}
+                ]
+            },
         )
     declared = int(content_length) if content_length and content_length.isdigit() else None
-    if declared is not None and declared > max_files * (max_file_size + 16 * 1024) + MAX_FIELDS * MAX_FIELD_BYTES:
+    if (
+        declared is not None
+        and declared > max_files * (max_file_size + 16 * 1024) + MAX_FIELDS * MAX_FIELD_BYTES
+    ):
         raise FileTooLarge(
             f"The upload is {declared / 1048576:.1f} MiB; at most {max_files} images of "
             f"{max_file_size / 1048576:g} MiB each are accepted.",
@@ -195,7 +210,9 @@ async def receive_upload(
     collector.close()
     if collector.errors:
         upload.discard()
-        raise ValidationFailed("; ".join(e["message"] for e in collector.errors), {"errors": collector.errors})
+        raise ValidationFailed(
+            "; ".join(e["message"] for e in collector.errors), {"errors": collector.errors}
+        )
     return upload
 
 

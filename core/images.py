@@ -35,7 +35,9 @@ def inspect_image(path: Path, filename: str, max_pixels: int) -> ImageInfo:
     Raises UnsupportedMediaType (not an image we take), FileTooLarge (pixel ceiling) or
     ValidationFailed (empty, truncated or corrupt)."""
     if path.stat().st_size == 0:
-        raise ValidationFailed(f"{filename} is empty.", {"errors": [{"field": filename, "message": "empty file"}]})
+        raise ValidationFailed(
+            f"{filename} is empty.", {"errors": [{"field": filename, "message": "empty file"}]}
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:

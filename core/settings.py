@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -18,22 +18,36 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IMAGE2MODEL_", env_file=None, extra="ignore")
 
     # Where everything lives (embedded mode): queue DB, job store DB, uploads and results.
-    data_dir: Path = Field(Path("./image2model-data"), description="Directory holding huey.db, state.db and blobs/.")
+    data_dir: Path = Field(
+        Path("./image2model-data"), description="Directory holding huey.db, state.db and blobs/."
+    )
 
     # HTTP service.
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8000, description="Port the API listens on.")
     ui_port: int = Field(7860, description="Port of the Gradio web UI started by `image2model serve`.")
-    api_keys: CommaList = Field(default_factory=list, description="Comma-separated API keys; empty turns auth off.")
-    signing_secret: str = Field("", description="Secret for signed links; generated under data_dir when empty.")
-    link_ttl_seconds: int = Field(24 * 3600, description="Lifetime of signed links in upload responses and listings.")
-    public_url: str = Field("", description="Absolute base URL put in links (e.g. https://models.example.com).")
-    cors_origins: CommaList = Field(default_factory=list, description="Origins allowed by CORS (comma-separated).")
+    api_keys: CommaList = Field(
+        default_factory=list, description="Comma-separated API keys; empty turns auth off."
+    )
+    signing_secret: str = Field(
+        "", description="Secret for signed links; generated under data_dir when empty."
+    )
+    link_ttl_seconds: int = Field(
+        24 * 3600, description="Lifetime of signed links in upload responses and listings."
+    )
+    public_url: str = Field(
+        "", description="Absolute base URL put in links (e.g. https://models.example.com)."
+    )
+    cors_origins: CommaList = Field(
+        default_factory=list, description="Origins allowed by CORS (comma-separated)."
+    )
 
     # Upload limits.
     max_files: int = Field(25, description="Most images in one upload.")
     max_file_size: int = Field(10 * 1024 * 1024, description="Largest image in bytes.")
-    max_image_pixels: int = Field(40_000_000, description="Pixel ceiling (width x height) against decompression bombs.")
+    max_image_pixels: int = Field(
+        40_000_000, description="Pixel ceiling (width x height) against decompression bombs."
+    )
 
     # Generators.
     default_generator: str = Field("local", description="Generator used when an upload names none.")
@@ -42,24 +56,32 @@ class Settings(BaseSettings):
     )
 
     # Queue and workers.
-    workers: int = Field(0, description="Worker processes started by `serve`/`worker`; 0 means one per CPU core.")
+    workers: int = Field(
+        0, description="Worker processes started by `serve`/`worker`; 0 means one per CPU core."
+    )
     worker_poll_min: float = Field(0.01, description="Shortest queue poll interval of idle workers (s).")
     worker_poll_max: float = Field(0.05, description="Longest queue poll interval of idle workers (s).")
-    lease_seconds: float = Field(30.0, description="How long a worker owns an item without renewing its lease.")
+    lease_seconds: float = Field(
+        30.0, description="How long a worker owns an item without renewing its lease."
+    )
     max_attempts: int = Field(3, description="Runs of one item (worker crashes included) before it fails.")
     item_timeout_seconds: float = Field(900.0, description="Hard time limit of one item.")
     reaper_interval_seconds: int = Field(5, description="How often expired leases are re-enqueued (s).")
     requeue_after_seconds: float = Field(
         60.0, description="A queued item not picked up for this long is enqueued again (lost enqueue)."
     )
-    retention_seconds: int = Field(7 * 24 * 3600, description="Jobs, events and files older than this are purged.")
+    retention_seconds: int = Field(
+        7 * 24 * 3600, description="Jobs, events and files older than this are purged."
+    )
     retention_interval_seconds: int = Field(900, description="How often the retention task runs (s).")
 
     # Event stream.
     hub_poll_interval: float = Field(0.02, description="How often each API process tails the event log (s).")
     sse_ping_seconds: int = Field(15, description="Keep-alive comment interval on event streams (s).")
     sse_retry_ms: int = Field(2000, description="`retry:` hint sent to EventSource clients (ms).")
-    progress_min_interval: float = Field(0.25, description="Least time between two progress events of one file (s).")
+    progress_min_interval: float = Field(
+        0.25, description="Least time between two progress events of one file (s)."
+    )
 
     # Clients (CLI, web UI, bot, notebook).
     server_url: str = Field("http://127.0.0.1:8000", description="API base URL used by every client.")

@@ -12,7 +12,9 @@ from image2model.core.models import FileListing
 router = APIRouter(prefix="/api/v1", tags=["files"])
 
 
-@router.get("/download/{job_id}/all", response_model=FileListing, responses={404: {"description": "JOB_NOT_FOUND"}})
+@router.get(
+    "/download/{job_id}/all", response_model=FileListing, responses={404: {"description": "JOB_NOT_FOUND"}}
+)
 async def list_files(
     job_id: str, request: Request, state: AppState = Depends(app_state), how: Access = Depends(access)
 ) -> FileListing:
@@ -23,7 +25,10 @@ async def list_files(
 @router.get(
     "/download/{job_id}/{filename}",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, 404: {"description": "JOB_NOT_FOUND / FILE_NOT_FOUND"}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        404: {"description": "JOB_NOT_FOUND / FILE_NOT_FOUND"},
+    },
 )
 async def download(
     job_id: str, filename: str, state: AppState = Depends(app_state), how: Access = Depends(access)

@@ -26,7 +26,11 @@ async def ready(state: AppState = Depends(app_state)) -> dict:
 
     def check() -> dict[str, str]:
         results: dict[str, str] = {}
-        for name, probe in (("store", services.store.ping), ("queue", pending_count), ("blobs", services.blobs.check)):
+        for name, probe in (
+            ("store", services.store.ping),
+            ("queue", pending_count),
+            ("blobs", services.blobs.check),
+        ):
             try:
                 probe()
                 results[name] = "ok"

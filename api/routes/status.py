@@ -29,20 +29,28 @@ async def job_status(
 
 
 @router.get("/status/jobs/{job_id}/progress", response_model=JobProgress, responses=_NOT_FOUND)
-async def job_progress(job_id: str, state: AppState = Depends(app_state), how: Access = Depends(access)) -> JobProgress:
+async def job_progress(
+    job_id: str, state: AppState = Depends(app_state), how: Access = Depends(access)
+) -> JobProgress:
     """Per-file progress of a job."""
     return state.service.progress(state.service.job(job_id, how))
 
 
 def _frame(event: Event, retry: int | None) -> ServerSentEvent:
     return ServerSentEvent(
-        data=json.dumps(event.data, separators=(",", ":")), event=event.type.value, id=str(event.seq), retry=retry
+        data=json.dumps(event.data, separators=(",", ":")),
+        event=event.type.value,
+        id=str(event.seq),
+        retry=retry,
     )
 
 
 @router.get(
     "/status/tasks/{job_id}/stream",
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}, **_NOT_FOUND},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
+        **_NOT_FOUND,
+    },
     response_class=EventSourceResponse,
 )
 async def job_stream(
@@ -50,7 +58,9 @@ async def job_stream(
     state: AppState = Depends(app_state),
     how: Access = Depends(access),
     last_event_id_header: str | None = Header(None, alias="Last-Event-ID"),
-    last_event_id: int | None = Query(None, ge=0, description="Resume after this event id (for clients without headers)."),
+    last_event_id: int | None = Query(
+        None, ge=0, description="Resume after this event id (for clients without headers)."
+    ),
 ) -> EventSourceResponse:
     """Server-Sent Events: the job's whole history after `Last-Event-ID`, then live events until the terminal one."""
     loaded = state.service.job(job_id, how)

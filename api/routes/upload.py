@@ -27,8 +27,14 @@ _BODY = {
                             "description": "1..25 JPEG/PNG/WebP images (recognised by content), one item each.",
                         },
                         "face_limit": {"type": "integer", "description": "Most faces of each model."},
-                        "generator": {"type": "string", "description": "Generator name from /models/available."},
-                        "formats": {"type": "string", "description": "Comma-separated output formats, e.g. glb,obj."},
+                        "generator": {
+                            "type": "string",
+                            "description": "Generator name from /models/available.",
+                        },
+                        "formats": {
+                            "type": "string",
+                            "description": "Comma-separated output formats, e.g. glb,obj.",
+                        },
                     },
                     "additionalProperties": {
                         "type": "string",

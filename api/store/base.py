@@ -285,7 +285,9 @@ class JobStore(abc.ABC):
             self._end_item(state, item, ItemStatus.COMPLETED, "completed")
             return True
 
-    def fail(self, job_id: str, index: int, attempt: int, error: str, metadata: dict[str, Any] | None = None) -> bool:
+    def fail(
+        self, job_id: str, index: int, attempt: int, error: str, metadata: dict[str, Any] | None = None
+    ) -> bool:
         """Mark an item failed with a user-facing error; False if this attempt no longer owns it."""
         with self._transaction(job_id) as state:
             item = _owned(state, index, attempt)
@@ -353,7 +355,9 @@ class JobStore(abc.ABC):
                         else:
                             item.status = ItemStatus.QUEUED
                             item.enqueued_at = t
-                            item.message = f"retrying: the worker stopped (attempt {item.attempt} of {max_attempts})"
+                            item.message = (
+                                f"retrying: the worker stopped (attempt {item.attempt} of {max_attempts})"
+                            )
                             item.last_event_at = t
                             state.emit(EventType.FILE_UPDATE, item)
                             requeue.append((job_id, item.index))
@@ -428,7 +432,9 @@ class JobStore(abc.ABC):
         else:
             job.status = JobStatus.FAILED
             errors = [f"{i.filename}: {i.error}" for i in state.items if i.error]
-            job.error = errors[0] if len(errors) == 1 else f"All {len(errors)} files failed. " + " | ".join(errors)
+            job.error = (
+                errors[0] if len(errors) == 1 else f"All {len(errors)} files failed. " + " | ".join(errors)
+            )
             job.message = "failed"
             state.emit(EventType.TASK_FAILED, summary=summary, error=job.error, message="Job failed")
 

@@ -62,7 +62,9 @@ def _job(row: sqlite3.Row) -> JobRecord:
 
 
 def _item(row: sqlite3.Row) -> ItemRecord:
-    values = {("index" if c == "idx" else c): (json.loads(row[c]) if c in _JSON else row[c]) for c in _ITEM_COLS[1:]}
+    values = {
+        ("index" if c == "idx" else c): (json.loads(row[c]) if c in _JSON else row[c]) for c in _ITEM_COLS[1:]
+    }
     values["status"] = ItemStatus(values["status"])
     return ItemRecord(**values)
 
@@ -120,7 +122,10 @@ class SqliteJobStore(JobStore):
             )
             conn.executemany(
                 f"INSERT INTO items ({', '.join(_ITEM_COLS)}) VALUES ({', '.join('?' * len(_ITEM_COLS))})",
-                [[job.job_id, *(_encode(f.name, getattr(i, f.name)) for f in fields(ItemRecord))] for i in state.items],
+                [
+                    [job.job_id, *(_encode(f.name, getattr(i, f.name)) for f in fields(ItemRecord))]
+                    for i in state.items
+                ],
             )
             self._insert_events(conn, job.job_id, state.events)
 
@@ -128,7 +133,9 @@ class SqliteJobStore(JobStore):
         row = conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
             return None
-        items = [_item(r) for r in conn.execute("SELECT * FROM items WHERE job_id = ? ORDER BY idx", (job_id,))]
+        items = [
+            _item(r) for r in conn.execute("SELECT * FROM items WHERE job_id = ? ORDER BY idx", (job_id,))
+        ]
         return JobState(job=_job(row), items=items)
 
     @contextmanager
@@ -176,9 +183,14 @@ class SqliteJobStore(JobStore):
         return int(row[0])
 
     def tail(self, cursor: int, limit: int = 1000) -> tuple[int, list[tuple[str, Event]]]:
-        rows = self._conn().execute(
-            "SELECT id, job_id, seq, type, data FROM events WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit)
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id, job_id, seq, type, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                (cursor, limit),
+            )
+            .fetchall()
+        )
         if not rows:
             return cursor, []
         return rows[-1]["id"], [(r["job_id"], _event(r)) for r in rows]

@@ -83,7 +83,9 @@ def run_item(services: Services, job_id: str, index: int) -> None:
     attempt = item.attempt
     work = settings.data_dir / "work" / f"{job_id}.{index}.{attempt}"
     started = time.perf_counter()
-    log.info("event=item_started job_id=%s index=%s attempt=%s generator=%s", job_id, index, attempt, job.generator)
+    log.info(
+        "event=item_started job_id=%s index=%s attempt=%s generator=%s", job_id, index, attempt, job.generator
+    )
     last_report = [0.0, ""]
 
     with _Lease(services, job_id, index, attempt) as lease:
@@ -113,11 +115,18 @@ def run_item(services: Services, job_id: str, index: int) -> None:
             )
             result = gen.generate(request, progress)
             outputs = _store_outputs(services, job_id, result.files)
-            metadata: dict[str, Any] = {**result.metadata, "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
+            metadata: dict[str, Any] = {
+                **result.metadata,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
             done = store.complete(job_id, index, attempt, outputs, metadata)
             log.info(
                 "event=item_completed job_id=%s index=%s attempt=%s ms=%.1f accepted=%s",
-                job_id, index, attempt, metadata["duration_ms"], done,
+                job_id,
+                index,
+                attempt,
+                metadata["duration_ms"],
+                done,
             )
         except Cancelled:
             store.mark_cancelled(job_id, index, attempt)
@@ -127,13 +136,17 @@ def run_item(services: Services, job_id: str, index: int) -> None:
             log.info("event=item_failed job_id=%s index=%s error=%r", job_id, index, exc.message)
         except TaskTimeout:
             store.fail(
-                job_id, index, attempt,
+                job_id,
+                index,
+                attempt,
                 f"Generating {item.filename} took longer than the {settings.item_timeout_seconds:g} s limit.",
             )
         except Exception as exc:
             log.exception("event=item_crashed job_id=%s index=%s", job_id, index)
             store.fail(
-                job_id, index, attempt,
+                job_id,
+                index,
+                attempt,
                 f"The generator failed unexpectedly ({type(exc).__name__}: {exc}). Try another image.",
             )
         finally:
@@ -147,7 +160,13 @@ def _store_outputs(services: Services, job_id: str, files: list) -> list[dict[st
         key = f"{job_id}/out/{path.name}"
         size = services.blobs.put_file(key, path, move=True)
         outputs.append(
-            {"filename": path.name, "format": out.format, "role": out.role, "mime_type": out.mime_type,
-             "size": size, "key": key}
+            {
+                "filename": path.name,
+                "format": out.format,
+                "role": out.role,
+                "mime_type": out.mime_type,
+                "size": size,
+                "key": key,
+            }
         )
     return outputs

@@ -42,13 +42,18 @@ def reap() -> None:
     s = services()
     queue_empty = huey.pending_count() == 0
     result = s.store.reap(
-        s.settings.lease_seconds, s.settings.max_attempts, s.settings.requeue_after_seconds if queue_empty else 0
+        s.settings.lease_seconds,
+        s.settings.max_attempts,
+        s.settings.requeue_after_seconds if queue_empty else 0,
     )
     for job_id, index in result.requeue:
         enqueue_item(job_id, index)
     if result.requeue or result.failed or result.cancelled:
         log.info(
-            "event=reaped requeued=%d failed=%d cancelled=%d", len(result.requeue), result.failed, result.cancelled
+            "event=reaped requeued=%d failed=%d cancelled=%d",
+            len(result.requeue),
+            result.failed,
+            result.cancelled,
         )
 
 

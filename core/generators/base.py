@@ -113,7 +113,9 @@ class GeneratorSpec:
     def option(self, name: str) -> OptionSpec | None:
         return next((o for o in self.options if o.name == name), None)
 
-    def validate(self, raw_options: Mapping[str, Any], raw_formats: Sequence[str] | None) -> tuple[dict, list[str]]:
+    def validate(
+        self, raw_options: Mapping[str, Any], raw_formats: Sequence[str] | None
+    ) -> tuple[dict, list[str]]:
         """Check user options and formats; returns (options with defaults filled in, formats).
 
         Raises ValidationFailed listing every bad field, so a user can fix them all at once."""
@@ -124,7 +126,10 @@ class GeneratorSpec:
             if name not in known:
                 allowed = ", ".join(sorted(known)) or "none"
                 errors.append(
-                    {"field": name, "message": f"unknown option for generator '{self.name}' (allowed: {allowed})"}
+                    {
+                        "field": name,
+                        "message": f"unknown option for generator '{self.name}' (allowed: {allowed})",
+                    }
                 )
         for opt in self.options:
             if opt.name in raw_options and str(raw_options[opt.name]).strip() != "":

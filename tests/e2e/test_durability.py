@@ -60,7 +60,9 @@ def test_stream_resumes_across_an_api_restart(fresh_stack):
     stack.stop_api()
     time.sleep(0.5)
     stack.start_api()
-    rest = read_events(stream_url(stack.url, job_id), headers={"Last-Event-ID": str(first[-1].id)}, timeout=40)
+    rest = read_events(
+        stream_url(stack.url, job_id), headers={"Last-Event-ID": str(first[-1].id)}, timeout=40
+    )
     ids = [e.id for e in first + rest]
     assert ids == list(range(1, len(ids) + 1)), "gap or duplicate across the restart"
     assert rest[-1].event == "task_completed"
@@ -79,7 +81,10 @@ def test_retention_purges_old_jobs_and_their_files(tmp_path):
             if httpx.get(f"{stack.url}/api/v1/status/tasks/{job['job_id']}").status_code == 404:
                 break
             time.sleep(0.2)
-        assert httpx.get(f"{stack.url}/api/v1/status/tasks/{job['job_id']}").json()["error_code"] == "JOB_NOT_FOUND"
+        assert (
+            httpx.get(f"{stack.url}/api/v1/status/tasks/{job['job_id']}").json()["error_code"]
+            == "JOB_NOT_FOUND"
+        )
         assert not (stack.data_dir / "blobs" / job["job_id"]).exists()
     finally:
         stack.stop()

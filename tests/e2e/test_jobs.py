@@ -47,7 +47,10 @@ def test_upload_streams_events_then_serves_a_loadable_glb(stack):
     done = [e for e in events if e.event == "file_update" and e.data["status"] == "completed"]
     assert len(done) == 1 and done[0].data["outputs"] == ["mug.glb", "mug.preview.png"]
     assert events[-1].data["summary"] == {
-        "total_files": 1, "successful_files": 1, "failed_files": 0, "cancelled_files": 0,
+        "total_files": 1,
+        "successful_files": 1,
+        "failed_files": 0,
+        "cancelled_files": 0,
     }
 
     listing = httpx.get(f"{stack.url}/api/v1/download/{job['job_id']}/all").json()
@@ -74,10 +77,15 @@ def test_many_files_in_one_job_get_their_own_file_updates(stack):
     job = upload(stack.url, files, formats="glb,stl")
     events = read_events(stream_url(stack.url, job["job_id"]))
     completed = {
-        e.data["index"]: e.data for e in events if e.event == "file_update" and e.data["status"] == "completed"
+        e.data["index"]: e.data
+        for e in events
+        if e.event == "file_update" and e.data["status"] == "completed"
     }
     assert sorted(completed) == [0, 1, 2, 3, 4]
-    assert completed[3]["filename"] == "shot3.png" and completed[3]["outputs"][:2] == ["shot3.glb", "shot3.stl"]
+    assert completed[3]["filename"] == "shot3.png" and completed[3]["outputs"][:2] == [
+        "shot3.glb",
+        "shot3.stl",
+    ]
     file_progress = {}
     for e in events:
         if e.event == "file_update":
@@ -95,7 +103,9 @@ def test_many_files_in_one_job_get_their_own_file_updates(stack):
 def test_duplicate_file_names_get_distinct_outputs(stack):
     job = upload(stack.url, [("same.jpg", photo()), ("same.jpg", photo(100, 100))])
     wait_status(stack.url, job["job_id"], {"completed"})
-    names = [f["filename"] for f in httpx.get(f"{stack.url}/api/v1/download/{job['job_id']}/all").json()["files"]]
+    names = [
+        f["filename"] for f in httpx.get(f"{stack.url}/api/v1/download/{job['job_id']}/all").json()["files"]
+    ]
     assert sorted(names) == ["same-2.glb", "same.glb"]
 
 
@@ -109,7 +119,9 @@ def test_stream_resumes_after_last_event_id_without_gaps_or_duplicates(stack):
     by_query = read_events(stream_url(stack.url, job["job_id"]) + "?last_event_id=4")
     assert [e.id for e in by_query] == [e.id for e in full[4:]]
     # a client that already saw the terminal event gets an empty stream that closes at once
-    assert read_events(stream_url(stack.url, job["job_id"]), headers={"Last-Event-ID": str(full[-1].id)}) == []
+    assert (
+        read_events(stream_url(stack.url, job["job_id"]), headers={"Last-Event-ID": str(full[-1].id)}) == []
+    )
 
 
 def test_generator_failure_ends_the_job_with_task_failed_and_a_reason(stack):
@@ -138,7 +150,9 @@ def test_cancel_stops_running_and_queued_items(stack):
     assert seen[-1].data["status"] == "processing"
     response = httpx.post(f"{stack.url}/api/v1/jobs/{job_id}/cancel")
     assert response.status_code == 200, response.text
-    events = read_events(stream_url(stack.url, job_id), headers={"Last-Event-ID": str(seen[-1].id)}, timeout=15)
+    events = read_events(
+        stream_url(stack.url, job_id), headers={"Last-Event-ID": str(seen[-1].id)}, timeout=15
+    )
     assert events[-1].event == "task_cancelled"
     snap = httpx.get(f"{stack.url}/api/v1/status/tasks/{job_id}").json()
     assert snap["status"] == "cancelled"
@@ -153,7 +167,11 @@ def test_models_available_lists_generators_options_and_limits(stack):
     instant = next(m for m in body["models"] if m["name"] == "instant")
     face_limit = next(o for o in instant["options"] if o["name"] == "face_limit")
     assert face_limit["minimum"] == 12 and face_limit["maximum"] == 200_000
-    assert body["limits"] == {"max_files": 25, "max_file_size": 10 * 1024 * 1024, "max_image_pixels": 40_000_000}
+    assert body["limits"] == {
+        "max_files": 25,
+        "max_file_size": 10 * 1024 * 1024,
+        "max_image_pixels": 40_000_000,
+    }
 
 
 def test_health_ready_and_metrics(stack):

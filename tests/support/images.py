@@ -32,7 +32,12 @@ def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
     """A tiny PNG whose header claims a huge size (a decompression bomb)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     row = b"\x00" + b"\x00" * width
     compressor = zlib.compressobj(9)

@@ -1,0 +1,13 @@
+.PHONY: run test bench lint
+
+run:
+	python3 -m pip install -e ".[all]" && image2model serve
+
+test:
+	python3 -m pip install -e ".[all,dev]" && python3 -m pytest -q
+
+lint:
+	python3 -m ruff check . && python3 -m ruff format --check .
+
+bench:
+	python3 bench/submit.py && python3 bench/overhead.py && python3 bench/streams.py && python3 bench/upload_memory.py
