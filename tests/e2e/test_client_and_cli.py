@@ -1,0 +1,71 @@
+"""The Python client and the `image2model generate` CLI against the real service."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import trimesh
+
+from image2model.core.client import AsyncClient, Client
+from image2model.core.errors import UnsupportedMediaType
+from tests.support.images import photo
+from tests.support.stack import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+def test_client_submits_follows_events_and_downloads(stack, tmp_path):
+    with Client(stack.url) as client:
+        job = client.submit([photo(), photo(200, 300, fmt="PNG")], formats=["glb", "stl"], steps=2)
+        events = list(client.events(job.job_id))
+        assert events[0].type == "task_queued" and events[-1].type == "task_completed"
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        paths = client.download_all(job.job_id, tmp_path)
+    assert sorted(p.suffix for p in paths) == [".glb", ".glb", ".stl", ".stl"]
+    mesh = trimesh.load(next(p for p in paths if p.suffix == ".stl"))
+    assert mesh.is_watertight
+
+
+def test_client_raises_the_contract_error_for_bad_files(stack):
+    with Client(stack.url) as client, pytest.raises(UnsupportedMediaType) as caught:
+        client.submit([b"this is not an image"])
+    assert caught.value.error_code == "UNSUPPORTED_MEDIA_TYPE"
+
+
+async def test_async_client_waits_for_the_result(stack):
+    async with AsyncClient(stack.url) as client:
+        job = await client.submit([photo()])
+        snapshot = await client.wait(job.job_id, timeout=30)
+        assert snapshot.status == "completed"
+        listing = await client.files(job.job_id)
+        assert [f.format for f in listing.files] == ["glb"]
+
+
+def _cli(*args: str, env_url: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "image2model.api.cli", "generate", *args, "--server", env_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+def test_cli_generate_downloads_models(stack, tmp_path):
+    image = tmp_path / "vase.jpg"
+    image.write_bytes(photo())
+    out = tmp_path / "out"
+    result = _cli(str(image), "--format", "glb,stl", "-o", str(out), env_url=stack.url)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["vase.glb", "vase.stl"]
+    assert (out / "vase.glb").read_bytes()[:4] == b"glTF"
+
+
+def test_cli_generate_reports_the_api_message_and_fails(stack, tmp_path):
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("just text")
+    result = _cli(str(fake), "-o", str(tmp_path / "out"), env_url=stack.url)
+    assert result.returncode == 2
+    assert "JPEG, PNG or WebP" in result.stderr
