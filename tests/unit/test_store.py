@@ -1,0 +1,158 @@
+"""Job store behaviour, run against every backend (today: SQLite)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from image2model.api.store import ItemRecord, JobRecord, JobStore
+from image2model.api.store.sqlite import SqliteJobStore
+from image2model.core.errors import JobFinished, JobNotFound
+from image2model.core.models import EventType, ItemStatus, JobStatus
+
+
+@pytest.fixture(params=["sqlite"])
+def store(request, tmp_path: Path) -> JobStore:
+    s = SqliteJobStore(tmp_path / "state.db")
+    s.progress_min_interval = 0.0
+    yield s
+    s.close()
+
+
+def make_job(store: JobStore, n: int = 2, job_id: str = "job-1", created: float | None = None) -> str:
+    t = created if created is not None else time.time()
+    job = JobRecord(
+        job_id=job_id,
+        owner="o",
+        generator="instant",
+        face_limit=100,
+        formats=["glb"],
+        options={},
+        total=n,
+        created_at=t,
+        updated_at=t,
+    )
+    items = [
+        ItemRecord(
+            index=i,
+            file_id=f"f{i}",
+            filename=f"{i}.jpg",
+            basename=str(i),
+            input_key=f"{job_id}/in/{i}",
+            content_type="image/jpeg",
+            size=10,
+        )
+        for i in range(n)
+    ]
+    store.create_job(job, items)
+    return job_id
+
+
+def types(store: JobStore, job_id: str) -> list[str]:
+    return [e.type.value for e in store.events_after(job_id)]
+
+
+def test_claim_is_a_compare_and_set(store):
+    job_id = make_job(store)
+    first = store.claim(job_id, 0, lease_seconds=30)
+    assert first is not None and first.attempt == 1 and first.status == ItemStatus.PROCESSING
+    assert store.claim(job_id, 0, lease_seconds=30) is None
+    assert store.load(job_id).job.status == JobStatus.PROCESSING
+
+
+def test_events_have_contiguous_seq_and_progress_never_decreases(store):
+    job_id = make_job(store)
+    for index in (0, 1):
+        item = store.claim(job_id, index, 30)
+        for fraction in (0.2, 0.1, 0.6):
+            assert store.report_progress(job_id, index, item.attempt, fraction, "shaping", 30)
+        assert store.complete(job_id, index, item.attempt, [{"filename": f"{index}.glb"}], {})
+    events = store.events_after(job_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    overall = [e.data["progress"] for e in events if e.type == EventType.TASK_PROGRESS]
+    assert overall == sorted(overall) and overall[-1] == 100
+    per_file = [
+        e.data["progress"] for e in events if e.type == EventType.FILE_UPDATE and e.data["index"] == 0
+    ]
+    assert per_file == sorted(per_file)
+    assert events[-1].type == EventType.TASK_COMPLETED
+    assert events[-1].data["summary"]["successful_files"] == 2
+
+
+def test_stale_attempt_cannot_complete_or_report(store):
+    job_id = make_job(store, n=1)
+    store.claim(job_id, 0, lease_seconds=0.01)
+    time.sleep(0.02)
+    result = store.reap(lease_seconds=30, max_attempts=3, stale_after=0)
+    assert result.requeue == [(job_id, 0)]
+    again = store.claim(job_id, 0, 30)
+    assert again.attempt == 2
+    assert not store.complete(job_id, 0, 1, [], {})
+    assert not store.report_progress(job_id, 0, 1, 0.5, "x", 30)
+    assert store.complete(job_id, 0, 2, [{"filename": "0.glb"}], {})
+    assert store.load(job_id).job.status == JobStatus.COMPLETED
+
+
+def test_reaper_fails_an_item_after_max_attempts(store):
+    job_id = make_job(store, n=1)
+    store.claim(job_id, 0, lease_seconds=0.01)
+    time.sleep(0.02)
+    result = store.reap(lease_seconds=30, max_attempts=1, stale_after=0)
+    assert result.failed == 1 and result.requeue == []
+    state = store.load(job_id)
+    assert state.job.status == JobStatus.FAILED and "stopped 1 times" in state.items[0].error
+    assert types(store, job_id)[-1] == "task_failed"
+
+
+def test_reaper_requeues_lost_queued_items_only_when_asked(store):
+    job_id = make_job(store, n=1, created=time.time())
+    assert store.reap(30, 3, stale_after=0).requeue == []
+    time.sleep(0.02)
+    assert store.reap(30, 3, stale_after=0.01).requeue == [(job_id, 0)]
+
+
+def test_cancel_ends_queued_items_and_stops_running_ones(store):
+    job_id = make_job(store, n=3)
+    running = store.claim(job_id, 0, 30)
+    assert sorted(store.cancel(job_id)) == [1, 2]
+    assert store.load(job_id).job.status == JobStatus.PROCESSING
+    assert not store.report_progress(job_id, 0, running.attempt, 0.5, "x", 30)
+    store.mark_cancelled(job_id, 0, running.attempt)
+    state = store.load(job_id)
+    assert state.job.status == JobStatus.CANCELLED
+    assert [i.status for i in state.items] == [ItemStatus.CANCELLED] * 3
+    assert types(store, job_id)[-1] == "task_cancelled"
+    with pytest.raises(JobFinished):
+        store.cancel(job_id)
+    with pytest.raises(JobNotFound):
+        store.cancel("nope")
+
+
+def test_all_failed_items_give_task_failed_with_every_reason(store):
+    job_id = make_job(store, n=2)
+    for index in (0, 1):
+        item = store.claim(job_id, index, 30)
+        store.fail(job_id, index, item.attempt, f"reason {index}")
+    state = store.load(job_id)
+    assert state.job.status == JobStatus.FAILED
+    assert "reason 0" in state.job.error and "reason 1" in state.job.error
+
+
+def test_tail_returns_every_job_in_append_order(store):
+    cursor = store.head()
+    make_job(store, n=1, job_id="a")
+    make_job(store, n=1, job_id="b")
+    cursor, rows = store.tail(cursor)
+    assert [(job, e.seq) for job, e in rows] == [("a", 1), ("b", 1)]
+    assert store.tail(cursor) == (cursor, [])
+
+
+def test_purge_removes_old_jobs_and_their_events(store):
+    make_job(store, n=1, job_id="old", created=time.time() - 100)
+    make_job(store, n=1, job_id="new")
+    assert store.purge_before(time.time() - 50) == ["old"]
+    assert store.load("old") is None and store.events_after("old") == []
+    assert store.load("new") is not None
+    assert store.counts()["jobs"]["queued"] == 1
