@@ -17,6 +17,7 @@ from image2model.api.deps import AppState
 from image2model.api.errors import install_error_handlers
 from image2model.api.hub import EventHub
 from image2model.api.metrics import Metrics, MetricsMiddleware
+from image2model.api.ratelimit import RateLimiter
 from image2model.api.routes import download, health, jobs, models, status, upload
 from image2model.api.security import KeyRing, LinkSigner, load_secret
 from image2model.api.service import JobService
@@ -63,7 +64,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Photos in, textured watertight 3D models out. See the contract in the README.",
         lifespan=lifespan,
     )
-    app.state.image2model = AppState(services=services, keys=keys, service=service, hub=hub)
+    app.state.image2model = AppState(
+        services=services,
+        keys=keys,
+        service=service,
+        hub=hub,
+        limiter=RateLimiter(settings.rate_limit_per_minute),
+    )
     install_error_handlers(app)
     for module in (upload, status, download, jobs, models, health):
         app.include_router(module.router)

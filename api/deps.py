@@ -8,6 +8,7 @@ from fastapi import Depends, Query, Request
 
 from image2model.api.context import Services
 from image2model.api.hub import EventHub
+from image2model.api.ratelimit import RateLimiter
 from image2model.api.security import Caller, KeyRing
 from image2model.api.service import Access, JobService
 from image2model.core.errors import Unauthorized
@@ -19,6 +20,7 @@ class AppState:
     keys: KeyRing
     service: JobService
     hub: EventHub
+    limiter: RateLimiter
 
 
 def app_state(request: Request) -> AppState:
@@ -44,6 +46,15 @@ def require_key(who: Caller = Depends(caller)) -> Caller:
     """For calls that a signed link cannot make (upload, cancel)."""
     if who.owner is None:
         raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'.")
+    return who
+
+
+def rate_limited_uploader(
+    request: Request, who: Caller = Depends(require_key), state: AppState = Depends(app_state)
+) -> Caller:
+    """An uploader within the upload rate limit."""
+    client = request.client.host if request.client else "unknown"
+    state.limiter.check(who.owner if state.keys.enabled and who.owner else f"addr:{client}")
     return who
 
 

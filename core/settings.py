@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed by CORS (comma-separated)."
     )
 
+    rate_limit_per_minute: int = Field(
+        0, description="Uploads per minute per API key (or client address); 0 is no limit."
+    )
+
     # Upload limits.
     max_files: int = Field(25, description="Most images in one upload.")
     max_file_size: int = Field(10 * 1024 * 1024, description="Largest image in bytes.")

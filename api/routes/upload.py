@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 from fastapi import APIRouter, Depends, Request
 
-from image2model.api.deps import AppState, app_state, base_url, require_key
+from image2model.api.deps import AppState, app_state, base_url, rate_limited_uploader
 from image2model.api.security import Caller
 from image2model.api.uploads import receive_upload
 from image2model.core.models import UploadResponse
@@ -52,13 +52,14 @@ _ERRORS = {
     413: {"description": "FILE_TOO_LARGE / TOO_MANY_FILES"},
     415: {"description": "UNSUPPORTED_MEDIA_TYPE: not a JPEG, PNG or WebP image"},
     422: {"description": "VALIDATION_ERROR: not a multipart body"},
+    429: {"description": "RATE_LIMITED (see Retry-After)"},
 }
 
 
 @router.post("/upload/", response_model=UploadResponse, openapi_extra=_BODY, responses=_ERRORS)
 @router.post("/upload", response_model=UploadResponse, include_in_schema=False)
 async def upload(
-    request: Request, state: AppState = Depends(app_state), who: Caller = Depends(require_key)
+    request: Request, state: AppState = Depends(app_state), who: Caller = Depends(rate_limited_uploader)
 ) -> UploadResponse:
     """Create one job with one item per image. The body streams to disk; a rejected request leaves nothing."""
     settings = state.services.settings
