@@ -62,6 +62,22 @@ def run_worker(workers: int, periodic: bool) -> int:
     return 0
 
 
+def _child_setup() -> None:
+    """In each child of `serve`: its own session (a terminal's Ctrl-C reaches only `serve`, which then stops the
+    children gracefully) and, on Linux, SIGTERM when `serve` itself dies so nothing is orphaned."""
+    os.setsid()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(_cmd(*args), env=env, preexec_fn=_child_setup)  # preexec is safe: serve is single-threaded
+
+
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
@@ -78,13 +94,13 @@ def serve(host: str, port: int, ui_port: int, workers: int, ui: bool) -> int:
     """Start the API, the workers (and the web UI when installed); stop them all on Ctrl-C or SIGTERM."""
     env = dict(os.environ)
     procs: dict[str, subprocess.Popen] = {
-        "api": subprocess.Popen(_cmd("api", "--host", host, "--port", str(port)), env=env),
-        "worker": subprocess.Popen(_cmd("worker", "--workers", str(workers)), env=env),
+        "api": _spawn(["api", "--host", host, "--port", str(port)], env),
+        "worker": _spawn(["worker", "--workers", str(workers)], env),
     }
     api_url = f"http://{host}:{port}"
     if ui and _has_ui():
         ui_env = {**env, "IMAGE2MODEL_SERVER_URL": api_url}
-        procs["ui"] = subprocess.Popen(_cmd("ui", "--host", host, "--port", str(ui_port)), env=ui_env)
+        procs["ui"] = _spawn(["ui", "--host", host, "--port", str(ui_port)], ui_env)
     stopping = False
 
     def stop(*_: object) -> None:

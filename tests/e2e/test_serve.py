@@ -1,0 +1,91 @@
+"""`image2model serve` starts API and workers, prints the URLs, and stops everything on SIGTERM/Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.support.images import photo
+from tests.support.sse import wait_status
+from tests.support.stack import REPO, TEST_ENV, free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _descendants(pid: int) -> list[int]:
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [d for c in map(int, children) for d in (c, *_descendants(c))]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigint", "terminal-ctrl-c"])
+def test_serve_runs_a_job_and_shuts_down_cleanly(tmp_path, how):
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("IMAGE2MODEL_")},
+        **TEST_ENV,
+        "IMAGE2MODEL_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(REPO),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "image2model.api.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-ui",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        banner = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            banner.append(line)
+            if "Press Ctrl-C" in line or not line:
+                break
+        assert any(f"http://127.0.0.1:{port}" in line for line in banner), banner
+        base = f"http://127.0.0.1:{port}"
+        job = httpx.post(f"{base}/api/v1/upload/", files=[("files", ("s.jpg", photo(), "image/jpeg"))]).json()
+        assert wait_status(base, job["job_id"], {"completed"}, timeout=30)["completed_files"] == 1
+
+        family = _descendants(proc.pid)
+        assert len(family) >= 3, family  # api, consumer and its worker process at least
+        if how == "terminal-ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "image2model stopped." in proc.stdout.read()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{base}/api/v1/health", timeout=2)
+        leftover = subprocess.run(
+            ["pgrep", "-s", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert leftover == [], f"processes left behind: {leftover}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
