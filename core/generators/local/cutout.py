@@ -84,7 +84,7 @@ def _soften(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Upsample a binary model-resolution mask to the working size as a smooth 0..1 field."""
     import cv2
 
-    soft = mask.astype(np.float32)
+    soft: np.ndarray = mask.astype(np.float32)
     if soft.shape != shape:
         soft = cv2.resize(soft, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
     return soft
@@ -149,7 +149,7 @@ def backdrop_score(rgb: np.ndarray, clusters: int = 3) -> np.ndarray:
     samples = np.ascontiguousarray(border[::step], dtype=np.float32)
     k = min(clusters, len(samples))
     cv2.setRNGSeed(7)
-    _, labels, centres = cv2.kmeans(
+    _, labels, centres = cv2.kmeans(  # type: ignore[call-overload]
         samples,
         k,
         None,
@@ -159,7 +159,7 @@ def backdrop_score(rgb: np.ndarray, clusters: int = 3) -> np.ndarray:
     )
     labels = labels.ravel()
     score = np.full((h, w), np.inf, np.float32)
-    for c in range(k):
+    for c in _backdrop_clusters(labels, centres):
         members = samples[labels == c]
         if len(members) == 0:
             continue
@@ -168,6 +168,19 @@ def backdrop_score(rgb: np.ndarray, clusters: int = 3) -> np.ndarray:
         d = _weighted_distance(lab.reshape(-1, 3), centres[c]).reshape(h, w) / spread
         np.minimum(score, d, out=score)
     return score
+
+
+def _backdrop_clusters(labels: np.ndarray, centres: np.ndarray) -> list[int]:
+    """Border clusters that are backdrop: the biggest, any other holding a quarter of the border, and any close in
+    colour to one already kept (a gradient). A small, distinct cluster is an object running off the frame."""
+    shares = np.bincount(labels, minlength=len(centres)) / max(len(labels), 1)
+    order = [int(c) for c in np.argsort(-shares) if shares[c] > 0]
+    kept = order[:1]
+    for c in order[1:]:
+        near = min(float(np.linalg.norm(centres[c] - centres[k])) for k in kept) < 20.0
+        if shares[c] >= 0.25 or near:
+            kept.append(c)
+    return kept
 
 
 def _weighted_distance(lab: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -192,11 +205,13 @@ def backdrop_mask(rgb: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     clipped = np.clip(score * 12.0, 0, 255).astype(np.uint8)  # score 0..21 onto 0..255 for Otsu
     otsu, _ = cv2.threshold(clipped, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     threshold = max(otsu / 12.0, 2.0)
-    fg = (score > threshold).astype(np.uint8)
+    fg: np.ndarray = (score > threshold).astype(np.uint8)
     side = min(fg.shape)
     if side >= 16:
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+        # Closing also fills concave corners with backdrop; give back the pixels that clearly are backdrop.
+        fg = fg * (score > 0.6 * threshold).astype(np.uint8)
     fg = _keep_main_components(fg)
     fg = _fill_small_holes(fg, score, threshold)
     figures = _gate_figures(fg.astype(bool))

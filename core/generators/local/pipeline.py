@@ -27,7 +27,7 @@ WORKING_SIZE = 1024
 MIN_SIDE = 16
 DENSE_FACTOR = 3
 """The dense mesh has about this many times `face_limit` faces before decimation."""
-IOU_RASTER = 512
+IOU_RASTER = 2048
 PLAQUE_THICKNESS = 0.06
 """Plaque half-thickness as a fraction of its long side."""
 
@@ -114,7 +114,7 @@ def _shape(
     target = face_limit
     for _ in range(12):
         target = max(8, int(target * 0.8))
-        solid = shaping.inflate(mask, target, depth, max_depth)
+        solid = shaping.inflate(mask, target, depth, max_depth, thin_cells=0)
         if len(solid.faces) <= face_limit:
             info.update(
                 dense_faces=solid.dense_faces, grid_cell_px=round(solid.grid_cell, 3), decimation="rebuild"
@@ -178,7 +178,8 @@ def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressC
         topo = quality.topology(faces, len(vertices))
         volume = quality.signed_volume(vertices, faces)
         iou = silhouette_iou(v_px, faces, inside)
-    threshold = iou_threshold(face_limit)
+    # The plaque is a fallback whose outline is ours, not the object's: no silhouette gate for it.
+    threshold = None if cut.is_plaque else iou_threshold(face_limit)
     figures = {
         "faces": int(len(faces)),
         "vertices": int(len(vertices)),

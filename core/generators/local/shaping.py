@@ -70,7 +70,7 @@ def _grid_field(mask: np.ndarray, cell: float) -> tuple[np.ndarray, float, float
 
     h, w = mask.shape
     gw, gh = max(2, math.ceil(w / cell)), max(2, math.ceil(h / cell))
-    src = mask.astype(np.float32)
+    src: np.ndarray = mask.astype(np.float32)
     if cell < 1.5:
         # Below about a pixel the grid would trace the pixel staircase: smooth it first.
         src = cv2.GaussianBlur(src, (0, 0), 0.8)
@@ -79,11 +79,14 @@ def _grid_field(mask: np.ndarray, cell: float) -> tuple[np.ndarray, float, float
     return np.pad(field, 1), w / gw, h / gh
 
 
-def inflate(mask: np.ndarray, dense_faces: int, depth: float, max_depth: float | None = None) -> Solid:
+def inflate(
+    mask: np.ndarray, dense_faces: int, depth: float, max_depth: float | None = None, thin_cells: int = 8
+) -> Solid:
     """Triangulate the region mask > 0.5 with about `dense_faces` faces and inflate it into a closed solid.
 
     `depth` scales z = depth·√h (1.0 makes a disk a sphere). `max_depth`, when given, rescales z so the thickest
-    point is that many pixels (used for the flat photo plaque)."""
+    point is that many pixels (used for the flat photo plaque). The grid puts at least `thin_cells` cells across
+    the mask's narrow side (0: no such floor), so thin shapes keep their outline."""
     from scipy.sparse import csc_matrix
     from scipy.sparse.linalg import spsolve
 
@@ -96,6 +99,8 @@ def inflate(mask: np.ndarray, dense_faces: int, depth: float, max_depth: float |
     area = float(np.clip(crop, 0, 1).sum())
     cell = math.sqrt(4.0 * max(area, 1.0) / max(dense_faces, 8))
     cell = min(max(cell, 0.35), max(crop.shape) / 3.0)
+    if thin_cells:
+        cell = min(cell, max(min(crop.shape) / thin_cells, 0.35))
     field, sx, sy = _grid_field(crop, cell)
     gh, gw = field.shape
     inside = field > 0.5

@@ -35,7 +35,7 @@ def make_texture(
     x0, y0 = max(int(xs.min()) - margin, 0), max(int(ys.min()) - margin, 0)
     x1, y1 = min(int(xs.max()) + margin + 1, w), min(int(ys.max()) + margin + 1, h)
     crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
-    keep = inside[y0:y1, x0:x1].astype(np.uint8)
+    keep: np.ndarray = inside[y0:y1, x0:x1].astype(np.uint8)
     if erode_px > 0 and min(keep.shape) > 4 * erode_px:
         eroded = cv2.erode(keep, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode_px + 1,) * 2))
         if eroded.any():
