@@ -28,7 +28,7 @@ __all__ = [
     "load_class",
 ]
 
-BUILTIN: tuple[str, ...] = ()
+BUILTIN: tuple[str, ...] = ("image2model.core.generators.local:LocalGenerator",)
 
 
 def load_class(path: str) -> type[Generator]:
