@@ -199,7 +199,7 @@ def inflate(
     matrix = csc_matrix(
         (np.concatenate(vals_), (np.concatenate(rows_), np.concatenate(cols_))), shape=(n_nodes, n_nodes)
     )
-    h = np.maximum(np.atleast_1d(spsolve(matrix, np.full(n_nodes, 4.0))), 0.0)
+    h = np.maximum(np.atleast_1d(spsolve(matrix, np.full(n_nodes, 4.0), permc_spec="MMD_AT_PLUS_A")), 0.0)
     z_nodes = np.sqrt(h) * depth
     if max_depth is not None and z_nodes.max() > 0:
         z_nodes *= max_depth / z_nodes.max()

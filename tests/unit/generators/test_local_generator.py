@@ -186,6 +186,7 @@ def test_face_limit_sweep_stays_closed_and_within_budget(shots, limit: int) -> N
         assert fig["silhouette_iou"] >= pipeline.iou_threshold(limit)
     if limit >= 5000:
         assert fig["euler_number"] == 2 - 2 * 5  # two backrest openings and three between the legs
+    assert len(model.preview_mesh.faces) <= min(limit, pipeline.PREVIEW_FACES)
 
 
 def _blank() -> Image.Image:
