@@ -1,0 +1,76 @@
+"""The offline generator through the whole service: every format downloaded and reloaded."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from importlib import resources
+
+import httpx
+import pytest
+import trimesh
+
+from tests.support.sse import read_events
+
+pytestmark = pytest.mark.e2e
+
+
+def sample(name: str) -> bytes:
+    return resources.files("image2model.core.generators.local").joinpath("samples", name).read_bytes()
+
+
+def test_local_generator_makes_every_format_and_previews(stack):
+    response = httpx.post(
+        f"{stack.url}/api/v1/upload/",
+        files=[
+            ("files", ("chair.png", sample("chair.png"), "image/png")),
+            ("files", ("toy.png", sample("toy.png"), "image/png")),
+        ],
+        data={"generator": "local", "face_limit": "2000", "formats": "glb,obj,stl,ply"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["generator"] == "local" and job["face_limit"] == 2000
+    events = read_events(f"{stack.url}/api/v1/status/tasks/{job['job_id']}/stream", timeout=60)
+    assert events[-1].event == "task_completed", events[-1].data
+    stages = {e.data["message"] for e in events if e.event == "file_update"}
+    assert {"cutting out", "shaping", "texturing", "exporting"} <= stages
+
+    listing = httpx.get(f"{stack.url}/api/v1/download/{job['job_id']}/all").json()
+    by_name = {f["filename"]: f for f in listing["files"]}
+    assert sorted(by_name) == sorted(
+        f"{s}.{e}" for s in ("chair", "toy") for e in ("glb", "obj.zip", "stl", "ply")
+    )
+    for name, entry in by_name.items():
+        data = httpx.get(entry["download_url"]).content
+        assert len(data) == entry["size"]
+        if entry["format"] == "obj":
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                assert any(n.endswith(".mtl") for n in archive.namelist()), name
+            continue
+        mesh = trimesh.load(io.BytesIO(data), file_type=entry["format"], force="mesh")
+        assert mesh.is_watertight, name
+        assert len(mesh.faces) <= 2000, name
+        assert entry["metadata"]["watertight"] is True
+        assert entry["metadata"]["faces"] <= 2000
+    chair = by_name["chair.glb"]
+    assert set(chair["previews"]) == {"png", "webp", "gif"}
+    assert httpx.get(chair["preview_url"]).content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert httpx.get(chair["previews"]["webp"]).content[8:12] == b"WEBP"
+    assert httpx.get(chair["previews"]["gif"]).content[:4] == b"GIF8"
+
+
+def test_local_generator_options_are_validated_and_listed(stack):
+    models = httpx.get(f"{stack.url}/api/v1/models/available").json()
+    local = next(m for m in models["models"] if m["name"] == "local")
+    face_limit = next(o for o in local["options"] if o["name"] == "face_limit")
+    assert (face_limit["minimum"], face_limit["maximum"], face_limit["default"]) == (48, 200_000, 10_000)
+    assert sorted(local["supported_formats"]) == ["glb", "obj", "ply", "stl"]
+    refused = httpx.post(
+        f"{stack.url}/api/v1/upload/",
+        files=[("files", ("toy.png", sample("toy.png"), "image/png"))],
+        data={"generator": "local", "face_limit": "47"},
+    )
+    assert refused.status_code == 400
+    assert refused.json()["details"]["errors"][0]["field"] == "face_limit"
