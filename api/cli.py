@@ -75,7 +75,8 @@ def _child_setup() -> None:
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(_cmd(*args), env=env, preexec_fn=_child_setup)  # preexec is safe: serve is single-threaded
+    # preexec_fn is safe here: serve is single-threaded.
+    return subprocess.Popen(_cmd(*args), env=env, preexec_fn=_child_setup)
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30) -> bool:

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -57,6 +57,21 @@ class Settings(BaseSettings):
     default_generator: str = Field("local", description="Generator used when an upload names none.")
     extra_generators: CommaList = Field(
         default_factory=list, description="Extra generator classes as `module:Class` (comma-separated)."
+    )
+
+    # FAL.AI generator (listed only when a key is set).
+    fal_key: str = Field(
+        "",
+        description="FAL.AI API key (FAL_KEY is read too); enables the `fal` generators.",
+        validation_alias=AliasChoices("IMAGE2MODEL_FAL_KEY", "FAL_KEY"),
+    )
+    fal_base_url: str = Field(
+        "", description="Send every FAL request under this base URL (tests and benchmarks only)."
+    )
+    fal_max_in_flight: int = Field(8, description="Most FAL requests running at once across all workers.")
+    fal_poll_interval: float = Field(1.0, description="Seconds between two status checks of a FAL request.")
+    fal_deadline_seconds: float = Field(
+        900.0, description="A FAL request still unfinished after this is cancelled."
     )
 
     # Queue and workers.
@@ -126,3 +141,15 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def markdown_table() -> str:
+    """The settings as the README's Markdown table (the README test keeps the two identical)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        if isinstance(default, list):
+            default = ",".join(default)
+        shown = f"`{default}`" if str(default) else "(empty)"
+        rows.append(f"| `IMAGE2MODEL_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from image2model.core.models import (
     Event,
     FileEntry,

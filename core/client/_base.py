@@ -17,6 +17,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 import httpx
+
 from image2model.core.errors import Image2ModelError, ServerError, ServerUnavailable, error_from_body
 from image2model.core.models import Event, EventType, FileEntry, JobSnapshot, JobStatus, UploadResponse
 from image2model.core.settings import Settings

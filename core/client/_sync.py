@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from image2model.core.models import (
     Event,
     FileEntry,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from functools import lru_cache
 
 from image2model.core.generators.base import (
@@ -12,7 +13,9 @@ from image2model.core.generators.base import (
     GeneratorSpec,
     OptionSpec,
     OutputFile,
+    Pending,
     ProgressCallback,
+    RemoteGenerator,
 )
 from image2model.core.settings import Settings
 
@@ -20,10 +23,13 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "Generator",
+    "GeneratorProvider",
     "GeneratorSpec",
     "OptionSpec",
     "OutputFile",
+    "Pending",
     "ProgressCallback",
+    "RemoteGenerator",
     "generator_classes",
     "load_class",
 ]
@@ -31,26 +37,30 @@ __all__ = [
 BUILTIN: tuple[str, ...] = ("image2model.core.generators.local:LocalGenerator",)
 
 
-def load_class(path: str) -> type[Generator]:
-    """Import `module:Class` and check it is a Generator."""
+GeneratorProvider = Callable[[Settings], list[type[Generator]]]
+"""A function offering a family of generators (or none, e.g. without an API key) for the settings."""
+
+
+@lru_cache(maxsize=32)
+def load_class(path: str) -> type[Generator] | GeneratorProvider:
+    """Import `module:Name`: a Generator subclass, or a provider function returning several."""
     module_name, _, attr = path.partition(":")
     if not attr:
         raise ValueError(f"generator path {path!r} must look like 'package.module:ClassName'")
-    cls = getattr(importlib.import_module(module_name), attr)
-    if not (isinstance(cls, type) and issubclass(cls, Generator)):
-        raise TypeError(f"{path} is not a Generator subclass")
-    return cls
-
-
-@lru_cache(maxsize=8)
-def _classes(paths: tuple[str, ...]) -> dict[str, type[Generator]]:
-    found: dict[str, type[Generator]] = {}
-    for path in paths:
-        cls = load_class(path)
-        found[cls.spec.name] = cls
-    return found
+    found = getattr(importlib.import_module(module_name), attr)
+    if isinstance(found, type) and issubclass(found, Generator):
+        return found
+    if callable(found) and not isinstance(found, type):
+        return found
+    raise TypeError(f"{path} is neither a Generator subclass nor a provider function")
 
 
 def generator_classes(settings: Settings) -> dict[str, type[Generator]]:
     """Every generator this process offers, by name (built-ins first, then extras)."""
-    return _classes(BUILTIN + tuple(settings.extra_generators))
+    found: dict[str, type[Generator]] = {}
+    for path in BUILTIN + tuple(settings.extra_generators):
+        loaded = load_class(path)
+        classes = [loaded] if isinstance(loaded, type) else loaded(settings)
+        for cls in classes:
+            found[cls.spec.name] = cls
+    return found

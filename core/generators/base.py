@@ -7,6 +7,7 @@ libraries are imported inside `generate` (or at worker start-up through `warm_up
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,9 @@ class GeneratorSpec:
     default_formats: tuple[str, ...]
     options: tuple[OptionSpec, ...] = ()
     max_images_per_item: int = 1
+    """More than one means a job may upload 2..N views of one object as a single item (`multiview` upload field)."""
+    queue: Literal["cpu", "io"] = "cpu"
+    """`cpu`: runs in worker processes; `io`: remote work polled from worker threads."""
 
     def option(self, name: str) -> OptionSpec | None:
         return next((o for o in self.options if o.name == name), None)
@@ -163,6 +167,7 @@ class GeneratorSpec:
             "default_formats": list(self.default_formats),
             "options": [o.describe() for o in self.options],
             "max_images_per_item": self.max_images_per_item,
+            "remote": self.queue == "io",
         }
 
 
@@ -210,3 +215,56 @@ class Generator(abc.ABC):
         """Produce the requested formats (plus previews) for one item.
 
         Raise `GenerationError` with a sentence a user can act on when the input cannot be turned into a model."""
+
+
+@dataclass
+class Pending:
+    """A remote generation that is still running: check again after `delay` seconds."""
+
+    fraction: float
+    message: str
+    delay: float
+    state: dict[str, Any] = field(default_factory=dict)
+    """The remote state to persist (replaces the previous one); keep every id needed to resume or cancel."""
+
+
+class RemoteGenerator(Generator):
+    """A generator whose work runs elsewhere (a paid API). The service drives it in short steps so no worker
+    waits on it: `start` submits and returns the remote state, which is stored before anything else happens;
+    `poll` is called again and again (in new tasks, possibly on another worker after a crash) with the stored
+    state until it returns the result; `cancel` stops the remote work. A crash between steps resumes polling
+    the same remote request; it never submits twice once `start` has returned."""
+
+    @abc.abstractmethod
+    def start(self, request: GenerationRequest) -> dict[str, Any]:
+        """Submit the work; return the state needed to poll, fetch or cancel it (JSON-serialisable)."""
+
+    @abc.abstractmethod
+    def poll(
+        self, request: GenerationRequest, state: dict[str, Any], progress: ProgressCallback
+    ) -> Pending | GenerationResult:
+        """Check the remote work once: `Pending` to be asked again later, or the downloaded result.
+
+        Raise `GenerationError` for failures a user can act on."""
+
+    def cancel(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional
+        """Best-effort stop of the remote work (errors are ignored by the caller)."""
+
+    def max_in_flight(self) -> int:
+        """Most requests of this generator's `in_flight_group` running remotely at once, across all workers
+        (0: no cap). Items over the cap wait in the queue, unsubmitted."""
+        return 0
+
+    in_flight_group: ClassVar[str] = ""
+    """Generators sharing one remote account share one cap (e.g. every FAL model)."""
+
+    def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+        """Run start/poll in this thread (for notebooks and tests; the service never calls this)."""
+        state = self.start(request)
+        while True:
+            outcome = self.poll(request, state, progress)
+            if isinstance(outcome, GenerationResult):
+                return outcome
+            state = outcome.state or state
+            progress(outcome.fraction, outcome.message)
+            time.sleep(outcome.delay)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from image2model.core.settings import Settings
+from image2model.core.settings import Settings, markdown_table
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -13,6 +13,7 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 def test_every_setting_is_documented_in_the_readme():
     for name in Settings.model_fields:
         assert f"`IMAGE2MODEL_{name.upper()}`" in README, name
+    assert markdown_table() in README, "regenerate the README settings table (see the README)"
 
 
 def test_readme_opens_with_the_install_and_test_commands():

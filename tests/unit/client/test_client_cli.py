@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fakeapi import JOB, FakeAPI, envelope, file_progress, frame, listing_entry, snapshot, upload_body
+
 from image2model.core.client.cli import ProgressState, add_generate_arguments, generate_command
 from image2model.core.models import Event, EventType, UploadResponse
 

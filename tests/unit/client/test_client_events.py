@@ -6,6 +6,7 @@ import time
 
 import pytest
 from fakeapi import JOB, FakeAPI, envelope, frame, snapshot
+
 from image2model.core.client import AsyncClient, Client, ReconnectPolicy
 from image2model.core.errors import JobNotFound, NotReady, ServerUnavailable
 from image2model.core.models import EventType, JobStatus

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fakeapi import JOB, FakeAPI, envelope, listing_entry, upload_body
+
 from image2model.core.client import AsyncClient, Client
 from image2model.core.errors import (
     FileNotFound,

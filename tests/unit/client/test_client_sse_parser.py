@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from image2model.core.client import ServerSentEvent, SSEDecoder
 
 STREAM = (
