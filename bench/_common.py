@@ -1,0 +1,179 @@
+"""Shared pieces of the service benchmarks: a Stack on a temp dir, images, RSS reads, percentiles, verdicts."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import httpx  # noqa: E402
+
+from tests.support.stack import Stack  # noqa: E402
+
+
+class BenchStack(Stack):
+    """The test Stack, plus `--processes N` for the API and quiet logs by choice."""
+
+    def start_api(self, processes: int = 1) -> None:  # type: ignore[override]
+        args = ["api", "--port", str(self.port)]
+        if processes > 1:
+            args += ["--processes", str(processes)]
+        self.api = self._spawn("api", *args)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.api.poll() is not None:
+                raise RuntimeError(f"API exited: {self.log('api')[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("API did not become healthy in 30 s")
+
+
+def snapshot(rev: str, root: Path) -> str:
+    """Check out `rev` (git archive) under `root` with an `image2model` package pointing at it; returns the
+    PYTHONPATH that makes the service processes import that code instead of the working tree."""
+    import subprocess
+
+    src = root / "src"
+    src.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    pkg = root / "shim" / "image2model"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    for name in ("core", "api", "ui_gradio", "bot", "notebook_ext"):
+        if (src / name).is_dir():
+            (pkg / name).symlink_to(src / name)
+    return f"{root / 'shim'}{os.pathsep}{src}"
+
+
+@contextlib.contextmanager
+def running_stack(
+    name: str, *, workers: int | None = 1, processes: int = 1, **settings: str
+) -> Iterator[BenchStack]:
+    """An API (and, unless `workers` is None, a worker) on a fresh temp dir; stopped and removed on exit."""
+    root = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    stack = BenchStack(root / "data", **settings)
+    rev = os.environ.get("BENCH_REV")
+    if rev:
+        stack.env["PYTHONPATH"] = snapshot(rev, root)
+    try:
+        stack.start_api(processes)
+        if workers is not None:
+            stack.start_worker(workers)
+        yield stack
+    finally:
+        stack.stop()
+        if os.environ.get("BENCH_KEEP"):
+            print(f"(kept {root})")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def noisy_jpeg(target_bytes: int = 200 * 1024, seed: int = 1) -> bytes:
+    """A real JPEG of about `target_bytes`: a smooth gradient under strong noise, so it cannot compress away."""
+    from PIL import Image
+
+    rng = random.Random(seed)
+    side = 320
+    data = b""
+    for _ in range(12):
+        noise = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
+        base = Image.linear_gradient("L").resize((side, side)).convert("RGB")
+        image = Image.blend(base, noise, 0.6)
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=85)
+        data = out.getvalue()
+        if abs(len(data) - target_bytes) < target_bytes * 0.03:
+            break
+        side = max(16, int(side * math.sqrt(target_bytes / len(data))))
+    return data
+
+
+def noise_png(max_bytes: int, seed: int) -> bytes:
+    """A PNG of RGB noise as close under `max_bytes` as a square allows (noise does not compress)."""
+    from PIL import Image
+
+    rng = random.Random(seed)
+    side = int(math.sqrt(max_bytes / 3))
+    for _ in range(20):
+        image = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
+        out = io.BytesIO()
+        image.save(out, "PNG", compress_level=0)
+        data = out.getvalue()
+        if len(data) <= max_bytes:
+            return data
+        side -= max(1, int(side * (len(data) - max_bytes) / len(data) / 2) + 1)
+    raise RuntimeError("could not fit a noise PNG under the limit")
+
+
+def small_jpeg(side: int = 256) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize((side, side)).convert("RGB").save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """A field of /proc/<pid>/status in kB (VmRSS now, VmHWM peak)."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (nearest rank); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[rank]
+
+
+class Verdicts:
+    """Collects PASS/FAIL lines; `exit_code` is 1 when any target was missed."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def check(
+        self, label: str, value: float, target: float, unit: str, higher_is_better: bool = False
+    ) -> None:
+        ok = value >= target if higher_is_better else value <= target
+        sign = ">=" if higher_is_better else "<="
+        self.failed += not ok
+        print(f"  {'PASS' if ok else 'FAIL'}  {label}: {value:.1f} {unit} (target {sign} {target:g} {unit})")
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0

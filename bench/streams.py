@@ -1,0 +1,206 @@
+"""Many concurrent SSE streams on one API process: connect them all, then let a worker complete their jobs.
+
+Usage: python bench/streams.py [--quick] [--streams 3000] [--per-job 10] [--workers 1]
+Targets (issue 2): 3,000 concurrent streams, delivery p50 <= 100 ms (event `timestamp` -> receipt), API RSS <= 400 MB.
+
+How: the API starts alone; `streams / per-job` jobs are uploaded (queued, nobody works on them); every stream
+connects (raw asyncio sockets, a minimal SSE reader so the client costs little CPU) and reads its backlog; then
+the worker starts, and each job's live events (file_update, task_progress, task_completed) fan out to its
+`per-job` streams. Delivery counts only events stamped after their stream was open (live, not replayed).
+The client runs on the same cores as the server, so its scheduling delay is inside the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import threading
+import time
+
+import httpx
+from _common import Verdicts, cpu_seconds, pct, rss_kb, running_stack, small_jpeg
+
+TARGET_STREAMS = 3000
+TARGET_P50_MS = 100.0
+TARGET_RSS_MB = 400.0
+TERMINAL = (b"task_completed", b"task_failed", b"task_cancelled")
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.opened = 0
+        self.failed = 0
+        self.closed_terminal = 0
+        self.delays: list[float] = []
+        self.replayed = 0
+
+
+async def one_stream(port: int, job_id: str, stats: Stats, all_open: asyncio.Event, deadline: float) -> None:
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        stats.failed += 1
+        return
+    try:
+        writer.write(
+            f"GET /api/v1/status/tasks/{job_id}/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Accept: text/event-stream\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(
+            reader.readuntil(b"\r\n\r\n"), timeout=max(1, deadline - time.monotonic())
+        )
+        if not head.startswith(b"HTTP/1.1 200"):
+            stats.failed += 1
+            return
+        opened_ms = time.time() * 1000
+        stats.opened += 1
+        buf = b""
+        while time.monotonic() < deadline:
+            chunk = await asyncio.wait_for(reader.read(65536), timeout=max(0.1, deadline - time.monotonic()))
+            if not chunk:
+                break
+            now = time.time() * 1000
+            buf = (buf + chunk).replace(b"\r\n", b"\n")  # sse-starlette ends lines with CRLF
+            *frames, buf = buf.split(b"\n\n")
+            for frame in frames:
+                # Chunked transfer encoding puts size lines between frames; only `data:` lines matter here.
+                for line in frame.split(b"\n"):
+                    if line.startswith(b"data:"):
+                        ts = json.loads(line[5:])["timestamp"]
+                        if ts > opened_ms and all_open.is_set():
+                            stats.delays.append(now - ts)
+                        else:
+                            stats.replayed += 1
+                if any(b"event: " + t in frame for t in TERMINAL):
+                    stats.closed_terminal += 1
+                    return
+    except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.peak_kb = 0
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                self.peak_kb = max(self.peak_kb, rss_kb(self.pid))
+            except (OSError, KeyError):
+                return
+            time.sleep(self.every)
+
+
+async def run(args: argparse.Namespace, stack) -> int:
+    jobs = max(1, args.streams // args.per_job)
+    jpeg = small_jpeg(64)
+    api_pid = stack.api.pid
+    rss0 = rss_kb(api_pid)
+    t = time.monotonic()
+    job_ids: list[str] = []
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+        sem = asyncio.Semaphore(8)
+
+        async def upload() -> None:
+            async with sem:
+                r = await client.post(
+                    "/api/v1/upload/",
+                    files=[("files", ("p.jpg", jpeg, "image/jpeg"))],
+                    data={"delay": str(args.delay), "steps": str(args.steps)},
+                )
+                r.raise_for_status()
+                job_ids.append(r.json()["job_id"])
+
+        await asyncio.gather(*(upload() for _ in range(jobs)))
+    print(f"  {jobs} jobs queued in {time.monotonic() - t:.1f} s")
+
+    stats = Stats()
+    all_open = asyncio.Event()
+    deadline = time.monotonic() + args.budget
+    sampler = RssSampler(api_pid)
+    sampler.start()
+    t = time.monotonic()
+    connect_sem = asyncio.Semaphore(args.connect_batch)
+
+    async def connect(i: int) -> None:
+        async with connect_sem:
+            opened_before = stats.opened
+            task = asyncio.create_task(one_stream(stack.port, job_ids[i % jobs], stats, all_open, deadline))
+            while stats.opened == opened_before and not task.done() and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+        await task
+
+    tasks = [asyncio.create_task(connect(i)) for i in range(args.streams)]
+    while stats.opened + stats.failed < args.streams and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    connect_s = time.monotonic() - t
+    await asyncio.sleep(1.0)  # let every backlog drain
+    rss_open = rss_kb(api_pid)
+    print(
+        f"  {stats.opened} streams open in {connect_s:.1f} s ({stats.failed} failed); "
+        f"API RSS {rss0 / 1024:.0f} -> {rss_open / 1024:.0f} MB"
+    )
+    all_open.set()
+    cpu0, t = cpu_seconds(api_pid), time.monotonic()
+    stack.start_worker(args.workers)
+    await asyncio.gather(*tasks)
+    elapsed = time.monotonic() - t
+    api_cpu = cpu_seconds(api_pid) - cpu0
+    sampler.stop_flag.set()
+    sampler.join()
+    delays = stats.delays
+    print(
+        f"  worker phase: {elapsed:.1f} s, {len(delays)} live deliveries ({len(delays) / elapsed:.0f}/s), "
+        f"{stats.closed_terminal} streams ended on their terminal event; API CPU {api_cpu / elapsed * 100:.0f} %"
+    )
+    print(
+        f"  delivery ms  p50 {pct(delays, 50):.1f}  p90 {pct(delays, 90):.1f}  p99 {pct(delays, 99):.1f}  "
+        f"max {max(delays, default=float('nan')):.1f}"
+    )
+    print(f"  API RSS peak {sampler.peak_kb / 1024:.0f} MB")
+    v = Verdicts()
+    v.check("concurrent streams", stats.opened, args.streams, "", higher_is_better=True)
+    v.check("delivery p50", pct(delays, 50), TARGET_P50_MS, "ms")
+    v.check("API RSS peak", sampler.peak_kb / 1024, TARGET_RSS_MB, "MB")
+    if stats.closed_terminal < stats.opened:
+        print(f"  FAIL  {stats.opened - stats.closed_terminal} streams did not end on a terminal event")
+        v.failed += 1
+    return v.exit_code
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="300 streams")
+    parser.add_argument("--streams", type=int, default=TARGET_STREAMS)
+    parser.add_argument("--per-job", type=int, default=10, help="streams subscribed to each job")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--delay", type=float, default=0.0, help="generator seconds per item")
+    parser.add_argument("--steps", type=int, default=1, help="generator progress steps per item")
+    parser.add_argument("--connect-batch", type=int, default=64, help="connections being opened at once")
+    parser.add_argument("--budget", type=float, default=240.0, help="whole run, seconds")
+    args = parser.parse_args()
+    if args.quick:
+        args.streams = 300
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, 2 * args.streams + 1000))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # the API process inherits it
+    if want < args.streams + 200:
+        print(f"  open-file limit {want} is too low for {args.streams} streams")
+        return 1
+    print(
+        f"streams: {args.streams} SSE streams, {args.per_job} per job, {args.workers} worker(s), fd limit {want}"
+    )
+    with running_stack("streams", workers=None, rate_limit_per_minute="0") as stack:
+        return asyncio.run(run(args, stack))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Submit throughput: POST /api/v1/upload/ with one ~200 KB JPEG, workers stopped (API only), 16 clients.
+
+Usage: python bench/submit.py [--quick] [--duration 10] [--connections 16] [--processes 1,2] [--client wrk|httpx]
+Targets (issue 2): >= 400 uploads/s, p99 <= 50 ms at 16 concurrent clients, on this 2-core machine.
+The load generator runs on the same cores as the server; its CPU time is printed next to the server's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from _common import Verdicts, children, cpu_seconds, noisy_jpeg, pct, running_stack
+
+TARGET_RATE = 400.0
+TARGET_P99_MS = 50.0
+
+WRK_SCRIPT = r"""
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = os.getenv("BENCH_CTYPE")
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%d,"duration_us":%d,"status":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,'
+    .. '"p50":%d,"p90":%d,"p99":%d,"max":%d}\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def multipart(jpeg: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="photo.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + jpeg
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def api_pids(pid: int) -> list[int]:
+    """The API process and (with --processes N) its uvicorn worker processes."""
+    return [pid, *children(pid)]
+
+
+def run_wrk(url: str, body_path: Path, ctype: str, script: Path, seconds: float, conns: int) -> dict:
+    env = {**os.environ, "BENCH_BODY": str(body_path), "BENCH_CTYPE": ctype}
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{conns}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        url,
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=seconds + 30, check=True
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next(x for x in out.splitlines() if x.startswith("BENCH "))
+    r = json.loads(line[6:])
+    return {
+        "requests": r["requests"],
+        "seconds": r["duration_us"] / 1e6,
+        "errors": r["status"] + r["connect"] + r["read"] + r["write"] + r["timeout"],
+        "p50": r["p50"] / 1000,
+        "p90": r["p90"] / 1000,
+        "p99": r["p99"] / 1000,
+        "max": r["max"] / 1000,
+        "client_cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+    }
+
+
+async def _httpx_load(url: str, body: bytes, ctype: str, seconds: float, conns: int) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+    async with httpx.AsyncClient(limits=limits, timeout=5) as client:
+        start = time.perf_counter()
+        deadline = start + seconds
+
+        async def one_client() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(url, content=body, headers={"Content-Type": ctype})
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                else:
+                    errors += 1
+
+        await asyncio.gather(*(one_client() for _ in range(conns)))
+        elapsed = time.perf_counter() - start
+    return {
+        "requests": len(latencies) + errors,
+        "seconds": elapsed,
+        "errors": errors,
+        "p50": pct(latencies, 50),
+        "p90": pct(latencies, 90),
+        "p99": pct(latencies, 99),
+        "max": max(latencies, default=float("nan")),
+    }
+
+
+def run_httpx(url: str, body: bytes, ctype: str, seconds: float, conns: int) -> dict:
+    t0 = time.process_time()
+    result = asyncio.run(_httpx_load(url, body, ctype, seconds, conns))
+    result["client_cpu"] = time.process_time() - t0
+    return result
+
+
+def start_profiler(out: str | None, pid: int, seconds: float, processes: int) -> subprocess.Popen | None:
+    """py-spy (collapsed stacks, all threads, sampled without pausing the process) on one API process for the measured run."""
+    if not out:
+        return None
+    path = f"{out}.p{processes}.txt"
+    print(f"  profiling pid {pid} into {path}")
+    cmd = [
+        "py-spy",
+        "record",
+        "-p",
+        str(pid),
+        "-d",
+        str(round(seconds)),
+        "-r",
+        "100",
+        "--nonblocking",
+        "-f",
+        "raw",
+        "-o",
+        path,
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure(args: argparse.Namespace, processes: int, jpeg: bytes, tmp: Path) -> dict:
+    body, ctype = multipart(jpeg)
+    body_path = tmp / "body.bin"
+    body_path.write_bytes(body)
+    script = tmp / "upload.lua"
+    script.write_text(WRK_SCRIPT)
+    with running_stack("submit", workers=None, processes=processes, rate_limit_per_minute="0") as stack:
+        url = f"{stack.url}/api/v1/upload/"
+        check = httpx.post(url, content=body, headers={"Content-Type": ctype}, timeout=10)
+        if check.status_code != 200:
+            raise RuntimeError(f"upload failed: {check.status_code} {check.text[:500]}")
+        assert stack.api is not None
+        pids = api_pids(stack.api.pid)
+        if args.client == "wrk":
+
+            def load(seconds: float) -> dict:
+                return run_wrk(url, body_path, ctype, script, seconds, args.connections)
+        else:
+
+            def load(seconds: float) -> dict:
+                return run_httpx(url, body, ctype, seconds, args.connections)
+
+        load(args.warmup)
+        spy = start_profiler(args.profile, pids[-1], args.duration, processes)
+        cpu0 = sum(cpu_seconds(p) for p in pids)
+        result = load(args.duration)
+        if spy is not None:
+            spy.wait(timeout=60)
+        result["server_cpu"] = sum(cpu_seconds(p) for p in pids) - cpu0
+        result["server_pids"] = len(pids)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 s runs, one API process")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--processes", default="1,2", help="API process counts to try, comma-separated")
+    parser.add_argument("--profile", metavar="PREFIX", help="py-spy the API during the run (PREFIX.pN.txt)")
+    parser.add_argument(
+        "--client", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.warmup, args.processes = 3.0, 1.0, "1"
+    process_counts = [int(p) for p in args.processes.split(",")]
+
+    jpeg = noisy_jpeg(200 * 1024)
+    print(
+        f"submit: one {len(jpeg) / 1024:.0f} KB JPEG per upload, {args.connections} clients, "
+        f"{args.duration:g} s, client {args.client}, workers stopped; {os.cpu_count()} cores shared with the client"
+    )
+    passed_any = False
+    with tempfile.TemporaryDirectory(prefix="bench-submit-client-") as tmp:
+        for processes in process_counts:
+            r = measure(args, processes, jpeg, Path(tmp))
+            ok = r["requests"] - r["errors"]
+            rate = ok / r["seconds"]
+            print(
+                f"\nAPI --processes {processes}: {ok} uploads in {r['seconds']:.1f} s, {r['errors']} errors"
+            )
+            print(
+                f"  latency ms  p50 {r['p50']:.1f}  p90 {r['p90']:.1f}  p99 {r['p99']:.1f}  max {r['max']:.1f}"
+            )
+            print(
+                f"  CPU over the run: server {r['server_cpu'] / r['seconds'] * 100:.0f} % of a core "
+                f"({r['server_pids']} process(es)), load generator {r['client_cpu'] / r['seconds'] * 100:.0f} %"
+            )
+            v = Verdicts()
+            v.check("uploads/s", rate, TARGET_RATE, "/s", higher_is_better=True)
+            v.check("p99 latency", r["p99"], TARGET_P99_MS, "ms")
+            if r["errors"]:
+                print(f"  FAIL  {r['errors']} failed requests")
+                v.failed += 1
+            passed_any |= v.exit_code == 0
+    return 0 if passed_any else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
