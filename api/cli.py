@@ -37,29 +37,38 @@ def run_api(host: str, port: int, workers: int) -> int:
     return 0
 
 
-def run_worker(workers: int, periodic: bool) -> int:
-    """Run Huey's consumer with process workers on the embedded queue."""
+def run_worker(workers: int, periodic: bool, queue: str) -> int:
+    """Run Huey's consumer: process workers for the `cpu` queue (with the periodic tasks unless told not to),
+    threads for the `io` queue of remote generators."""
     from image2model.api.worker.periodic import Image2ModelConsumer
-    from image2model.api.worker.tasks import huey
+    from image2model.api.worker.tasks import huey, huey_io
     from image2model.core.logs import configure_logging
     from image2model.core.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    io = queue == "io"
     consumer = Image2ModelConsumer(
-        huey,
-        workers=workers or settings.workers or os.cpu_count() or 1,
-        periodic=periodic,
+        huey_io if io else huey,
+        workers=workers or (settings.io_threads if io else settings.workers or os.cpu_count() or 1),
+        periodic=periodic and not io,
         initial_delay=settings.worker_poll_min,
         backoff=1.15,
         max_delay=settings.worker_poll_max,
-        worker_type="process",
+        worker_type="thread" if io else "process",
         health_check_interval=1,
         graceful_signal="TERM",
         shutdown_timeout=10,
     )
     consumer.run()
     return 0
+
+
+def _has_remote_generators() -> bool:
+    from image2model.core.generators import generator_classes
+    from image2model.core.settings import get_settings
+
+    return any(cls.spec.queue == "io" for cls in generator_classes(get_settings()).values())
 
 
 def _child_setup() -> None:
@@ -98,6 +107,8 @@ def serve(host: str, port: int, ui_port: int, workers: int, ui: bool) -> int:
         "api": _spawn(["api", "--host", host, "--port", str(port)], env),
         "worker": _spawn(["worker", "--workers", str(workers)], env),
     }
+    if _has_remote_generators():
+        procs["io-worker"] = _spawn(["worker", "--queue", "io"], env)
     api_url = f"http://{host}:{port}"
     if ui and _has_ui():
         ui_env = {**env, "IMAGE2MODEL_SERVER_URL": api_url}
@@ -172,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not run the reaper and retention tasks (other workers do)",
     )
+    p.add_argument(
+        "--queue",
+        choices=("cpu", "io"),
+        default="cpu",
+        help="cpu: local generation; io: remote generators (FAL)",
+    )
 
     p = sub.add_parser("generate", help="turn images into 3D models through a running server")
     from image2model.core.client.cli import add_generate_arguments
@@ -187,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "api":
         return run_api(args.host, args.port, args.processes)
     if args.command == "worker":
-        return run_worker(args.workers, not args.no_periodic)
+        return run_worker(args.workers, not args.no_periodic, args.queue)
     if args.command == "generate":
         from image2model.core.client.cli import generate_command
 

@@ -39,7 +39,7 @@ def presented_key(request: Request) -> str | None:
 
 
 def caller(request: Request, state: AppState = Depends(app_state)) -> Caller:
-    return state.keys.caller(presented_key(request))
+    return state.keys.caller(presented_key(request) if state.keys.enabled else None)
 
 
 def require_key(who: Caller = Depends(caller)) -> Caller:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import time
@@ -68,7 +69,7 @@ class LinkSigner:
         return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
 
     def token(self, job_id: str, expires: int | None = None) -> str:
-        expires = expires if expires is not None else int(time.time()) + self.ttl_seconds
+        expires = expires if expires is not None else math.ceil(time.time()) + self.ttl_seconds
         return f"{expires}.{self._signature(job_id, expires)}"
 
     def verify(self, job_id: str, token: str) -> None:

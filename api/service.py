@@ -40,7 +40,8 @@ from image2model.core.models import (
 
 log = logging.getLogger("image2model.api")
 
-RESERVED_FIELDS = ("generator", "formats")
+RESERVED_FIELDS = ("generator", "formats", "multiview")
+_TRUE = ("1", "true", "yes", "on")
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -118,10 +119,34 @@ class JobService:
                     {"errors": [{"field": "files", "message": "no files"}]},
                 )
             spec, options, formats = self._options(upload)
+            multiview = self._multiview(upload, spec)
             infos = self._inspect(upload)
-            return self._create(caller, upload, spec, options, formats, infos, base_url)
+            return self._create(caller, upload, spec, options, formats, infos, multiview, base_url)
         finally:
             upload.discard()
+
+    def _multiview(self, upload: StagedUpload, spec: GeneratorSpec) -> bool:
+        """Whether the files are views of one object (one item), checked against the generator."""
+        raw = (upload.field("multiview") or "").strip().lower()
+        if raw in ("", "0", "false", "no", "off"):
+            return False
+        if raw not in _TRUE:
+            raise ValidationFailed(
+                f"multiview must be true or false, got {raw!r}.",
+                {"errors": [{"field": "multiview", "message": "must be true or false"}]},
+            )
+        most = spec.max_images_per_item
+        if most < 2:
+            raise ValidationFailed(
+                f"The generator '{spec.name}' makes a model from one photo; it does not take several views.",
+                {"errors": [{"field": "multiview", "message": "not supported by this generator"}]},
+            )
+        if not 2 <= len(upload.files) <= most:
+            raise ValidationFailed(
+                f"A multi-view upload needs 2 to {most} views of one object; got {len(upload.files)}.",
+                {"errors": [{"field": "files", "message": f"2..{most} views for multiview"}]},
+            )
+        return True
 
     def _inspect(self, upload: StagedUpload) -> list[ImageInfo]:
         infos: list[ImageInfo] = []
@@ -154,6 +179,7 @@ class JobService:
         options: dict[str, Any],
         formats: list[str],
         infos: list[ImageInfo],
+        multiview: bool,
         base_url: str,
     ) -> UploadResponse:
         job_id = str(uuid.uuid4())
@@ -161,18 +187,22 @@ class JobService:
         taken: set[str] = set()
         items: list[ItemRecord] = []
         try:
-            for index, (staged, info) in enumerate(zip(upload.files, infos, strict=True)):
-                key = f"{job_id}/in/{index}{info.extension}"
-                size = self.blobs.put_file(key, staged.path, move=True)
+            keys, sizes = [], []
+            for n, (staged, info) in enumerate(zip(upload.files, infos, strict=True)):
+                keys.append(f"{job_id}/in/{n}{info.extension}")
+                sizes.append(self.blobs.put_file(keys[-1], staged.path, move=True))
+            groups = [list(range(len(keys)))] if multiview else [[n] for n in range(len(keys))]
+            for index, members in enumerate(groups):
+                first = upload.files[members[0]]
                 items.append(
                     ItemRecord(
                         index=index,
                         file_id=str(uuid.uuid4()),
-                        filename=staged.filename,
-                        basename=output_basename(staged.filename, taken),
-                        input_key=key,
-                        content_type=info.content_type,
-                        size=size,
+                        filename=first.filename,
+                        basename=output_basename(first.filename, taken),
+                        inputs=[keys[n] for n in members],
+                        content_type=infos[members[0]].content_type,
+                        size=sum(sizes[n] for n in members),
                     )
                 )
             face_limit = options.get("face_limit")
@@ -194,7 +224,7 @@ class JobService:
             raise
         try:
             for item in items:
-                self._enqueue(job_id, item.index)
+                self._enqueue(job_id, item.index, spec.queue)
         except Exception as exc:
             log.exception("event=enqueue_failed job_id=%s", job_id)
             self.store.delete([job_id])
@@ -213,14 +243,15 @@ class JobService:
             options=job_options,
             uploaded_files=[
                 UploadedFile(
-                    file_id=i.file_id,
-                    filename=i.filename,
-                    file_size=i.size,
-                    content_type=i.content_type,
+                    file_id=items[0 if multiview else n].file_id,
+                    filename=staged.filename,
+                    file_size=sizes[n],
+                    content_type=infos[n].content_type,
                     status="queued",
                 )
-                for i in items
+                for n, staged in enumerate(upload.files)
             ],
+            multiview=multiview,
             message=f"{len(items)} file(s) uploaded; processing started",
             links=self.links(job_id, base_url),
         )
@@ -229,6 +260,8 @@ class JobService:
 
     def job(self, job_id: str, access: Access) -> JobState:
         """Load a job the caller may see; anyone else gets JOB_NOT_FOUND, as if it did not exist."""
+        if access.caller.owner is None and not access.token:
+            raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'.")
         missing = JobNotFound(f"Job {job_id} was not found (or it belongs to another API key).")
         if not _JOB_ID.match(job_id):
             raise missing
@@ -240,8 +273,6 @@ class JobService:
         if access.token:
             self.signer.verify(job_id, access.token)
             return state
-        if access.caller.owner is None:
-            raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'.")
         raise missing
 
     def links(self, job_id: str, base_url: str) -> dict[str, str]:

@@ -79,6 +79,7 @@ class UploadResponse(_Model):
     generator: str
     formats: list[str] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
+    multiview: bool = False
     uploaded_files: list[UploadedFile]
     message: str
     links: dict[str, str] = Field(default_factory=dict)

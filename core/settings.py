@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     workers: int = Field(
         0, description="Worker processes started by `serve`/`worker`; 0 means one per CPU core."
     )
+    io_threads: int = Field(4, description="Threads of the I/O worker that drives remote generators (FAL).")
     worker_poll_min: float = Field(0.01, description="Shortest queue poll interval of idle workers (s).")
     worker_poll_max: float = Field(0.05, description="Longest queue poll interval of idle workers (s).")
     lease_seconds: float = Field(

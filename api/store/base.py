@@ -30,7 +30,8 @@ class ItemRecord:
     file_id: str
     filename: str
     basename: str
-    input_key: str
+    inputs: list[str]
+    """Blob keys of the input image(s): one photo, or 2..N views of one object."""
     content_type: str
     size: int
     status: ItemStatus = ItemStatus.QUEUED
@@ -45,6 +46,10 @@ class ItemRecord:
     last_event_at: float = 0.0
     outputs: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    remote: dict[str, Any] = field(default_factory=dict)
+    """State of a remote generation (e.g. FAL's request id), kept across attempts so a crash resumes it."""
+    remote_group: str = ""
+    """In-flight group while the item holds a remote slot (empty otherwise)."""
 
     @property
     def output_names(self) -> list[str]:
@@ -139,7 +144,8 @@ class JobState:
 class ReapResult:
     """What one reaper pass did."""
 
-    requeue: list[tuple[str, int]]
+    requeue: list[tuple[str, int, str]]
+    """(job_id, index, generator) of items to put back on their queue."""
     failed: int
     cancelled: int
 
@@ -190,6 +196,10 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def counts(self) -> dict[str, dict[str, int]]:
         """`{"jobs": {status: n}, "items": {status: n}}` over the whole store."""
+
+    @abc.abstractmethod
+    def in_flight(self, group: str) -> int:
+        """Processing items holding a remote slot of `group` (called inside a transaction)."""
 
     @abc.abstractmethod
     def ping(self) -> None:
@@ -309,6 +319,46 @@ class JobStore(abc.ABC):
             if item is not None and state is not None:
                 self._end_item(state, item, ItemStatus.CANCELLED, "cancelled")
 
+    def take_remote_slot(self, job_id: str, index: int, attempt: int, group: str, cap: int) -> bool:
+        """Atomically reserve one of `cap` remote slots of `group` for a running item (0: no cap)."""
+        with self._transaction(job_id) as state:
+            item = _owned(state, index, attempt)
+            if item is None:
+                return False
+            if item.remote_group == group:
+                return True
+            if cap and self.in_flight(group) >= cap:
+                return False
+            item.remote_group = group
+            return True
+
+    def save_remote(
+        self, job_id: str, index: int, attempt: int, remote: dict[str, Any], lease_seconds: float
+    ) -> bool:
+        """Persist a running item's remote state and renew its lease; False when the run should stop."""
+        with self._transaction(job_id) as state:
+            item = _owned(state, index, attempt)
+            if item is None or state is None:
+                return False
+            item.remote = remote
+            item.lease_until = now() + lease_seconds
+            return not state.job.cancel_requested
+
+    def release(self, job_id: str, index: int, attempt: int, message: str) -> bool:
+        """Put a claimed item back in the queue without counting the attempt (e.g. no remote slot free)."""
+        with self._transaction(job_id) as state:
+            item = _owned(state, index, attempt)
+            if item is None or state is None:
+                return False
+            item.status = ItemStatus.QUEUED
+            item.attempt -= 1
+            item.lease_until = 0.0
+            item.enqueued_at = now()
+            if message != item.message:
+                item.message = message
+                state.emit(EventType.FILE_UPDATE, item)
+            return True
+
     def cancel(self, job_id: str) -> list[int]:
         """Request cancellation. Queued items end at once; running ones stop at their next progress report.
         Returns the indexes of the items that were still queued (to revoke from the queue)."""
@@ -334,7 +384,7 @@ class JobStore(abc.ABC):
         `stale_after` <= 0 disables the second check (pass it only when the queue is known to be empty)."""
         t = now()
         stale_before = t - stale_after if stale_after > 0 else float("-inf")
-        requeue: list[tuple[str, int]] = []
+        requeue: list[tuple[str, int, str]] = []
         failed = cancelled = 0
         for job_id in self.reap_candidates(t, stale_before):
             with self._transaction(job_id) as state:
@@ -360,14 +410,14 @@ class JobStore(abc.ABC):
                             )
                             item.last_event_at = t
                             state.emit(EventType.FILE_UPDATE, item)
-                            requeue.append((job_id, item.index))
+                            requeue.append((job_id, item.index, state.job.generator))
                     elif (
                         item.status == ItemStatus.QUEUED
                         and item.enqueued_at < stale_before
                         and not state.job.cancel_requested
                     ):
                         item.enqueued_at = t
-                        requeue.append((job_id, item.index))
+                        requeue.append((job_id, item.index, state.job.generator))
                 self._finalize(state)
         return ReapResult(requeue, failed, cancelled)
 
@@ -407,6 +457,7 @@ class JobStore(abc.ABC):
         item.message = message
         item.finished_at = now()
         item.lease_until = 0.0
+        item.remote_group = ""
         if status == ItemStatus.COMPLETED:
             item.progress = 100.0
         state.emit(EventType.FILE_UPDATE, item)

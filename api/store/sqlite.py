@@ -15,7 +15,7 @@ from typing import Any
 from image2model.api.store.base import ItemRecord, JobRecord, JobState, JobStore
 from image2model.core.models import Event, EventType, ItemStatus, JobStatus
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -27,13 +27,14 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
 CREATE TABLE IF NOT EXISTS items (
     job_id TEXT NOT NULL, idx INTEGER NOT NULL, file_id TEXT NOT NULL, filename TEXT NOT NULL,
-    basename TEXT NOT NULL, input_key TEXT NOT NULL, content_type TEXT NOT NULL, size INTEGER NOT NULL,
+    basename TEXT NOT NULL, inputs TEXT NOT NULL, content_type TEXT NOT NULL, size INTEGER NOT NULL,
     status TEXT NOT NULL, progress REAL NOT NULL, message TEXT NOT NULL, error TEXT, attempt INTEGER NOT NULL,
     lease_until REAL NOT NULL, enqueued_at REAL NOT NULL, started_at REAL, finished_at REAL,
-    last_event_at REAL NOT NULL, outputs TEXT NOT NULL, metadata TEXT NOT NULL,
-    PRIMARY KEY (job_id, idx)
+    last_event_at REAL NOT NULL, outputs TEXT NOT NULL, metadata TEXT NOT NULL, remote TEXT NOT NULL,
+    remote_group TEXT NOT NULL, PRIMARY KEY (job_id, idx)
 );
 CREATE INDEX IF NOT EXISTS items_status ON items(status);
+CREATE INDEX IF NOT EXISTS items_remote_group ON items(remote_group) WHERE remote_group != '';
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
     data TEXT NOT NULL
@@ -43,7 +44,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_job_seq ON events(job_id, seq);
 
 _JOB_COLS = [f.name for f in fields(JobRecord)]
 _ITEM_COLS = ["job_id", *("idx" if f.name == "index" else f.name for f in fields(ItemRecord))]
-_JSON = {"formats", "options", "outputs", "metadata"}
+_JSON = {"formats", "options", "outputs", "metadata", "inputs", "remote"}
 
 
 def _encode(name: str, value: Any) -> Any:
@@ -81,6 +82,12 @@ class SqliteJobStore(JobStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         conn = self._conn()
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found not in (0, SCHEMA_VERSION):
+            raise RuntimeError(
+                f"{self.path} has job-store schema v{found}; this version needs v{SCHEMA_VERSION}. "
+                "Move the old data directory aside (its jobs cannot be read by this version)."
+            )
         conn.executescript(_SCHEMA)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -222,6 +229,14 @@ class SqliteJobStore(JobStore):
             "jobs": {s.value: jobs.get(s.value, 0) for s in JobStatus},
             "items": {s.value: items.get(s.value, 0) for s in ItemStatus},
         }
+
+    def in_flight(self, group: str) -> int:
+        row = (
+            self._conn()
+            .execute("SELECT COUNT(*) FROM items WHERE remote_group = ? AND status = 'processing'", (group,))
+            .fetchone()
+        )
+        return int(row[0])
 
     def ping(self) -> None:
         with self._write() as conn:

@@ -1,4 +1,9 @@
-"""Running one item: claim it, generate with a live lease, store outputs under deterministic names."""
+"""Running items: claim (compare-and-set), generate under a live lease, store outputs under deterministic names.
+
+Local generators run to the end in one task. Remote generators (`RemoteGenerator`) run in short steps: the first
+task reserves a remote slot, submits and persists the remote state; each later task polls once and re-schedules
+itself, so no worker sits waiting. After a crash the reaper re-queues the item and the next claim resumes
+polling the persisted remote request instead of submitting again."""
 
 from __future__ import annotations
 
@@ -6,18 +11,38 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from huey.exceptions import TaskTimeout
 
 from image2model.api.context import Services
+from image2model.api.store import ItemRecord, JobRecord
 from image2model.core.errors import Cancelled, GenerationError
-from image2model.core.generators import GenerationRequest, Generator, generator_classes
+from image2model.core.generators import (
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    OutputFile,
+    RemoteGenerator,
+    generator_classes,
+)
 
 log = logging.getLogger("image2model.worker")
 
+SLOT_RETRY_SECONDS = 1.0
+
 _instances: dict[str, Generator] = {}
+
+
+class Scheduler(Protocol):
+    """How the runner puts follow-up work on the queue (implemented by the Huey tasks)."""
+
+    def retry_start(self, job_id: str, index: int, delay: float) -> None: ...
+
+    def poll(self, job_id: str, index: int, attempt: int, delay: float) -> None: ...
 
 
 def generator(services: Services, name: str) -> Generator:
@@ -32,9 +57,11 @@ def generator(services: Services, name: str) -> Generator:
     return _instances[name]
 
 
-def warm_up_all(services: Services) -> None:
-    """Create every generator once at worker start, so no item pays for heavy imports."""
-    for name in generator_classes(services.settings):
+def warm_up_all(services: Services, queue: str) -> None:
+    """Create every generator of `queue` once at worker start, so no item pays for heavy imports."""
+    for name, cls in generator_classes(services.settings).items():
+        if cls.spec.queue != queue:
+            continue
         try:
             generator(services, name)
         except Exception:
@@ -69,9 +96,84 @@ class _Lease:
                 log.exception("event=lease_renew_failed job_id=%s index=%s", self.job_id, self.index)
 
 
-def run_item(services: Services, job_id: str, index: int) -> None:
-    """Execute one item end to end. Safe to call twice: the claim is a compare-and-set."""
-    settings, store, blobs = services.settings, services.store, services.blobs
+def _progress(services: Services, job_id: str, index: int, attempt: int, lost: threading.Event | None = None):
+    """A generator progress callback: throttled store writes that renew the lease and raise on cancel."""
+    store, lease = services.store, services.settings.lease_seconds
+    last = [0.0, ""]
+
+    def progress(fraction: float, message: str) -> None:
+        if lost is not None and lost.is_set():
+            raise Cancelled("the job was cancelled")
+        t = time.monotonic()
+        if message == last[1] and t - last[0] < store.progress_min_interval:
+            return
+        last[:] = [t, message]
+        if not store.report_progress(job_id, index, attempt, fraction, message, lease):
+            raise Cancelled("the job was cancelled")
+
+    return progress
+
+
+def _request(services: Services, job: JobRecord, item: ItemRecord, work: Path) -> GenerationRequest:
+    options = dict(job.options)
+    if job.face_limit is not None:
+        options["face_limit"] = job.face_limit
+    return GenerationRequest(
+        images=[services.blobs.path(key) for key in item.inputs],
+        options=options,
+        formats=list(job.formats),
+        out_dir=work,
+        basename=item.basename,
+    )
+
+
+def _finish(
+    services: Services,
+    job_id: str,
+    item: ItemRecord,
+    attempt: int,
+    step: Callable[[], GenerationResult | None],
+    started_at: float,
+) -> None:
+    """Run one step of an item and record its outcome (completed, failed, cancelled) in the store."""
+    store, settings = services.store, services.settings
+    index = item.index
+    try:
+        result = step()
+        if result is None:
+            return
+        outputs = _store_outputs(services, job_id, result.files)
+        metadata: dict[str, Any] = {
+            **result.metadata,
+            "duration_ms": round((time.time() - started_at) * 1000, 1),
+        }
+        accepted = store.complete(job_id, index, attempt, outputs, metadata)
+        log.info(
+            "event=item_completed job_id=%s index=%s attempt=%s ms=%.1f accepted=%s",
+            job_id, index, attempt, metadata["duration_ms"], accepted,
+        )  # fmt: skip
+    except Cancelled:
+        store.mark_cancelled(job_id, index, attempt)
+        log.info("event=item_cancelled job_id=%s index=%s", job_id, index)
+    except GenerationError as exc:
+        store.fail(job_id, index, attempt, exc.message, exc.details or None)
+        log.info("event=item_failed job_id=%s index=%s error=%r", job_id, index, exc.message)
+    except TaskTimeout:
+        store.fail(
+            job_id, index, attempt,
+            f"Generating {item.filename} took longer than the {settings.item_timeout_seconds:g} s limit.",
+        )  # fmt: skip
+    except Exception as exc:
+        log.exception("event=item_crashed job_id=%s index=%s", job_id, index)
+        store.fail(
+            job_id, index, attempt,
+            f"The generator failed unexpectedly ({type(exc).__name__}: {exc}). Try another image.",
+        )  # fmt: skip
+
+
+def run_item(services: Services, job_id: str, index: int, scheduler: Scheduler) -> None:
+    """Execute an item's task. Safe to call twice: the claim is a compare-and-set."""
+    store, settings = services.store, services.settings
     item = store.claim(job_id, index, settings.lease_seconds)
     if item is None:
         log.info("event=skip job_id=%s index=%s reason=not_queued", job_id, index)
@@ -79,81 +181,108 @@ def run_item(services: Services, job_id: str, index: int) -> None:
     state = store.load(job_id)
     if state is None:
         return
-    job = state.job
-    attempt = item.attempt
-    work = settings.data_dir / "work" / f"{job_id}.{index}.{attempt}"
-    started = time.perf_counter()
+    job, attempt = state.job, item.attempt
+    started_at = time.time()
     log.info(
         "event=item_started job_id=%s index=%s attempt=%s generator=%s", job_id, index, attempt, job.generator
     )
-    last_report = [0.0, ""]
-
-    with _Lease(services, job_id, index, attempt) as lease:
-
-        def progress(fraction: float, message: str) -> None:
-            if lease.lost.is_set():
-                raise Cancelled("the job was cancelled")
-            t = time.monotonic()
-            if message == last_report[1] and t - last_report[0] < store.progress_min_interval:
-                return
-            last_report[:] = [t, message]
-            if not store.report_progress(job_id, index, attempt, fraction, message, settings.lease_seconds):
-                raise Cancelled("the job was cancelled")
-
+    work = settings.data_dir / "work" / f"{job_id}.{index}.{attempt}"
+    try:
+        work.mkdir(parents=True, exist_ok=True)
         try:
-            work.mkdir(parents=True, exist_ok=True)
             gen = generator(services, job.generator)
-            options = dict(job.options)
-            if job.face_limit is not None:
-                options["face_limit"] = job.face_limit
-            request = GenerationRequest(
-                images=[blobs.path(item.input_key)],
-                options=options,
-                formats=list(job.formats),
-                out_dir=work,
-                basename=item.basename,
-            )
-            result = gen.generate(request, progress)
-            outputs = _store_outputs(services, job_id, result.files)
-            metadata: dict[str, Any] = {
-                **result.metadata,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            }
-            done = store.complete(job_id, index, attempt, outputs, metadata)
-            log.info(
-                "event=item_completed job_id=%s index=%s attempt=%s ms=%.1f accepted=%s",
-                job_id,
-                index,
-                attempt,
-                metadata["duration_ms"],
-                done,
-            )
-        except Cancelled:
-            store.mark_cancelled(job_id, index, attempt)
-            log.info("event=item_cancelled job_id=%s index=%s", job_id, index)
         except GenerationError as exc:
-            store.fail(job_id, index, attempt, exc.message, exc.details or None)
-            log.info("event=item_failed job_id=%s index=%s error=%r", job_id, index, exc.message)
-        except TaskTimeout:
-            store.fail(
-                job_id,
-                index,
-                attempt,
-                f"Generating {item.filename} took longer than the {settings.item_timeout_seconds:g} s limit.",
-            )
-        except Exception as exc:
-            log.exception("event=item_crashed job_id=%s index=%s", job_id, index)
-            store.fail(
-                job_id,
-                index,
-                attempt,
-                f"The generator failed unexpectedly ({type(exc).__name__}: {exc}). Try another image.",
-            )
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+            store.fail(job_id, index, attempt, exc.message)
+            return
+        request = _request(services, job, item, work)
+        if isinstance(gen, RemoteGenerator):
+            start = partial(_start_remote, services, gen, request, job_id, item, scheduler)
+            _finish(services, job_id, item, attempt, start, started_at)
+            return
+        with _Lease(services, job_id, index, attempt) as lease:
+            progress = _progress(services, job_id, index, attempt, lease.lost)
+            _finish(services, job_id, item, attempt, lambda: gen.generate(request, progress), started_at)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def _store_outputs(services: Services, job_id: str, files: list) -> list[dict[str, Any]]:
+def _start_remote(
+    services: Services,
+    gen: RemoteGenerator,
+    request: GenerationRequest,
+    job_id: str,
+    item: ItemRecord,
+    scheduler: Scheduler,
+) -> GenerationResult | None:
+    store, settings = services.store, services.settings
+    index, attempt = item.index, item.attempt
+    if item.remote:
+        log.info("event=remote_resumed job_id=%s index=%s attempt=%s", job_id, index, attempt)
+        scheduler.poll(job_id, index, attempt, 0)
+        return None
+    group = gen.in_flight_group or gen.spec.name
+    if not store.take_remote_slot(job_id, index, attempt, group, gen.max_in_flight()):
+        if store.release(job_id, index, attempt, f"waiting for a free {gen.spec.title} slot"):
+            scheduler.retry_start(job_id, index, SLOT_RETRY_SECONDS)
+        return None
+    remote = gen.start(request)
+    if not store.save_remote(job_id, index, attempt, remote, settings.lease_seconds):
+        gen.cancel(remote)
+        raise Cancelled("the job was cancelled")
+    log.info("event=remote_submitted job_id=%s index=%s remote=%s", job_id, index, remote)
+    scheduler.poll(job_id, index, attempt, 0)
+    return None
+
+
+def poll_item(services: Services, job_id: str, index: int, attempt: int, scheduler: Scheduler) -> None:
+    """One status check of a remote item; re-schedules itself until the remote work ends."""
+    store, settings = services.store, services.settings
+    state = store.load(job_id)
+    if state is None or not 0 <= index < len(state.items):
+        return
+    item = state.items[index]
+    if item.status != "processing" or item.attempt != attempt or not item.remote:
+        return
+    gen = generator(services, state.job.generator)
+    assert isinstance(gen, RemoteGenerator)
+    if state.job.cancel_requested:
+        _cancel_remote(gen, item.remote)
+        store.mark_cancelled(job_id, index, attempt)
+        return
+    work = settings.data_dir / "work" / f"{job_id}.{index}.{attempt}"
+
+    def step() -> GenerationResult | None:
+        outcome = gen.poll(request, item.remote, progress)
+        if isinstance(outcome, GenerationResult):
+            return outcome
+        if not store.save_remote(
+            job_id, index, attempt, outcome.state or item.remote, settings.lease_seconds
+        ):
+            raise Cancelled("the job was cancelled")
+        progress(outcome.fraction, outcome.message)
+        scheduler.poll(job_id, index, attempt, outcome.delay)
+        return None
+
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        request = _request(services, state.job, item, work)
+        progress = _progress(services, job_id, index, attempt)
+        _finish(services, job_id, item, attempt, step, item.started_at or time.time())
+        fresh = store.load(job_id)
+        if fresh is not None and fresh.items[index].status == "cancelled":
+            _cancel_remote(gen, item.remote)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _cancel_remote(gen: RemoteGenerator, remote: dict[str, Any]) -> None:
+    try:
+        gen.cancel(remote)
+    except Exception:
+        log.warning("event=remote_cancel_failed remote=%s", remote)
+
+
+def _store_outputs(services: Services, job_id: str, files: list[OutputFile]) -> list[dict[str, Any]]:
     outputs = []
     for out in files:
         path = Path(out.path)

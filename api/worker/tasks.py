@@ -1,6 +1,7 @@
-"""Huey tasks: one per uploaded image, plus the periodic reaper and retention purge.
+"""Huey tasks: one per uploaded image (plus poll steps for remote generators), the periodic reaper and retention.
 
-Run them with `image2model worker` (or `huey_consumer image2model.api.worker.tasks.huey -k process`)."""
+Run them with `image2model worker` (`--queue io` for remote generators), or
+`huey_consumer image2model.api.worker.tasks.huey -k process`."""
 
 from __future__ import annotations
 
@@ -10,44 +11,82 @@ import time
 
 from image2model.api.context import services
 from image2model.api.worker.periodic import Every
-from image2model.api.worker.queue import huey, item_task_id
-from image2model.api.worker.runner import run_item, warm_up_all
+from image2model.api.worker.queue import huey, huey_io, item_task_id
+from image2model.api.worker.runner import poll_item, run_item, warm_up_all
+from image2model.core.generators import generator_classes
 from image2model.core.settings import get_settings
 
 log = logging.getLogger("image2model.worker")
 _settings = get_settings()
 
-__all__ = ["enqueue_item", "huey", "purge", "reap", "revoke_item", "run_item_task"]
+__all__ = ["enqueue_item", "huey", "huey_io", "purge", "reap", "revoke_item"]
+
+
+class _HueyScheduler:
+    """Follow-up steps of remote items, on the io queue."""
+
+    def retry_start(self, job_id: str, index: int, delay: float) -> None:
+        run_remote_item_task.schedule((job_id, index), delay=delay, id=item_task_id(job_id, index))
+
+    def poll(self, job_id: str, index: int, attempt: int, delay: float) -> None:
+        if delay > 0:
+            poll_remote_item_task.schedule((job_id, index, attempt), delay=delay)
+        else:
+            poll_remote_item_task(job_id, index, attempt)
+
+
+_scheduler = _HueyScheduler()
 
 
 @huey.task(timeout=_settings.item_timeout_seconds)
 def run_item_task(job_id: str, index: int) -> None:
-    """Generate one item of a job."""
-    run_item(services(), job_id, index)
+    """Generate one item of a job with a local generator."""
+    run_item(services(), job_id, index, _scheduler)
 
 
-def enqueue_item(job_id: str, index: int) -> None:
-    """Put an item on the queue under its deterministic task id."""
-    huey.enqueue(run_item_task.s(job_id, index, id=item_task_id(job_id, index)))
+@huey_io.task()
+def run_remote_item_task(job_id: str, index: int) -> None:
+    """Submit one item to a remote generator (or resume polling it after a crash)."""
+    run_item(services(), job_id, index, _scheduler)
+
+
+@huey_io.task()
+def poll_remote_item_task(job_id: str, index: int, attempt: int) -> None:
+    """Check a remote item once."""
+    poll_item(services(), job_id, index, attempt, _scheduler)
+
+
+def queue_of(generator: str) -> str:
+    """The queue a generator's items run on."""
+    cls = generator_classes(_settings).get(generator)
+    return cls.spec.queue if cls is not None else "cpu"
+
+
+def enqueue_item(job_id: str, index: int, queue: str = "cpu") -> None:
+    """Put an item on its queue under its deterministic task id."""
+    task = run_remote_item_task if queue == "io" else run_item_task
+    (huey_io if queue == "io" else huey).enqueue(task.s(job_id, index, id=item_task_id(job_id, index)))
 
 
 def revoke_item(job_id: str, index: int) -> None:
     """Drop a queued item's task before a worker picks it up."""
-    huey.revoke_by_id(item_task_id(job_id, index))
+    for queue in (huey, huey_io):
+        queue.revoke_by_id(item_task_id(job_id, index))
 
 
 @huey.periodic_task(Every(_settings.reaper_interval_seconds))
 def reap() -> None:
     """Re-enqueue items whose worker died (expired lease) and queued items whose enqueue was lost."""
     s = services()
-    queue_empty = huey.pending_count() == 0
+    queue_empty = huey.pending_count() == 0 and huey_io.pending_count() == 0 and huey.scheduled_count() == 0
+    queue_empty = queue_empty and huey_io.scheduled_count() == 0
     result = s.store.reap(
         s.settings.lease_seconds,
         s.settings.max_attempts,
         s.settings.requeue_after_seconds if queue_empty else 0,
     )
-    for job_id, index in result.requeue:
-        enqueue_item(job_id, index)
+    for job_id, index, generator in result.requeue:
+        enqueue_item(job_id, index, queue_of(generator))
     if result.requeue or result.failed or result.cancelled:
         log.info(
             "event=reaped requeued=%d failed=%d cancelled=%d",
@@ -75,5 +114,10 @@ def purge() -> None:
 
 
 @huey.on_startup()
-def _warm_up() -> None:
-    warm_up_all(services())
+def _warm_up_cpu() -> None:
+    warm_up_all(services(), "cpu")
+
+
+@huey_io.on_startup()
+def _warm_up_io() -> None:
+    warm_up_all(services(), "io")

@@ -151,7 +151,6 @@ def test_reading_someone_elses_job_without_any_key_is_401(keyed, job_a):
         assert_unauthorized(response)
 
 
-@pytest.mark.xfail(strict=True, reason="server answers 404 JOB_NOT_FOUND before checking that a key was sent")
 def test_missing_key_is_401_even_for_a_job_that_does_not_exist(keyed):
     # Otherwise a caller without a key can tell existing job ids (401) from made-up ones (404).
     response = httpx.get(f"{keyed.url}/api/v1/status/tasks/00000000-0000-4000-8000-000000000000")

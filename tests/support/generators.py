@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
+import uuid
+from pathlib import Path
 
 from image2model.core.errors import GenerationError
 from image2model.core.generators import (
@@ -12,7 +16,9 @@ from image2model.core.generators import (
     GeneratorSpec,
     OptionSpec,
     OutputFile,
+    Pending,
     ProgressCallback,
+    RemoteGenerator,
 )
 
 
@@ -64,3 +70,54 @@ class InstantGenerator(Generator):
             files=files,
             metadata={"faces": len(mesh.faces), "input_size": [width, height], "options": request.options},
         )
+
+
+class FakeRemoteGenerator(RemoteGenerator):
+    """A stand-in for a paid remote API, kept in files so tests in other processes can count what it saw:
+    `submitted/<id>` per submission, `cancelled/<id>` per cancel. Work finishes `seconds` after submission."""
+
+    spec = GeneratorSpec(
+        name="remote-test",
+        title="Remote test service",
+        description="Pretends to be a remote API; `seconds` of remote work per item.",
+        formats=("glb",),
+        default_formats=("glb",),
+        options=(OptionSpec("seconds", "float", 1.0, "Remote work time", minimum=0, maximum=600),),
+        max_images_per_item=4,
+        queue="io",
+    )
+    in_flight_group = "remote-test"
+
+    def __init__(self) -> None:
+        self.root = Path(os.environ.get("IMAGE2MODEL_DATA_DIR", ".")) / "fake-remote"
+        (self.root / "submitted").mkdir(parents=True, exist_ok=True)
+        (self.root / "cancelled").mkdir(parents=True, exist_ok=True)
+
+    def max_in_flight(self) -> int:
+        return int(os.environ.get("FAKE_REMOTE_MAX_IN_FLIGHT", "0"))
+
+    def start(self, request: GenerationRequest) -> dict:
+        request_id = uuid.uuid4().hex
+        views = len(request.images)
+        (self.root / "submitted" / request_id).write_text(json.dumps({"views": views, "t": time.time()}))
+        return {"request_id": request_id, "submitted_at": time.time(), "views": views}
+
+    def poll(
+        self, request: GenerationRequest, state: dict, progress: ProgressCallback
+    ) -> Pending | GenerationResult:
+        elapsed = time.time() - state["submitted_at"]
+        seconds = float(request.options["seconds"])
+        if elapsed < seconds:
+            return Pending(
+                min(0.9, elapsed / max(seconds, 1e-6)), "generating remotely", delay=0.2, state=state
+            )
+        import trimesh
+
+        path = request.out_dir / f"{request.basename}.glb"
+        trimesh.creation.box().export(path, file_type="glb")
+        return GenerationResult(
+            [OutputFile(path, "glb")], {"request_id": state["request_id"], "views": state["views"]}
+        )
+
+    def cancel(self, state: dict) -> None:
+        (self.root / "cancelled" / state["request_id"]).write_text("cancelled")

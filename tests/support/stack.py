@@ -15,7 +15,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 
 TEST_ENV = {
-    "IMAGE2MODEL_EXTRA_GENERATORS": "tests.support.generators:InstantGenerator",
+    "IMAGE2MODEL_EXTRA_GENERATORS": "tests.support.generators:InstantGenerator,tests.support.generators:FakeRemoteGenerator",
     "IMAGE2MODEL_DEFAULT_GENERATOR": "instant",
     "IMAGE2MODEL_LEASE_SECONDS": "2",
     "IMAGE2MODEL_REAPER_INTERVAL_SECONDS": "1",
@@ -47,6 +47,7 @@ class Stack:
         }
         self.api: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
+        self.io_worker: subprocess.Popen | None = None
         self.logs = data_dir.parent / f"{data_dir.name}-logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -78,6 +79,10 @@ class Stack:
     def start_worker(self, workers: int = 1) -> None:
         self.worker = self._spawn("worker", "worker", "--workers", str(workers))
 
+    def start_io_worker(self, threads: int = 4) -> None:
+        """The thread worker that drives remote generators."""
+        self.io_worker = self._spawn("io-worker", "worker", "--queue", "io", "--workers", str(threads))
+
     def start(self, workers: int = 1) -> Stack:
         self.start_api()
         self.start_worker(workers)
@@ -104,7 +109,11 @@ class Stack:
         """SIGKILL the consumer and every worker process it forked."""
         self._stop(self.worker, signal.SIGKILL)
 
+    def kill_io_worker(self) -> None:
+        self._stop(self.io_worker, signal.SIGKILL)
+
     def stop(self) -> None:
+        self._stop(self.io_worker)
         self._stop(self.worker)
         self._stop(self.api)
 

@@ -40,7 +40,7 @@ def make_job(store: JobStore, n: int = 2, job_id: str = "job-1", created: float 
             file_id=f"f{i}",
             filename=f"{i}.jpg",
             basename=str(i),
-            input_key=f"{job_id}/in/{i}",
+            inputs=[f"{job_id}/in/{i}"],
             content_type="image/jpeg",
             size=10,
         )
@@ -86,7 +86,7 @@ def test_stale_attempt_cannot_complete_or_report(store):
     store.claim(job_id, 0, lease_seconds=0.01)
     time.sleep(0.02)
     result = store.reap(lease_seconds=30, max_attempts=3, stale_after=0)
-    assert result.requeue == [(job_id, 0)]
+    assert result.requeue == [(job_id, 0, "instant")]
     again = store.claim(job_id, 0, 30)
     assert again.attempt == 2
     assert not store.complete(job_id, 0, 1, [], {})
@@ -110,7 +110,7 @@ def test_reaper_requeues_lost_queued_items_only_when_asked(store):
     job_id = make_job(store, n=1, created=time.time())
     assert store.reap(30, 3, stale_after=0).requeue == []
     time.sleep(0.02)
-    assert store.reap(30, 3, stale_after=0.01).requeue == [(job_id, 0)]
+    assert store.reap(30, 3, stale_after=0.01).requeue == [(job_id, 0, "instant")]
 
 
 def test_cancel_ends_queued_items_and_stops_running_ones(store):
