@@ -153,7 +153,9 @@ class JobService:
         failures: list[Image2ModelError] = []
         for staged in upload.files:
             try:
-                infos.append(inspect_image(staged.path, staged.filename, self.settings.max_image_pixels))
+                infos.append(
+                    inspect_image(staged.path, staged.filename, self.settings.max_image_pixels, staged.size)
+                )
             except Image2ModelError as exc:
                 failures.append(exc)
         if not failures:
@@ -189,8 +191,10 @@ class JobService:
         try:
             keys, sizes = [], []
             for n, (staged, info) in enumerate(zip(upload.files, infos, strict=True)):
+                staged.path.rename(upload.staging / f"{n}{info.extension}")
                 keys.append(f"{job_id}/in/{n}{info.extension}")
-                sizes.append(self.blobs.put_file(keys[-1], staged.path, move=True))
+                sizes.append(staged.size)
+            self.blobs.adopt_dir(f"{job_id}/in", upload.staging)
             groups = [list(range(len(keys)))] if multiview else [[n] for n in range(len(keys))]
             for index, members in enumerate(groups):
                 first = upload.files[members[0]]

@@ -42,7 +42,8 @@ class StagedUpload:
     fields: dict[str, list[str]] = field(default_factory=dict)
 
     def discard(self) -> None:
-        shutil.rmtree(self.staging, ignore_errors=True)
+        if self.staging.exists():
+            shutil.rmtree(self.staging, ignore_errors=True)
 
     def field(self, name: str) -> str | None:
         values = self.fields.get(name)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from image2model.core.errors import FileTooLarge, UnsupportedMediaType, ValidationFailed
+from image2model.core.errors import FileTooLarge, GenerationError, UnsupportedMediaType, ValidationFailed
 
 FORMATS: dict[str, tuple[str, str]] = {
     "JPEG": ("image/jpeg", ".jpg"),
@@ -29,12 +30,15 @@ class ImageInfo:
     """Size after EXIF orientation."""
 
 
-def inspect_image(path: Path, filename: str, max_pixels: int) -> ImageInfo:
-    """Decode `path` fully enough to prove it is an intact JPEG/PNG/WebP within the pixel ceiling.
+def inspect_image(path: Path, filename: str, max_pixels: int, size: int | None = None) -> ImageInfo:
+    """Prove from its content that `path` is a whole JPEG, PNG or WebP image within the pixel ceiling.
 
-    Raises UnsupportedMediaType (not an image we take), FileTooLarge (pixel ceiling) or
-    ValidationFailed (empty, truncated or corrupt)."""
-    if path.stat().st_size == 0:
+    The headers are parsed (format, size, EXIF orientation) and the file's structure is checked end to end
+    (JPEG end-of-image marker, every PNG chunk's checksum, the WebP container length), so a truncated or
+    mislabelled file is refused here; pixels are decoded later, by the worker, once. Raises
+    UnsupportedMediaType (not an image we take), FileTooLarge (pixel ceiling) or ValidationFailed
+    (empty, truncated or corrupt)."""
+    if (size if size is not None else path.stat().st_size) == 0:
         raise ValidationFailed(
             f"{filename} is empty.", {"errors": [{"field": filename, "message": "empty file"}]}
         )
@@ -50,11 +54,10 @@ def inspect_image(path: Path, filename: str, max_pixels: int) -> ImageInfo:
                 width, height = im.size
                 if width * height > max_pixels:
                     raise _too_many_pixels(filename, width, height, max_pixels)
-                orientation = im.getexif().get(0x0112, 1)
-                if im.format == "JPEG":
-                    # Decoding at 1/8 scale still reads every entropy-coded byte, so truncation is caught cheaply.
-                    im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
-                im.load()
+                fmt = im.format
+                # PNG's verify() must come first; its rare eXIf orientation is applied when the worker decodes.
+                orientation = 1 if fmt == "PNG" else im.getexif().get(0x0112, 1)
+                _check_structure(im, path)
         except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             if isinstance(exc, UnidentifiedImageError):
                 raise UnsupportedMediaType(
@@ -62,15 +65,36 @@ def inspect_image(path: Path, filename: str, max_pixels: int) -> ImageInfo:
                     {"errors": [{"field": filename, "message": "not a JPEG, PNG or WebP image"}]},
                 ) from None
             raise _too_many_pixels(filename, 0, 0, max_pixels) from None
-        except (OSError, SyntaxError, ValueError) as exc:
+        except (OSError, SyntaxError, ValueError, struct.error) as exc:
             raise ValidationFailed(
                 f"{filename} is damaged or truncated and cannot be decoded.",
                 {"errors": [{"field": filename, "message": f"corrupt image: {exc}"}]},
             ) from None
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    content_type, extension = FORMATS[im.format]
-    return ImageInfo(im.format, content_type, extension, width, height)
+    content_type, extension = FORMATS[fmt]
+    return ImageInfo(fmt, content_type, extension, width, height)
+
+
+def _check_structure(im: Image.Image, path: Path) -> None:
+    """Raise OSError unless the file is complete."""
+    if im.format == "PNG":
+        im.verify()  # walks every chunk to IEND, checking CRCs, without inflating pixels
+        return
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        length = f.tell()
+        if im.format == "JPEG":
+            # 0xFFD9 cannot occur inside entropy-coded data (0xFF is always stuffed), so an end-of-image
+            # marker near the end means the scans were not cut short; some cameras pad after it.
+            f.seek(max(0, length - 65536))
+            if b"\xff\xd9" not in f.read():
+                raise OSError("no JPEG end-of-image marker: the file is truncated")
+        else:
+            f.seek(4)
+            declared = struct.unpack("<I", f.read(4))[0] + 8
+            if declared > length:
+                raise OSError(f"WebP container says {declared} bytes but the file has {length}")
 
 
 def _too_many_pixels(filename: str, width: int, height: int, max_pixels: int) -> FileTooLarge:
@@ -82,9 +106,16 @@ def _too_many_pixels(filename: str, width: int, height: int, max_pixels: int) ->
 
 
 def load_image(path: Path) -> Image.Image:
-    """Open an input image upright (EXIF orientation applied), keeping its alpha channel when it has one."""
-    with Image.open(path) as im:
-        im.load()
-        upright = ImageOps.exif_transpose(im)
+    """Open an input image upright (EXIF orientation applied), keeping its alpha channel when it has one.
+
+    Raises GenerationError when the pixels cannot be decoded (damage the upload check cannot see)."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            upright = ImageOps.exif_transpose(im)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise GenerationError(
+            f"The image is damaged and its pixels cannot be decoded ({exc}); export it again and re-upload.",
+        ) from None
     mode = "RGBA" if upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info else "RGB"
     return upright.convert(mode)

@@ -12,6 +12,10 @@ from image2model.core.models import UploadResponse
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
+# Validation and storage of uploads run in threads (image decoding releases the GIL); a few are enough to keep
+# both cores busy, more only queue on the store's write lock.
+_SUBMIT_THREADS = anyio.CapacityLimiter(4)
+
 _BODY = {
     "requestBody": {
         "required": True,
@@ -71,4 +75,6 @@ async def upload(
         settings.max_files,
         settings.max_file_size,
     )
-    return await anyio.to_thread.run_sync(state.service.submit, who, staged, base_url(request))
+    return await anyio.to_thread.run_sync(
+        state.service.submit, who, staged, base_url(request), limiter=_SUBMIT_THREADS
+    )

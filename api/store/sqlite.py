@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import astuple, fields
@@ -70,6 +72,22 @@ def _item(row: sqlite3.Row) -> ItemRecord:
     return ItemRecord(**values)
 
 
+def _begin_immediate(conn: sqlite3.Connection, timeout: float = 10.0) -> None:
+    """Take the write lock, retrying every few hundred microseconds while another process holds it.
+
+    SQLite's own busy handler naps 1, 2, 5, 10 ... 100 ms between tries, which turns brief contention between
+    the API and worker processes into tail latency; transactions here last well under a millisecond."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.0001, 0.0005))
+
+
 def _event(row: sqlite3.Row) -> Event:
     return Event(seq=row["seq"], type=EventType(row["type"]), data=json.loads(row["data"]))
 
@@ -81,7 +99,11 @@ class SqliteJobStore(JobStore):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        # One writer at a time per process: threads queue here instead of in SQLite's sleep-and-retry busy
+        # handler (whose 1..100 ms naps stall the whole API under concurrent uploads).
+        self._write_lock = threading.Lock()
         conn = self._conn()
+        conn.execute("PRAGMA busy_timeout=10000")  # processes starting together wait for each other's DDL
         found = conn.execute("PRAGMA user_version").fetchone()[0]
         if found not in (0, SCHEMA_VERSION):
             raise RuntimeError(
@@ -90,6 +112,7 @@ class SqliteJobStore(JobStore):
             )
         conn.executescript(_SCHEMA)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("PRAGMA busy_timeout=0")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -98,7 +121,7 @@ class SqliteJobStore(JobStore):
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute("PRAGMA busy_timeout=0")  # writers retry in _begin_immediate; WAL readers never wait
             self._local.conn = conn
             self._local.pid = os.getpid()
         return conn
@@ -106,13 +129,14 @@ class SqliteJobStore(JobStore):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._write_lock:
+            _begin_immediate(conn)
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def _insert_events(self, conn: sqlite3.Connection, job_id: str, events: list[Event]) -> None:
         conn.executemany(
