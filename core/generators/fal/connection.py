@@ -1,0 +1,149 @@
+"""Our own fal-client instance, the test-only host override (all FAL hosts under one base URL), and the sorting
+of fal-client's errors into transient ones (retry later) and permanent ones (a sentence for the user).
+
+fal-client is imported inside functions: importing the generator package stays cheap."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import fal_client
+
+HOST_GLOBALS = ("QUEUE_URL_FORMAT", "RUN_URL_FORMAT", "REST_URL", "CDN_URL")
+"""fal-client 1.0.3 module globals holding FAL's hosts, read at call time (fal.md §4.3 A)."""
+
+_FAL_DEFAULTS: dict[str, str] = {}
+_LOCK = threading.Lock()
+
+SUBMIT_TIMEOUT = 30.0
+"""Seconds for the submit POST and uploads (fal-client's default is 120)."""
+
+
+def point_fal_at(base_url: str) -> None:
+    """Send every fal-client request of this process under `base_url` (`{base}/queue/`, `/run/`, `/rest`,
+    `/cdn`), or back to FAL's own hosts when empty. Process-wide, since fal-client keeps its hosts in module
+    globals; used by tests and benchmarks only.
+
+    Also turns fal-client's own retry loop off (one attempt per call): it sleeps up to ~50 s inside the calling
+    thread and ignores `Retry-After`, whereas our generator retries across short poll tasks."""
+    import fal_client.client as fc
+
+    with _LOCK:
+        if not _FAL_DEFAULTS:
+            _FAL_DEFAULTS.update({name: getattr(fc, name) for name in HOST_GLOBALS})
+        if base_url:
+            base = base_url.rstrip("/")
+            hosts = {
+                "QUEUE_URL_FORMAT": f"{base}/queue/",
+                "RUN_URL_FORMAT": f"{base}/run/",
+                "REST_URL": f"{base}/rest",
+                "CDN_URL": f"{base}/cdn",
+            }
+        else:
+            hosts = dict(_FAL_DEFAULTS)
+        for name, value in hosts.items():
+            setattr(fc, name, value)
+        fc.MAX_ATTEMPTS = 1
+
+
+def make_client(key: str, base_url: str) -> fal_client.SyncClient:
+    """A fal-client of our own with this key (never the module-level helpers, which freeze FAL_KEY)."""
+    import fal_client
+
+    point_fal_at(base_url)
+    return fal_client.SyncClient(key=key, default_timeout=SUBMIT_TIMEOUT)
+
+
+class TransientError(Exception):
+    """A retryable failure outside fal-client (e.g. FAL's file host answering 503 to a download)."""
+
+
+@dataclass
+class FalFailure:
+    """What went wrong talking to FAL, in words a user can act on."""
+
+    message: str
+    transient: bool
+    status_code: int | None = None
+    retry_after: float | None = None
+    detail: Any = None
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """`Retry-After` as seconds (delta or HTTP date), or None."""
+    if not headers:
+        return None
+    raw = next((v for k, v in dict(headers).items() if k.lower() == "retry-after"), None)
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(str(raw)).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def describe_validation(detail: Any) -> str:
+    """FAL's 422 `detail` (a list of `{loc, msg}`) as "image_url: field required; seed: ..."."""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = [str(p) for p in item.get("loc", []) if p != "body"]
+                parts.append(f"{'.'.join(loc) or 'input'}: {item.get('msg', 'invalid')}")
+            else:
+                parts.append(str(item))
+        return "; ".join(parts) or "invalid input"
+    return str(detail)[:300]
+
+
+def classify(exc: BaseException, doing: str) -> FalFailure | None:
+    """Sort an exception raised while `doing` something at FAL; None if it is not a FAL/transport error."""
+    import httpx
+    from fal_client import FalClientHTTPError
+
+    if isinstance(exc, FalClientHTTPError):
+        code = exc.status_code
+        after = retry_after_seconds(exc.response_headers)
+        if code in (401, 403):
+            return FalFailure(
+                f"FAL rejected the API key (HTTP {code}) while {doing}; check IMAGE2MODEL_FAL_KEY / FAL_KEY.",
+                False,
+                code,
+            )
+        if code == 422:
+            return FalFailure(
+                f"FAL refused the input while {doing}: {describe_validation(exc.message)}.",
+                False,
+                code,
+                detail=exc.message,
+            )
+        if code in (408, 409, 425, 429) or code >= 500:
+            reason = "rate-limited us" if code == 429 else f"answered HTTP {code}"
+            return FalFailure(f"FAL {reason} while {doing}", True, code, after, exc.message)
+        return FalFailure(
+            f"FAL answered HTTP {code} while {doing}: {str(exc.message)[:300]}",
+            False,
+            code,
+            detail=exc.message,
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return FalFailure(f"FAL did not answer in time while {doing}", True)
+    if isinstance(exc, httpx.TransportError):
+        return FalFailure(f"could not reach FAL while {doing} ({type(exc).__name__})", True)
+    if isinstance(exc, TransientError):
+        return FalFailure(str(exc), True)
+    if isinstance(exc, (ValueError, KeyError, TypeError)):
+        # Non-JSON body, a status without its fields, or an unknown status such as FAILED.
+        return FalFailure(
+            f"FAL sent an answer we cannot read while {doing} ({type(exc).__name__}: {exc})", True
+        )
+    return None

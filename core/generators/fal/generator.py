@@ -1,0 +1,366 @@
+"""The FAL remote generator: `start` submits one request to FAL's queue, `poll` checks it once per call and
+downloads the result when it is done, `cancel` stops it. State lives in the dict the service persists."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import math
+import mimetypes
+import random
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from image2model.core.errors import GenerationError
+from image2model.core.generators.base import (
+    GenerationRequest,
+    GenerationResult,
+    GeneratorSpec,
+    Pending,
+    ProgressCallback,
+    RemoteGenerator,
+)
+from image2model.core.generators.fal import connection
+from image2model.core.generators.fal.models import FORMATS, MODELS, FalModel
+from image2model.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import fal_client
+    import httpx
+
+EXPECTED_SECONDS = 60.0
+"""Typical FAL generation time; shapes the progress fraction while FAL reports no percentage."""
+
+_SNIFF = (
+    (b"\x89PNG", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"RIFF", "image/webp"),
+    (b"GIF8", "image/gif"),
+)
+
+
+class FalGenerator(RemoteGenerator):
+    """One FAL model behind one generator name; subclasses (one per model) set `spec` and `model`."""
+
+    model: ClassVar[FalModel]
+    in_flight_group: ClassVar[str] = "fal"
+
+    # Knobs as attributes so tests can make them small on one instance.
+    submit_attempts = 4
+    """Tries of an upload or a submission before the item fails (they happen inside `start`)."""
+    retry_base_delay = 1.0
+    retry_max_delay = 30.0
+    poll_error_limit = 8
+    """Consecutive failed polls (429/5xx/transport/unreadable) before the item fails."""
+    data_uri_limit = 1_000_000
+    """Images whose data URI is at most this many bytes are sent inline; bigger ones go through FAL's upload."""
+    max_mesh_bytes = 256 * 1024 * 1024
+    max_preview_bytes = 20 * 1024 * 1024
+    download_timeout = 60.0
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._lock = threading.Lock()
+        self._fal: fal_client.SyncClient | None = None
+        self._http: httpx.Client | None = None
+
+    # -- plumbing -----------------------------------------------------------------------------------------------
+
+    @property
+    def fal(self) -> fal_client.SyncClient:
+        with self._lock:
+            if self._fal is None:
+                self._fal = connection.make_client(self.settings.fal_key, self.settings.fal_base_url)
+            return self._fal
+
+    @property
+    def http(self) -> httpx.Client:
+        """Plain HTTP client for downloading result files (no FAL key sent to file hosts)."""
+        import httpx
+
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(timeout=self.download_timeout, follow_redirects=True)
+            return self._http
+
+    def max_in_flight(self) -> int:
+        return self.settings.fal_max_in_flight
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        delay = min(self.retry_base_delay * 2 ** (attempt - 1), self.retry_max_delay) * random.uniform(
+            0.8, 1.2
+        )
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.retry_max_delay))
+        return delay
+
+    def _with_retries(self, doing: str, call: Any) -> Any:
+        """Run `call()` with backoff on transient FAL failures (honouring Retry-After); GenerationError otherwise."""
+        for attempt in range(1, self.submit_attempts + 1):
+            try:
+                return call()
+            except Exception as exc:
+                failure = connection.classify(exc, doing)
+                if failure is None:
+                    raise
+                if not failure.transient or attempt == self.submit_attempts:
+                    tail = (
+                        "" if not failure.transient else f"; gave up after {attempt} tries. Try again later."
+                    )
+                    raise GenerationError(
+                        failure.message + tail,
+                        {"fal_status": failure.status_code, "fal_detail": _jsonable(failure.detail)},
+                    ) from exc
+                time.sleep(self._backoff(attempt, failure.retry_after))
+        raise AssertionError("unreachable")
+
+    # -- start --------------------------------------------------------------------------------------------------
+
+    def _image_ref(self, path: Path) -> tuple[str, str]:
+        """(reference FAL accepts, how it was sent): a data URI when small, else an upload to FAL storage."""
+        data = Path(path).read_bytes()
+        content_type = next((t for magic, t in _SNIFF if data.startswith(magic)), None)
+        content_type = content_type or mimetypes.guess_type(str(path))[0] or "application/octet-stream"
+        encoded_size = len("data:;base64,") + len(content_type) + 4 * math.ceil(len(data) / 3)
+        if encoded_size <= self.data_uri_limit:
+            return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}", "data_uri"
+        name = Path(path).name
+        url = self._with_retries("uploading the image", lambda: self.fal.upload(data, content_type, name))
+        return url, "upload"
+
+    def start(self, request: GenerationRequest) -> dict[str, Any]:
+        if not self.settings.fal_key:
+            raise GenerationError("No FAL key is configured (set IMAGE2MODEL_FAL_KEY or FAL_KEY).")
+        images = list(request.images)
+        if not 1 <= len(images) <= self.model.max_images:
+            raise GenerationError(
+                f"{self.spec.name} takes 1 to {self.model.max_images} images per item, got {len(images)}."
+            )
+        refs = [self._image_ref(p) for p in images]
+        known = {o.name for o in self.spec.options}
+        options = {k: v for k, v in request.options.items() if k in known}
+        app, arguments = self.model.build_input([r for r, _ in refs], options)
+        app = app or self.model.app_id
+        handle = self._with_retries("submitting the request", lambda: self.fal.submit(app, arguments))
+        now = time.time()
+        return {
+            "generator": self.spec.name,
+            "app_id": app,
+            "request_id": handle.request_id,
+            "submitted_at": now,
+            "deadline_at": now + self.settings.fal_deadline_seconds,
+            "inputs": [how for _, how in refs],
+            "phase": "submitted",
+            "fraction": 0.05,
+            "polls": 0,
+            "errors": 0,
+        }
+
+    # -- poll ---------------------------------------------------------------------------------------------------
+
+    def poll(
+        self, request: GenerationRequest, state: dict[str, Any], progress: ProgressCallback
+    ) -> Pending | GenerationResult:
+        from fal_client import Completed, InProgress, Queued
+
+        state = dict(state)
+        now = time.time()
+        if now > float(state["deadline_at"]):
+            self.cancel(state)
+            waited = round(now - float(state["submitted_at"]), 1)
+            raise GenerationError(
+                f"FAL did not finish within {waited} s, so the request was cancelled. Try again later.",
+                {"fal_request_id": state["request_id"], "phase": state.get("phase")},
+            )
+        handle = self.fal.get_handle(state["app_id"], state["request_id"])
+        try:
+            status = handle.status(with_logs=True)
+        except Exception as exc:
+            return self._poll_failed(state, exc, "checking the request")
+        state["polls"] = int(state.get("polls", 0)) + 1
+        if not isinstance(status, Completed):
+            state["errors"] = 0  # failures after completion (result, download) keep counting
+        delay = self.settings.fal_poll_interval
+        if isinstance(status, Queued):
+            state["phase"] = "queued"
+            return Pending(0.05, f"queued at FAL, position {status.position}", delay, state)
+        if isinstance(status, InProgress):
+            state["phase"] = "generating"
+            state.setdefault("started_at", now)
+            elapsed = now - float(state["started_at"])
+            state["fraction"] = round(0.1 + 0.7 * (1.0 - math.exp(-elapsed / EXPECTED_SECONDS)), 3)
+            message = "generating"
+            last = _last_log(status.logs)
+            if last:
+                message = f"generating: {last}"
+            return Pending(state["fraction"], message, delay, state)
+        assert isinstance(status, Completed)
+        state.setdefault("completed_at", now)
+        if status.error:
+            raise self._failed_at_fal(handle, status)
+        try:
+            result = handle.get()
+        except Exception as exc:
+            return self._poll_failed(state, exc, "fetching the result")
+        return self._finish(request, state, result, status.metrics or {}, progress)
+
+    def _poll_failed(self, state: dict[str, Any], exc: Exception, doing: str) -> Pending:
+        failure = connection.classify(exc, doing)
+        if failure is None:
+            raise exc
+        details = {
+            "fal_request_id": state["request_id"],
+            "fal_status": failure.status_code,
+            "fal_detail": _jsonable(failure.detail),
+        }
+        if not failure.transient:
+            raise GenerationError(failure.message, details) from exc
+        errors = int(state.get("errors", 0)) + 1
+        if errors > self.poll_error_limit:
+            raise GenerationError(f"{failure.message}; gave up after {errors} tries.", details) from exc
+        state["errors"] = errors
+        delay = max(self.settings.fal_poll_interval, self._backoff(errors, failure.retry_after))
+        return Pending(float(state.get("fraction", 0.05)), f"{failure.message}; retrying", delay, state)
+
+    def _failed_at_fal(self, handle: Any, status: Any) -> GenerationError:
+        """FAL completed the request with an error: the result body says why (422 lists the refused input)."""
+        detail: Any = status.error
+        message = f"FAL could not generate the model: {status.error}"
+        try:
+            handle.get()
+        except Exception as exc:
+            failure = connection.classify(exc, "fetching the result")
+            if failure is not None:
+                message = failure.message if failure.status_code == 422 else f"{message} ({failure.message})"
+                detail = failure.detail or detail
+        return GenerationError(
+            message,
+            {
+                "fal_request_id": handle.request_id,
+                "fal_error_type": status.error_type,
+                "fal_detail": _jsonable(detail),
+            },
+        )
+
+    def _finish(
+        self,
+        request: GenerationRequest,
+        state: dict[str, Any],
+        result: Any,
+        metrics: dict[str, Any],
+        progress: ProgressCallback,
+    ) -> Pending | GenerationResult:
+        from image2model.core.generators.fal import outputs
+
+        state["phase"] = "downloading"
+        picked = outputs.pick_file(result, self.model.mesh_keys)
+        if picked is None:
+            fields = sorted(result) if isinstance(result, dict) else type(result).__name__
+            raise GenerationError(
+                f"FAL's result has no model mesh (expected one of {', '.join(self.model.mesh_keys)}; got {fields}).",
+                {"fal_request_id": state["request_id"]},
+            )
+        mesh_field, mesh_file = picked
+        progress(0.82, "downloading the model from FAL")
+        try:
+            glb = outputs.download(self.http, mesh_file["url"], self.max_mesh_bytes, "model file")
+        except outputs.TransientDownloadError as exc:
+            return self._poll_failed(state, exc, "downloading the model")
+        rendered = None
+        preview_pick = outputs.pick_file(result, self.model.preview_keys)
+        if preview_pick is not None:
+            try:
+                rendered = outputs.download(
+                    self.http, preview_pick[1]["url"], self.max_preview_bytes, "preview"
+                )
+            except (GenerationError, outputs.TransientDownloadError):
+                rendered = None  # FAL's own preview is a bonus; ours are always made
+        progress(0.88, "converting")
+        out_dir = Path(request.out_dir)
+        files, figures = outputs.write_outputs(glb, request.formats, out_dir, request.basename)
+        if rendered is not None:
+            extra = outputs.write_fal_preview(rendered, out_dir, request.basename)
+            if extra is not None:
+                files.append(extra)
+        done = time.time()
+        submitted = float(state["submitted_at"])
+        started = float(state.get("started_at", state.get("completed_at", done)))
+        metadata: dict[str, Any] = {
+            "generator": self.spec.name,
+            **figures,
+            "fal": {
+                "app_id": state["app_id"],
+                "request_id": state["request_id"],
+                "task_id": result.get("task_id") if isinstance(result, dict) else None,
+                "seed": result.get("seed") if isinstance(result, dict) else None,
+                "mesh_field": mesh_field,
+                "metrics": _jsonable(metrics),
+                "timings": _jsonable(result.get("timings")) if isinstance(result, dict) else None,
+                "inputs": state.get("inputs"),
+                "polls": state.get("polls"),
+            },
+            "options": dict(request.options),
+            "formats": list(request.formats),
+            "timings_s": {
+                "queued": round(max(0.0, started - submitted), 3),
+                "generating": round(max(0.0, float(state.get("completed_at", done)) - started), 3),
+                "total": round(done - submitted, 3),
+            },
+        }
+        progress(1.0, "done")
+        return GenerationResult(files=files, metadata=metadata)
+
+    # -- cancel -------------------------------------------------------------------------------------------------
+
+    def cancel(self, state: dict[str, Any]) -> None:
+        """Ask FAL to cancel the request; every error is swallowed (it may be done already)."""
+        with contextlib.suppress(Exception):
+            self.fal.cancel(state["app_id"], state["request_id"])
+
+
+def _last_log(logs: Any) -> str:
+    if not isinstance(logs, list):
+        return ""
+    for entry in reversed(logs):
+        if isinstance(entry, dict) and str(entry.get("message", "")).strip():
+            return str(entry["message"]).strip().splitlines()[-1][:120]
+    return ""
+
+
+def _jsonable(value: Any) -> Any:
+    """Keep a value only if it is plain JSON (details end up in events and the store)."""
+    import json
+
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def spec_for(model: FalModel) -> GeneratorSpec:
+    return GeneratorSpec(
+        name=model.name,
+        title=model.title,
+        description=model.description,
+        formats=FORMATS,
+        default_formats=("glb",),
+        options=model.options,
+        max_images_per_item=model.max_images,
+        queue="io",
+    )
+
+
+def _make_class(model: FalModel) -> type[FalGenerator]:
+    safe = "".join(c if c.isalnum() else "_" for c in model.name)
+    return type(
+        f"FalGenerator_{safe}",
+        (FalGenerator,),
+        {"spec": spec_for(model), "model": model, "__module__": __name__},
+    )
+
+
+GENERATORS: dict[str, type[FalGenerator]] = {name: _make_class(m) for name, m in MODELS.items()}
+"""One class per known FAL model, by generator name (`fal`, `fal:<app-id>`)."""

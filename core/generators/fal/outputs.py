@@ -1,0 +1,251 @@
+"""What happens to a finished FAL request: pick the mesh out of the result, download it (and FAL's rendered
+preview) into our storage, check it, and write the requested formats and our own previews with the same
+export code as the local generator. Imports numpy/trimesh: load it only when a result arrives."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from image2model.core.errors import GenerationError
+from image2model.core.generators.base import OutputFile
+from image2model.core.generators.fal.connection import TransientError
+from image2model.core.mesh import export, preview
+from image2model.core.mesh.model import TexturedMesh
+
+PREVIEW_FACES = 20000
+"""Previews of bigger models are rendered from a decimated copy (same look, far faster)."""
+GLB_MAGIC = b"glTF"
+
+
+TransientDownloadError = TransientError
+"""The file host failed in a way worth retrying (5xx, transport error)."""
+
+
+def pick_file(result: Any, keys: Sequence[str]) -> tuple[str, dict[str, Any]] | None:
+    """The first of `keys` in FAL's result that holds a File (`{"url": ...}`), as (field, file)."""
+    if not isinstance(result, Mapping):
+        return None
+    for key in keys:
+        value = result.get(key)
+        if isinstance(value, Mapping) and isinstance(value.get("url"), str) and value["url"]:
+            return key, dict(value)
+    return None
+
+
+def download(http: Any, url: str, limit: int, what: str) -> bytes:
+    """GET `url` with the httpx client `http`, refusing more than `limit` bytes.
+
+    Raises GenerationError for permanent failures and TransientDownloadError for retryable ones."""
+    import httpx
+
+    try:
+        with http.stream("GET", url) as response:
+            if response.status_code >= 500 or response.status_code in (408, 429):
+                raise TransientDownloadError(
+                    f"FAL's file host answered HTTP {response.status_code} for the {what}"
+                )
+            if response.status_code >= 400:
+                raise GenerationError(
+                    f"FAL's {what} could not be downloaded (HTTP {response.status_code}); "
+                    "the file is gone or was never written. Try again.",
+                    {"status_code": response.status_code},
+                )
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise GenerationError(
+                    f"FAL's {what} is {int(declared)} bytes, more than our limit of {limit}."
+                )
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise GenerationError(f"FAL's {what} is larger than our limit of {limit} bytes.")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.TransportError as exc:
+        raise TransientDownloadError(f"could not download FAL's {what} ({type(exc).__name__})") from exc
+
+
+@dataclass
+class MeshSource:
+    """A welded triangle mesh with either a UV texture or vertex colours."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray | None
+    image: Image.Image | None
+    colors: np.ndarray | None
+    """(n, 3) uint8 vertex colours (when there is no single texture)."""
+
+
+def read_glb(data: bytes) -> MeshSource:
+    """Check FAL's GLB (magic, trimesh loads it, it has faces) and flatten its scene into one mesh."""
+    if data[:4] != GLB_MAGIC:
+        head = data[:16]
+        raise GenerationError(
+            f"FAL's model file is not a GLB (it starts with {head!r}); the model may have returned another "
+            "format or a broken file.",
+            {"head": head.hex()},
+        )
+    import trimesh
+
+    try:
+        scene: Any = trimesh.load(io.BytesIO(data), file_type="glb", force="scene", process=False)
+        meshes = [g for g in scene.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
+    except Exception as exc:  # trimesh raises many kinds on corrupt input
+        raise GenerationError(f"FAL's GLB could not be read ({type(exc).__name__}: {exc}).") from exc
+    if not meshes:
+        raise GenerationError("FAL's GLB holds no triangles.")
+    if len(meshes) == 1:
+        mesh = meshes[0]
+        image = _texture_image(mesh)
+        uv = getattr(mesh.visual, "uv", None)
+        if image is not None and uv is not None and len(uv) == len(mesh.vertices):
+            return MeshSource(
+                np.asarray(mesh.vertices, np.float64),
+                np.asarray(mesh.faces, np.int64),
+                np.asarray(uv, np.float64),
+                image.convert("RGB"),
+                None,
+            )
+    vertices, faces, colors = [], [], []
+    offset = 0
+    for mesh in meshes:
+        vertices.append(np.asarray(mesh.vertices, np.float64))
+        faces.append(np.asarray(mesh.faces, np.int64) + offset)
+        colors.append(_vertex_colors(mesh))
+        offset += len(mesh.vertices)
+    return MeshSource(np.concatenate(vertices), np.concatenate(faces), None, None, np.concatenate(colors))
+
+
+def _texture_image(mesh: Any) -> Image.Image | None:
+    material = getattr(mesh.visual, "material", None)
+    if material is None:
+        return None
+    image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
+    return image if isinstance(image, Image.Image) else None
+
+
+def _vertex_colors(mesh: Any) -> np.ndarray:
+    try:
+        colors = np.asarray(mesh.visual.to_color().vertex_colors)
+        if colors.ndim == 2 and len(colors) == len(mesh.vertices):
+            return colors[:, :3].astype(np.uint8)
+    except Exception:  # some visuals cannot be sampled: fall back to grey
+        pass
+    return np.full((len(mesh.vertices), 3), 180, np.uint8)
+
+
+def normalised(source: MeshSource) -> MeshSource:
+    """Centred on its bounding box, largest extent 1 (our model space; glTF is Y up, +Z front like ours)."""
+    lo, hi = source.vertices.min(axis=0), source.vertices.max(axis=0)
+    extent = float((hi - lo).max()) or 1.0
+    vertices = (source.vertices - (lo + hi) / 2.0) / extent
+    return MeshSource(vertices, source.faces, source.uv, source.image, source.colors)
+
+
+def decimated(source: MeshSource, target: int) -> MeshSource:
+    """A copy with about `target` faces; UVs/colours taken from the nearest original vertex."""
+    if len(source.faces) <= target:
+        return source
+    import fast_simplification
+    from scipy.spatial import cKDTree
+
+    reduction = 1.0 - target / len(source.faces)
+    vertices, faces = fast_simplification.simplify(
+        source.vertices.astype(np.float32), source.faces.astype(np.int32), target_reduction=reduction
+    )
+    nearest = cKDTree(source.vertices).query(vertices)[1]
+    return MeshSource(
+        np.asarray(vertices, np.float64),
+        np.asarray(faces, np.int64),
+        None if source.uv is None else source.uv[nearest],
+        source.image,
+        None if source.colors is None else source.colors[nearest],
+    )
+
+
+def textured(source: MeshSource) -> TexturedMesh:
+    """Our TexturedMesh. Vertex colours become a small atlas with one texel per face (faces get their own
+    corners so the renderer never interpolates between unrelated texels)."""
+    if source.uv is not None and source.image is not None:
+        return TexturedMesh(source.vertices, source.faces, source.uv, source.image)
+    colors = source.colors if source.colors is not None else np.full((len(source.vertices), 3), 180, np.uint8)
+    face_colors = colors[source.faces].astype(np.float64).mean(axis=1).round().astype(np.uint8)
+    n = len(source.faces)
+    side = max(1, math.ceil(math.sqrt(n)))
+    atlas = np.zeros((side * side, 3), np.uint8)
+    atlas[:n] = face_colors
+    k = np.arange(n)
+    u = (k % side + 0.5) / side
+    v = 1.0 - (k // side + 0.5) / side
+    uv = np.repeat(np.column_stack([u, v]), 3, axis=0)
+    vertices = source.vertices[source.faces.reshape(-1)]
+    faces = np.arange(3 * n, dtype=np.int64).reshape(n, 3)
+    return TexturedMesh(vertices, faces, uv, Image.fromarray(atlas.reshape(side, side, 3)))
+
+
+_WRITERS = {
+    "obj": (".obj.zip", lambda m, p, s: export.write_obj_zip(m, p, s)),
+    "stl": (".stl", lambda m, p, s: export.write_stl(m, p)),
+    "ply": (".ply", lambda m, p, s: export.write_ply(m, p)),
+}
+
+
+def write_outputs(
+    glb: bytes, formats: Sequence[str], out_dir: Path, stem: str
+) -> tuple[list[OutputFile], dict[str, Any]]:
+    """Write `{stem}.glb` (FAL's own file, materials intact), the other formats from our TexturedMesh, and our
+    previews; returns the files and figures about the mesh."""
+    source = read_glb(glb)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: list[OutputFile] = []
+    model_space = normalised(source)
+    mesh = textured(model_space) if any(f != "glb" for f in formats) else None
+    for fmt in formats:
+        if fmt == "glb":
+            path = out_dir / f"{stem}.glb"
+            path.write_bytes(glb)
+        else:
+            suffix, writer = _WRITERS[fmt]
+            assert mesh is not None
+            path = writer(mesh, out_dir / f"{stem}{suffix}", stem)
+        files.append(OutputFile(path, fmt, "model"))
+    small = textured(decimated(model_space, PREVIEW_FACES))
+    thumb = preview.write_thumbnail(small, out_dir / f"{stem}.preview.png")
+    webp, gif = out_dir / f"{stem}.turntable.webp", out_dir / f"{stem}.turntable.gif"
+    preview.write_turntable(preview.turntable_frames(small), webp, gif)
+    files += [
+        OutputFile(thumb, "png", "preview"),
+        OutputFile(webp, "webp", "preview"),
+        OutputFile(gif, "gif", "preview"),
+    ]
+    lo, hi = source.vertices.min(axis=0), source.vertices.max(axis=0)
+    figures = {
+        "faces": int(len(source.faces)),
+        "vertices": int(len(source.vertices)),
+        "textured": source.image is not None,
+        "extents": [round(float(e), 4) for e in hi - lo],
+        "mesh_bytes": len(glb),
+    }
+    return files, figures
+
+
+def write_fal_preview(data: bytes, out_dir: Path, stem: str) -> OutputFile | None:
+    """FAL's rendered preview saved as `{stem}.fal_preview.png` (any image format in, PNG out); None if unreadable."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception:
+        return None
+    path = out_dir / f"{stem}.fal_preview.png"
+    image.save(path, format="PNG")
+    return OutputFile(path, "png", "preview")
