@@ -1,0 +1,1 @@
+"""Wire-faithful fakes of outside services (FAL.AI) for tests and benchmarks."""
