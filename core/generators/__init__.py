@@ -34,7 +34,10 @@ __all__ = [
     "load_class",
 ]
 
-BUILTIN: tuple[str, ...] = ("image2model.core.generators.local:LocalGenerator",)
+BUILTIN: tuple[str, ...] = (
+    "image2model.core.generators.local:LocalGenerator",
+    "image2model.core.generators.fal:available_generators",
+)
 
 
 GeneratorProvider = Callable[[Settings], list[type[Generator]]]
