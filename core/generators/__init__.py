@@ -63,7 +63,7 @@ def generator_classes(settings: Settings) -> dict[str, type[Generator]]:
     found: dict[str, type[Generator]] = {}
     for path in BUILTIN + tuple(settings.extra_generators):
         loaded = load_class(path)
-        classes = [loaded] if isinstance(loaded, type) else loaded(settings)
+        classes: list[type[Generator]] = [loaded] if isinstance(loaded, type) else loaded(settings)
         for cls in classes:
             found[cls.spec.name] = cls
     return found
