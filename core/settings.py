@@ -107,6 +107,28 @@ class Settings(BaseSettings):
     server_url: str = Field("http://127.0.0.1:8000", description="API base URL used by every client.")
     api_key: str = Field("", description="API key clients send to the server.")
 
+    # Discord bot (`image2model bot`).
+    discord_token: str = Field(
+        "", description="Discord bot token (`IMAGE2MODEL_DISCORD_TOKEN`); never logged or shown."
+    )
+    discord_guild_id: int = Field(
+        0, description="Sync the bot's commands to this one guild (development); 0 syncs them globally."
+    )
+    bot_cooldown_seconds: float = Field(
+        30.0, description="Least time between two /model jobs of one Discord user (s); 0 is none."
+    )
+    bot_max_jobs_per_user: int = Field(1, description="Most unfinished /model jobs of one Discord user.")
+    bot_progress_interval: float = Field(
+        2.0, description="Least time between two progress edits of one bot reply (s)."
+    )
+    bot_job_timeout_seconds: float = Field(
+        3600.0, description="The bot stops following a job (and says so) after this long (s)."
+    )
+    bot_data_dir: Path = Field(
+        Path("./image2model-bot"),
+        description="Where the bot keeps each job's photos and options, so buttons work after a restart.",
+    )
+
     log_level: str = Field("INFO", description="Log level of every process.")
 
     @field_validator("api_keys", "extra_generators", "cors_origins", mode="before")

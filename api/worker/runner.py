@@ -22,6 +22,7 @@ from image2model.api.context import Services
 from image2model.api.store import ItemRecord, JobRecord
 from image2model.core.errors import Cancelled, GenerationError
 from image2model.core.generators import (
+    Fetched,
     GenerationRequest,
     GenerationResult,
     Generator,
@@ -43,6 +44,8 @@ class Scheduler(Protocol):
     def retry_start(self, job_id: str, index: int, delay: float) -> None: ...
 
     def poll(self, job_id: str, index: int, attempt: int, delay: float) -> None: ...
+
+    def finish(self, job_id: str, index: int, attempt: int) -> None: ...
 
 
 def generator(services: Services, name: str) -> Generator:
@@ -134,6 +137,7 @@ def _finish(
     attempt: int,
     step: Callable[[], GenerationResult | None],
     started_at: float,
+    stored: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Run one step of an item and record its outcome (completed, failed, cancelled) in the store."""
     store, settings = services.store, services.settings
@@ -142,7 +146,10 @@ def _finish(
         result = step()
         if result is None:
             return
-        outputs = _store_outputs(services, job_id, result.files)
+        stored = stored or {}
+        fresh = [f for f in result.files if Path(f.path).name not in stored]
+        kept = [stored[Path(f.path).name] for f in result.files if Path(f.path).name in stored]
+        outputs = kept + _store_outputs(services, job_id, fresh)
         metadata: dict[str, Any] = {
             **result.metadata,
             "duration_ms": round((time.time() - started_at) * 1000, 1),
@@ -249,12 +256,21 @@ def poll_item(services: Services, job_id: str, index: int, attempt: int, schedul
         _cancel_remote(gen, item.remote)
         store.mark_cancelled(job_id, index, attempt)
         return
+    if "fetched" in item.remote:
+        scheduler.finish(job_id, index, attempt)
+        return
     work = settings.data_dir / "work" / f"{job_id}.{index}.{attempt}"
 
     def step() -> GenerationResult | None:
         outcome = gen.poll(request, item.remote, progress)
-        if isinstance(outcome, GenerationResult):
-            return outcome
+        if isinstance(outcome, Fetched):
+            fetched = _store_outputs(services, job_id, outcome.files)
+            remote = {**(outcome.state or item.remote), "fetched": fetched}
+            if not store.save_remote(job_id, index, attempt, remote, settings.lease_seconds):
+                raise Cancelled("the job was cancelled")
+            progress(0.85, "converting")
+            scheduler.finish(job_id, index, attempt)
+            return None
         if not store.save_remote(
             job_id, index, attempt, outcome.state or item.remote, settings.lease_seconds
         ):
@@ -271,6 +287,31 @@ def poll_item(services: Services, job_id: str, index: int, attempt: int, schedul
         fresh = store.load(job_id)
         if fresh is not None and fresh.items[index].status == "cancelled":
             _cancel_remote(gen, item.remote)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def finish_item(services: Services, job_id: str, index: int, attempt: int) -> None:
+    """CPU step of a remote item: turn the fetched files into every requested format and the previews."""
+    store, settings = services.store, services.settings
+    state = store.load(job_id)
+    if state is None or not 0 <= index < len(state.items):
+        return
+    item = state.items[index]
+    if item.status != "processing" or item.attempt != attempt or "fetched" not in item.remote:
+        return
+    gen = generator(services, state.job.generator)
+    assert isinstance(gen, RemoteGenerator)
+    fetched = {o["filename"]: o for o in item.remote["fetched"]}
+    files = [OutputFile(services.blobs.path(o["key"]), o["format"], o["role"]) for o in fetched.values()]
+    work = settings.data_dir / "work" / f"{job_id}.{index}.{attempt}.finish"
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        request = _request(services, state.job, item, work)
+        with _Lease(services, job_id, index, attempt) as lease:
+            progress = _progress(services, job_id, index, attempt, lease.lost)
+            step = partial(gen.finish, request, item.remote, files, progress)
+            _finish(services, job_id, item, attempt, step, item.started_at or time.time(), stored=fetched)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -12,7 +12,7 @@ import time
 from image2model.api.context import services
 from image2model.api.worker.periodic import Every
 from image2model.api.worker.queue import huey, huey_io, item_task_id
-from image2model.api.worker.runner import poll_item, run_item, warm_up_all
+from image2model.api.worker.runner import finish_item, poll_item, run_item, warm_up_all
 from image2model.core.generators import generator_classes
 from image2model.core.settings import get_settings
 
@@ -34,6 +34,9 @@ class _HueyScheduler:
         else:
             poll_remote_item_task(job_id, index, attempt)
 
+    def finish(self, job_id: str, index: int, attempt: int) -> None:
+        finish_remote_item_task(job_id, index, attempt)
+
 
 _scheduler = _HueyScheduler()
 
@@ -42,6 +45,12 @@ _scheduler = _HueyScheduler()
 def run_item_task(job_id: str, index: int) -> None:
     """Generate one item of a job with a local generator."""
     run_item(services(), job_id, index, _scheduler)
+
+
+@huey.task(timeout=_settings.item_timeout_seconds)
+def finish_remote_item_task(job_id: str, index: int, attempt: int) -> None:
+    """Make the formats and previews of a remote item from its fetched files (CPU work)."""
+    finish_item(services(), job_id, index, attempt)
 
 
 @huey_io.task()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from image2model.core.generators.base import (
+    Fetched,
     GenerationRequest,
     GenerationResult,
     Generator,
@@ -20,6 +21,7 @@ from image2model.core.generators.base import (
 from image2model.core.settings import Settings
 
 __all__ = [
+    "Fetched",
     "GenerationRequest",
     "GenerationResult",
     "Generator",

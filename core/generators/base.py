@@ -228,6 +228,15 @@ class Pending:
     """The remote state to persist (replaces the previous one); keep every id needed to resume or cancel."""
 
 
+@dataclass
+class Fetched:
+    """The remote work is done and its files are downloaded (into `request.out_dir`). The service stores them at
+    once, then runs `RemoteGenerator.finish` on a CPU worker to make the other formats and previews."""
+
+    files: list[OutputFile]
+    state: dict[str, Any] = field(default_factory=dict)
+
+
 class RemoteGenerator(Generator):
     """A generator whose work runs elsewhere (a paid API). The service drives it in short steps so no worker
     waits on it: `start` submits and returns the remote state, which is stored before anything else happens;
@@ -242,10 +251,21 @@ class RemoteGenerator(Generator):
     @abc.abstractmethod
     def poll(
         self, request: GenerationRequest, state: dict[str, Any], progress: ProgressCallback
-    ) -> Pending | GenerationResult:
-        """Check the remote work once: `Pending` to be asked again later, or the downloaded result.
+    ) -> Pending | Fetched:
+        """Check the remote work once: `Pending` to be asked again later, or `Fetched` with the downloaded files.
 
         Raise `GenerationError` for failures a user can act on."""
+
+    def finish(
+        self,
+        request: GenerationRequest,
+        state: dict[str, Any],
+        fetched: list[OutputFile],
+        progress: ProgressCallback,
+    ) -> GenerationResult:
+        """CPU work on the fetched files (other formats, previews); runs in a CPU worker. By default the fetched
+        files are the result."""
+        return GenerationResult(files=fetched, metadata=dict(state.get("metadata", {})))
 
     def cancel(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional
         """Best-effort stop of the remote work (errors are ignored by the caller)."""
@@ -263,8 +283,8 @@ class RemoteGenerator(Generator):
         state = self.start(request)
         while True:
             outcome = self.poll(request, state, progress)
-            if isinstance(outcome, GenerationResult):
-                return outcome
+            if isinstance(outcome, Fetched):
+                return self.finish(request, outcome.state or state, outcome.files, progress)
             state = outcome.state or state
             progress(outcome.fraction, outcome.message)
             time.sleep(outcome.delay)

@@ -37,6 +37,7 @@ def fal_stack(path, fal: FakeFal, **settings: str) -> Stack:
     stack = Stack(path, fal_key=KEY, fal_base_url=fal.base_url, fal_poll_interval="0.2", **settings)
     stack.start_api()
     stack.start_io_worker(threads=4)
+    stack.start_worker(workers=1)  # converts fetched meshes and renders previews; runs the reaper
     return stack
 
 
@@ -114,7 +115,6 @@ def test_cancel_during_fal_generation_cancels_at_fal(service, fal):
 def test_worker_killed_while_fal_works_resumes_with_one_submission(tmp_path, fal):
     fal.script(default={"queue_s": 0.5, "run_s": 4})
     stack = fal_stack(tmp_path / "data", fal)
-    stack.start_worker(workers=1)  # the reaper
     try:
         job = upload(stack.url, [("k.jpg", photo())], generator="fal")
         wait_file_status(stack.url, job["job_id"], 0, "processing", timeout=30)

@@ -20,6 +20,7 @@ def remote_stack(tmp_path_factory):
     stack = Stack(tmp_path_factory.mktemp("remote") / "data")
     stack.start_api()
     stack.start_io_worker(threads=4)
+    stack.start_worker(workers=1)  # finishes fetched results; runs the reaper
     yield stack
     stack.stop()
 
@@ -101,6 +102,7 @@ def test_in_flight_cap_holds_items_until_a_slot_frees(tmp_path):
     stack.env["FAKE_REMOTE_MAX_IN_FLIGHT"] = "1"
     stack.start_api()
     stack.start_io_worker(threads=4)
+    stack.start_worker(workers=1)
     try:
         job = upload(
             stack.url, [(f"q{i}.jpg", photo()) for i in range(3)], generator="remote-test", seconds="0.6"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from image2model.core.errors import GenerationError
 from image2model.core.generators import (
+    Fetched,
     GenerationRequest,
     GenerationResult,
     Generator,
@@ -102,9 +103,7 @@ class FakeRemoteGenerator(RemoteGenerator):
         (self.root / "submitted" / request_id).write_text(json.dumps({"views": views, "t": time.time()}))
         return {"request_id": request_id, "submitted_at": time.time(), "views": views}
 
-    def poll(
-        self, request: GenerationRequest, state: dict, progress: ProgressCallback
-    ) -> Pending | GenerationResult:
+    def poll(self, request: GenerationRequest, state: dict, progress: ProgressCallback) -> Pending | Fetched:
         elapsed = time.time() - state["submitted_at"]
         seconds = float(request.options["seconds"])
         if elapsed < seconds:
@@ -115,9 +114,8 @@ class FakeRemoteGenerator(RemoteGenerator):
 
         path = request.out_dir / f"{request.basename}.glb"
         trimesh.creation.box().export(path, file_type="glb")
-        return GenerationResult(
-            [OutputFile(path, "glb")], {"request_id": state["request_id"], "views": state["views"]}
-        )
+        metadata = {"request_id": state["request_id"], "views": state["views"]}
+        return Fetched([OutputFile(path, "glb")], {**state, "metadata": metadata})
 
     def cancel(self, state: dict) -> None:
         (self.root / "cancelled" / state["request_id"]).write_text("cancelled")

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from image2model.core.errors import GenerationError
 from image2model.core.generators.base import (
+    Fetched,
     GenerationRequest,
     GenerationResult,
     GeneratorSpec,
+    OutputFile,
     Pending,
     ProgressCallback,
     RemoteGenerator,
@@ -162,7 +164,7 @@ class FalGenerator(RemoteGenerator):
 
     def poll(
         self, request: GenerationRequest, state: dict[str, Any], progress: ProgressCallback
-    ) -> Pending | GenerationResult:
+    ) -> Pending | Fetched:
         from fal_client import Completed, InProgress, Queued
 
         state = dict(state)
@@ -251,7 +253,8 @@ class FalGenerator(RemoteGenerator):
         result: Any,
         metrics: dict[str, Any],
         progress: ProgressCallback,
-    ) -> Pending | GenerationResult:
+    ) -> Pending | Fetched:
+        """Download FAL's mesh (and its rendered preview) into our own files at once: FAL's URLs expire."""
         from image2model.core.generators.fal import outputs
 
         state["phase"] = "downloading"
@@ -268,7 +271,12 @@ class FalGenerator(RemoteGenerator):
             glb = outputs.download(self.http, mesh_file["url"], self.max_mesh_bytes, "model file")
         except outputs.TransientDownloadError as exc:
             return self._poll_failed(state, exc, "downloading the model")
-        rendered = None
+        outputs.check_glb(glb)
+        out_dir = Path(request.out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        glb_path = out_dir / f"{request.basename}.glb"
+        glb_path.write_bytes(glb)
+        files = [OutputFile(glb_path, "glb", "model")]
         preview_pick = outputs.pick_file(result, self.model.preview_keys)
         if preview_pick is not None:
             try:
@@ -277,19 +285,15 @@ class FalGenerator(RemoteGenerator):
                 )
             except (GenerationError, outputs.TransientDownloadError):
                 rendered = None  # FAL's own preview is a bonus; ours are always made
-        progress(0.88, "converting")
-        out_dir = Path(request.out_dir)
-        files, figures = outputs.write_outputs(glb, request.formats, out_dir, request.basename)
-        if rendered is not None:
-            extra = outputs.write_fal_preview(rendered, out_dir, request.basename)
+            extra = outputs.write_fal_preview(rendered, out_dir, request.basename) if rendered else None
             if extra is not None:
                 files.append(extra)
         done = time.time()
         submitted = float(state["submitted_at"])
         started = float(state.get("started_at", state.get("completed_at", done)))
-        metadata: dict[str, Any] = {
+        state["phase"] = "fetched"
+        state["metadata"] = {
             "generator": self.spec.name,
-            **figures,
             "fal": {
                 "app_id": state["app_id"],
                 "request_id": state["request_id"],
@@ -309,8 +313,29 @@ class FalGenerator(RemoteGenerator):
                 "total": round(done - submitted, 3),
             },
         }
+        return Fetched(files=files, state=state)
+
+    def finish(
+        self,
+        request: GenerationRequest,
+        state: dict[str, Any],
+        fetched: list[OutputFile],
+        progress: ProgressCallback,
+    ) -> GenerationResult:
+        """Make the other requested formats and our previews from FAL's GLB (CPU work, on a CPU worker)."""
+        from image2model.core.generators.fal import outputs
+
+        progress(0.9, "converting")
+        glb_file = next(f for f in fetched if f.format == "glb")
+        files, figures = outputs.write_outputs(
+            Path(glb_file.path).read_bytes(), request.formats, Path(request.out_dir), request.basename
+        )
+        kept = [f for f in fetched if f.role == "preview"]
+        if "glb" in request.formats:
+            kept.append(glb_file)
+        metadata = {**state.get("metadata", {}), **figures}
         progress(1.0, "done")
-        return GenerationResult(files=files, metadata=metadata)
+        return GenerationResult(files=[f for f in files if f.format != "glb"] + kept, metadata=metadata)
 
     # -- cancel -------------------------------------------------------------------------------------------------
 

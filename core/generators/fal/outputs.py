@@ -200,6 +200,12 @@ _WRITERS = {
 }
 
 
+def check_glb(data: bytes) -> None:
+    """Cheap check of a downloaded mesh before it is stored: glTF binary magic and a consistent length."""
+    if len(data) < 20 or data[:4] != b"glTF" or int.from_bytes(data[8:12], "little") != len(data):
+        raise GenerationError("FAL's model file is not a GLB (wrong magic bytes or length); try again.")
+
+
 def write_outputs(
     glb: bytes, formats: Sequence[str], out_dir: Path, stem: str
 ) -> tuple[list[OutputFile], dict[str, Any]]:
@@ -213,7 +219,8 @@ def write_outputs(
     for fmt in formats:
         if fmt == "glb":
             path = out_dir / f"{stem}.glb"
-            path.write_bytes(glb)
+            if not path.exists():
+                path.write_bytes(glb)
         else:
             suffix, writer = _WRITERS[fmt]
             assert mesh is not None

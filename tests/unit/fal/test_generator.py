@@ -9,7 +9,7 @@ import sys
 import trimesh
 
 from image2model.core.generators import generator_classes
-from image2model.core.generators.base import GenerationResult, Pending
+from image2model.core.generators.base import Fetched, GenerationResult, Pending
 from image2model.core.generators.fal import GENERATORS, available_generators
 from image2model.core.settings import Settings
 from tests.fakes.fal_server import FakeFal
@@ -191,11 +191,13 @@ def test_a_new_worker_resumes_the_stored_request_without_resubmitting(
     second = make_generator()  # another worker process after a crash
     for _ in range(10):
         outcome = second.poll(request, state, no_progress)
-        if isinstance(outcome, GenerationResult):
+        if isinstance(outcome, Fetched):
             break
         state = json.loads(json.dumps(outcome.state))
         assert outcome.delay == 0.01
-    assert isinstance(outcome, GenerationResult)
+    assert isinstance(outcome, Fetched)
+    assert [f.format for f in outcome.files] == ["glb", "png"]
+    assert json.loads(json.dumps(outcome.state))["metadata"]["fal"]["request_id"] == state["request_id"]
     assert len(fake.requests("submit")) == 1
 
 
