@@ -1,0 +1,151 @@
+"""The bot's pure logic, without Discord."""
+
+from __future__ import annotations
+
+import pytest
+
+from image2model.bot.messages import (
+    UPLOAD_MARGIN,
+    EditThrottle,
+    Progress,
+    Stage,
+    UserLimits,
+    attachment_problem,
+    choose_delivery,
+    error_text,
+    face_limit_presets,
+    make_custom_id,
+    parse_custom_id,
+    pick_preview,
+    stage_for,
+    stage_text,
+)
+
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("content_type", "size", "expected"),
+    [
+        ("image/png", 1000, None),
+        ("image/jpeg; charset=binary", 1000, None),
+        ("image/webp", 10 * MiB, None),
+        ("image/gif", 1000, "image/gif"),
+        (None, 1000, "unknown type"),
+        ("image/png", 0, "empty"),
+        ("image/png", 10 * MiB + 1, "up to 10.0 MiB"),
+    ],
+)
+def test_attachment_problem(content_type, size, expected):
+    problem = attachment_problem("x.png", content_type, size, 10 * MiB)
+    assert problem is None if expected is None else expected in problem
+
+
+@pytest.mark.parametrize(
+    ("message", "stage"),
+    [
+        ("reading image", Stage.CUTTING_OUT),
+        ("cutting out", Stage.CUTTING_OUT),
+        ("shaping", Stage.SHAPING),
+        ("texturing", Stage.TEXTURING),
+        ("exporting", Stage.EXPORTING),
+        ("rendering turntable", Stage.EXPORTING),
+        ("queued at FAL, position 3", None),
+    ],
+)
+def test_stage_for(message, stage):
+    assert stage_for(message) == stage
+
+
+def test_progress_moves_forward_only_and_ends_on_terminal_events():
+    p = Progress(position=2)
+    assert p.text() == "⏳ Queued (position 2)…"
+    p.apply("file_update", {"status": "processing", "message": "shaping"})
+    assert p.stage == Stage.SHAPING
+    p.apply("file_update", {"status": "processing", "message": "cutting out"})  # late, out of order
+    assert p.stage == Stage.SHAPING
+    p.apply("task_progress", {"message": "whatever", "progress": 50})
+    assert p.stage == Stage.SHAPING and not p.finished
+    p.apply("file_update", {"status": "failed", "error": "no object found"})
+    p.apply("task_failed", {"error": "every file failed"})
+    assert p.finished and p.stage == Stage.FAILED and p.error == "every file failed"
+    q = Progress()
+    q.apply("task_queued", {"queue_position": 7})
+    assert q.text() == "⏳ Queued (position 7)…"
+    q.apply("file_update", {"status": "processing", "message": "generating remotely"})
+    assert q.text() == stage_text(Stage.GENERATING)
+
+
+def test_edit_throttle_sends_new_text_at_most_once_per_interval():
+    t = EditThrottle(2.0)
+    assert t.wait_for("a", 100.0) == 0.0
+    t.sent("a", 100.0)
+    assert t.wait_for("a", 105.0) is None  # unchanged text is never re-sent
+    assert t.wait_for("b", 100.5) == pytest.approx(1.5)
+    assert t.wait_for("b", 102.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("model", "preview", "limit", "attach_preview", "attach_model"),
+    [
+        (1 * MiB, 2 * MiB, 10 * MiB, True, True),
+        (9 * MiB, 2 * MiB, 10 * MiB, True, False),  # the preview wins the space
+        (9 * MiB, None, 10 * MiB, False, True),
+        (10 * MiB - UPLOAD_MARGIN, None, 10 * MiB, False, True),  # exactly fits
+        (10 * MiB - UPLOAD_MARGIN + 1, None, 10 * MiB, False, False),
+        (1 * MiB, 30 * MiB, 25 * MiB, False, True),
+        (40 * MiB, 2 * MiB, 50 * MiB, True, True),  # a boosted guild's limit
+    ],
+)
+def test_choose_delivery(model, preview, limit, attach_preview, attach_model):
+    d = choose_delivery(model, preview, limit)
+    assert (d.attach_preview, d.attach_model, d.link_model) == (
+        attach_preview,
+        attach_model,
+        not attach_model,
+    )
+
+
+def test_pick_preview_prefers_the_gif_turntable():
+    assert pick_preview({"png": "p", "gif": "g", "webp": "w"}) == ("gif", "g")
+    assert pick_preview({"png": "p"}) == ("png", "p")
+    assert pick_preview({}) is None
+
+
+def test_custom_ids_round_trip_and_reject_others():
+    job = "1b2ab31e-6ec2-4fff-8761-6cbd047656ea"
+    for action in ("fmt", "rerun", "del"):
+        value = make_custom_id(action, job, 111111111111111111)
+        assert len(value) <= 100
+        parsed = parse_custom_id(value)
+        assert (parsed.action, parsed.job_id, parsed.owner_id) == (action, job, 111111111111111111)
+    for bad in ("i2m:zap:abc:1", "i2m:del:abc", "i2m:del:a/b:1", "other:del:abc:1", "i2m:del:abc:1x"):
+        assert parse_custom_id(bad) is None
+    with pytest.raises(ValueError):
+        make_custom_id("del", "../etc", 1)
+
+
+def test_user_limits_running_jobs_cooldown_and_forgotten_starts():
+    limits = UserLimits(max_jobs=1, cooldown=30.0)
+    assert limits.refusal(1, 0.0) is None
+    previous = limits.start(1, 0.0)
+    assert "already have a model" in limits.refusal(1, 1.0)
+    assert limits.refusal(2, 1.0) is None  # per user
+    limits.finish(1)
+    assert "Slow down" in limits.refusal(1, 10.0) and "20 s" in limits.refusal(1, 10.0)
+    assert limits.refusal(1, 30.0) is None
+    limits.forget_start(1, previous)  # a refused request leaves no cooldown behind
+    assert limits.refusal(1, 10.0) is None
+
+
+def test_face_limit_presets_stay_in_range_and_skip_the_current():
+    assert face_limit_presets(2000, 48, 200_000) == [500, 5000, 10000, 20000, 50000, 100000]
+    assert face_limit_presets(None, 1000, 20_000) == [2000, 5000, 10000, 20000]
+
+
+def test_error_text_hides_transport_details_and_keeps_validation_messages():
+    assert "127.0.0.1" not in error_text("SERVER_UNAVAILABLE", "Cannot reach http://127.0.0.1:8000")
+    assert "face_limit must be" in error_text("VALIDATION_ERROR", "face_limit must be ≥ 12")
+    assert "API key" in error_text("UNAUTHORIZED", "bad key sk-123")
+    assert "sk-123" not in error_text("UNAUTHORIZED", "bad key sk-123")
+    assert "try again later" in error_text("INTERNAL_ERROR", "Traceback ...")
