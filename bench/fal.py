@@ -76,6 +76,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--latency", type=float, default=30.0, help="seconds each FAL request takes")
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--light-jobs", type=int, default=10, help="jobs of the steady-arrival latency phase")
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.latency = 40, 10.0
@@ -87,8 +88,9 @@ def main() -> int:
     try:
         with running_stack(
             "fal",
-            workers=1,
+            workers=2,
             fal_key=KEY,
+            lease_seconds="30",
             fal_base_url=fake.base_url,
             fal_max_in_flight=str(args.jobs + 10),
         ) as stack:
@@ -134,7 +136,29 @@ def main() -> int:
             verdicts.check(
                 "longest wait before submission", max(waits, default=float("inf")), args.latency / 2, "s"
             )
-            verdicts.check("added latency p50", pct(added, 50), 1.5, "s")
+            verdicts.check("added latency p50 (200 finishing at once)", pct(added, 50), 1.5, "s")
+            print(
+                "  (under this burst every model finishes at the same moment, so the added latency above is "
+                "mostly the queue of CPU post-processing)"
+            )
+
+            # Latency phase: the same service, jobs arriving one at a time, as users do.
+            fake.script(default={"queue_s": 0.5, "run_s": 4.5})
+            light: dict[str, float] = {}
+            for i in range(args.light_jobs):
+                light.update(asyncio.run(submit_all(stack.url, 1, small_jpeg(200 + i))))
+                time.sleep(1.0)
+            wait_all(stack.url, list(light), timeout=60)
+            created = {job_id: job.created for job_id, job in fake.jobs.items()}
+            steady = []
+            for job_id in light:
+                finished, request_id = completed_at(stack.url, job_id)
+                steady.append(finished - (created[request_id] + 5.0))
+            print(
+                f"  steady arrivals ({args.light_jobs} jobs, 1/s, 5 s at FAL): FAL done -> task_completed "
+                f"p50 {pct(steady, 50):.2f} s  p90 {pct(steady, 90):.2f} s"
+            )
+            verdicts.check("added latency p50 (steady arrivals)", pct(steady, 50), 1.5, "s")
     finally:
         fake.stop()
     return verdicts.exit_code

@@ -247,10 +247,17 @@ class JobStore(abc.ABC):
             return replace(item)
 
     def report_progress(
-        self, job_id: str, index: int, attempt: int, fraction: float, message: str, lease_seconds: float
+        self,
+        job_id: str,
+        index: int,
+        attempt: int,
+        fraction: float,
+        message: str,
+        lease_seconds: float,
+        remote: dict[str, Any] | None = None,
     ) -> bool:
-        """Record a running item's progress and renew its lease. False when the run should stop
-        (job cancelled, or this attempt no longer owns the item)."""
+        """Record a running item's progress (and, for remote items, its new remote state) and renew its lease.
+        False when the run should stop (job cancelled, or this attempt no longer owns the item)."""
         with self._transaction(job_id) as state:
             item = _owned(state, index, attempt)
             if item is None or state is None:
@@ -259,6 +266,8 @@ class JobStore(abc.ABC):
                 return False
             t = now()
             item.lease_until = t + lease_seconds
+            if remote is not None:
+                item.remote = remote
             progress = max(item.progress, min(99.0, round(float(fraction) * 100, 1)))
             changed_stage = bool(message) and message != item.message
             due = t - item.last_event_at >= self.progress_min_interval
@@ -312,12 +321,15 @@ class JobStore(abc.ABC):
                 self._end_item(state, item, ItemStatus.FAILED, "failed")
             return True
 
-    def mark_cancelled(self, job_id: str, index: int, attempt: int) -> None:
-        """A running item stopped because its job was cancelled."""
+    def mark_cancelled(self, job_id: str, index: int, attempt: int) -> bool:
+        """A running item stopped because its job was cancelled. False when this attempt no longer owned the
+        item (it was re-queued after its lease expired): then nothing was cancelled."""
         with self._transaction(job_id) as state:
             item = _owned(state, index, attempt)
-            if item is not None and state is not None:
-                self._end_item(state, item, ItemStatus.CANCELLED, "cancelled")
+            if item is None or state is None:
+                return False
+            self._end_item(state, item, ItemStatus.CANCELLED, "cancelled")
+            return True
 
     def take_remote_slot(self, job_id: str, index: int, attempt: int, group: str, cap: int) -> bool:
         """Atomically reserve one of `cap` remote slots of `group` for a running item (0: no cap)."""

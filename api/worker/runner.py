@@ -138,14 +138,15 @@ def _finish(
     step: Callable[[], GenerationResult | None],
     started_at: float,
     stored: dict[str, dict[str, Any]] | None = None,
-) -> None:
-    """Run one step of an item and record its outcome (completed, failed, cancelled) in the store."""
+) -> bool:
+    """Run one step of an item and record its outcome (completed, failed, cancelled) in the store.
+    True when the step stopped because the job was cancelled."""
     store, settings = services.store, services.settings
     index = item.index
     try:
         result = step()
         if result is None:
-            return
+            return False
         stored = stored or {}
         fresh = [f for f in result.files if Path(f.path).name not in stored]
         kept = [stored[Path(f.path).name] for f in result.files if Path(f.path).name in stored]
@@ -160,8 +161,11 @@ def _finish(
             job_id, index, attempt, metadata["duration_ms"], accepted,
         )  # fmt: skip
     except Cancelled:
-        store.mark_cancelled(job_id, index, attempt)
+        if not store.mark_cancelled(job_id, index, attempt):
+            log.info("event=attempt_superseded job_id=%s index=%s attempt=%s", job_id, index, attempt)
+            return False
         log.info("event=item_cancelled job_id=%s index=%s", job_id, index)
+        return True
     except GenerationError as exc:
         store.fail(job_id, index, attempt, exc.message, exc.details or None)
         log.info("event=item_failed job_id=%s index=%s error=%r", job_id, index, exc.message)
@@ -176,6 +180,7 @@ def _finish(
             job_id, index, attempt,
             f"The generator failed unexpectedly ({type(exc).__name__}: {exc}). Try another image.",
         )  # fmt: skip
+    return False
 
 
 def run_item(services: Services, job_id: str, index: int, scheduler: Scheduler) -> None:
@@ -271,24 +276,23 @@ def poll_item(services: Services, job_id: str, index: int, attempt: int, schedul
             progress(0.85, "converting")
             scheduler.finish(job_id, index, attempt)
             return None
-        if not store.save_remote(
-            job_id, index, attempt, outcome.state or item.remote, settings.lease_seconds
+        remote = outcome.state or item.remote
+        lease = settings.lease_seconds
+        if not store.report_progress(
+            job_id, index, attempt, outcome.fraction, outcome.message, lease, remote
         ):
             raise Cancelled("the job was cancelled")
-        progress(outcome.fraction, outcome.message)
         scheduler.poll(job_id, index, attempt, outcome.delay)
         return None
 
     try:
-        work.mkdir(parents=True, exist_ok=True)
-        request = _request(services, state.job, item, work)
+        request = _request(services, state.job, item, work)  # the generator creates `work` only to download
         progress = _progress(services, job_id, index, attempt)
-        _finish(services, job_id, item, attempt, step, item.started_at or time.time())
-        fresh = store.load(job_id)
-        if fresh is not None and fresh.items[index].status == "cancelled":
+        if _finish(services, job_id, item, attempt, step, item.started_at or time.time()):
             _cancel_remote(gen, item.remote)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def finish_item(services: Services, job_id: str, index: int, attempt: int) -> None:

@@ -230,8 +230,9 @@ class Pending:
 
 @dataclass
 class Fetched:
-    """The remote work is done and its files are downloaded (into `request.out_dir`). The service stores them at
-    once, then runs `RemoteGenerator.finish` on a CPU worker to make the other formats and previews."""
+    """The remote work is done and its files are downloaded into `request.out_dir` (which `poll` creates: most
+    polls write nothing). The service stores them at once, then runs `RemoteGenerator.finish` on a CPU worker
+    to make the other formats and previews."""
 
     files: list[OutputFile]
     state: dict[str, Any] = field(default_factory=dict)

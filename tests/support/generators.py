@@ -112,6 +112,7 @@ class FakeRemoteGenerator(RemoteGenerator):
             )
         import trimesh
 
+        request.out_dir.mkdir(parents=True, exist_ok=True)
         path = request.out_dir / f"{request.basename}.glb"
         trimesh.creation.box().export(path, file_type="glb")
         metadata = {"request_id": state["request_id"], "views": state["views"]}
