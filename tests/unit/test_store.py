@@ -156,3 +156,14 @@ def test_purge_removes_old_jobs_and_their_events(store):
     assert store.load("old") is None and store.events_after("old") == []
     assert store.load("new") is not None
     assert store.counts()["jobs"]["queued"] == 1
+
+
+def test_a_superseded_attempt_cannot_cancel_the_item(store):
+    job_id = make_job(store, n=1)
+    store.claim(job_id, 0, lease_seconds=0.01)
+    time.sleep(0.02)
+    store.reap(lease_seconds=30, max_attempts=3, stale_after=0)
+    current = store.claim(job_id, 0, 30)
+    assert store.mark_cancelled(job_id, 0, attempt=1) is False
+    assert store.load(job_id).items[0].status == ItemStatus.PROCESSING
+    assert store.mark_cancelled(job_id, 0, current.attempt) is True
