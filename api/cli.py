@@ -190,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="cpu: local generation; io: remote generators (FAL)",
     )
 
+    p = sub.add_parser("bot", help="run the Discord bot (/model) against a running server")
+    from image2model.bot.cli import add_bot_arguments
+
+    add_bot_arguments(p)
+
     p = sub.add_parser("generate", help="turn images into 3D models through a running server")
     from image2model.core.client.cli import add_generate_arguments
 
@@ -205,6 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_api(args.host, args.port, args.processes)
     if args.command == "worker":
         return run_worker(args.workers, not args.no_periodic, args.queue)
+    if args.command == "bot":
+        from image2model.bot.cli import run_bot
+
+        return run_bot(args.token, args.server, args.api_key, args.sync_guild)
     if args.command == "generate":
         from image2model.core.client.cli import generate_command
 
