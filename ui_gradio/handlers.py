@@ -1,0 +1,213 @@
+"""The web UI's work, free of Gradio: submit photos to the job API, follow the event stream, download the
+results into a per-session directory. Everything goes through `image2model.core.client` over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import shutil
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from image2model.core.client import AsyncClient
+from image2model.core.errors import Image2ModelError
+from image2model.core.models import EventType, FileEntry, ModelsAvailable, UploadResponse
+
+from .view import ProgressTracker
+
+log = logging.getLogger("image2model.ui")
+
+_SESSION_RE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass
+class ItemResult:
+    """One photo's outputs, downloaded for this session."""
+
+    index: int
+    source_filename: str
+    model: Path | None = None  # the GLB shown in the viewer
+    preview: Path | None = None  # still render (PNG), used in the gallery
+    turntable: Path | None = None  # animated WebP (or GIF)
+    downloads: dict[str, Path] = field(default_factory=dict)  # format -> file
+    sizes: dict[str, int] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class Update:
+    """What `JobRunner.run` yields: `kind` is submitted, progress, item (an item's model is ready),
+    downloads (an item's other formats are ready) or done."""
+
+    kind: str
+    tracker: ProgressTracker
+    upload: UploadResponse
+    item: ItemResult | None = None
+
+
+class SessionFiles:
+    """Per-session download directories under one root; a session's files go when it ends."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def job_dir(self, session: str, job_id: str) -> Path:
+        d = self.root / self._safe(session) / self._safe(job_id)
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def drop(self, session: str) -> None:
+        shutil.rmtree(self.root / self._safe(session), ignore_errors=True)
+
+    def drop_all(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @staticmethod
+    def _safe(name: str) -> str:
+        return _SESSION_RE.sub("_", name)[:80] or "anonymous"
+
+
+def _url_filename(url: str) -> str:
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+class JobRunner:
+    """Runs jobs for UI sessions and remembers which job each session has in flight (to cancel it when
+    the session ends). The API key stays here, on the server side; nothing it returns contains it."""
+
+    def __init__(self, server_url: str, api_key: str, files: SessionFiles) -> None:
+        self.server_url = server_url
+        self._api_key = api_key
+        self.files = files
+        self.active: dict[str, str] = {}
+
+    def client(self) -> AsyncClient:
+        return AsyncClient(self.server_url, self._api_key)
+
+    async def models(self) -> ModelsAvailable:
+        async with self.client() as client:
+            return await client.models()
+
+    async def cancel(self, job_id: str) -> str:
+        """Cancel a job; returns the status it ended in."""
+        async with self.client() as client:
+            snapshot = await client.cancel(job_id)
+        return snapshot.status.value
+
+    async def end_session(self, session: str) -> None:
+        """Cancel the session's running job (its results would be unreachable) and delete its files."""
+        job_id = self.active.pop(session, None)
+        if job_id:
+            with contextlib.suppress(Image2ModelError, OSError):
+                await self.cancel(job_id)
+        self.files.drop(session)
+
+    async def run(
+        self,
+        images: Sequence[str | Path],
+        *,
+        session: str,
+        generator: str | None,
+        formats: Sequence[str],
+        face_limit: int | None,
+        options: dict[str, Any],
+    ) -> AsyncIterator[Update]:
+        """Submit `images` as one job and yield updates until it ends. API errors raise the client's typed
+        exceptions (`Image2ModelError`); the caller turns them into messages."""
+        async with self.client() as client:
+            upload = await client.submit(
+                list(images),
+                generator=generator or None,
+                formats=list(formats) or None,
+                face_limit=face_limit,
+                **options,
+            )
+            self.active[session] = upload.job_id
+            try:
+                tracker = ProgressTracker(upload)
+                yield Update("submitted", tracker, upload)
+                out_dir = self.files.job_dir(session, upload.job_id)
+                results: dict[int, ItemResult] = {}
+                pending: list[ItemResult] = []
+                async for event in client.events(upload.job_id):
+                    tracker.feed(event)
+                    if event.type is EventType.FILE_UPDATE and event.data.get("status") == "completed":
+                        item = await self._fetch_model(client, upload, int(event.data["index"]), out_dir)
+                        if item is not None:
+                            results[item.index] = item
+                            pending.append(item)
+                            yield Update("item", tracker, upload, item)
+                            continue
+                    if event.type is EventType.FILE_UPDATE and event.data.get("status") == "failed":
+                        index = int(event.data.get("index", -1))
+                        if 0 <= index < len(upload.uploaded_files):
+                            results[index] = ItemResult(
+                                index,
+                                upload.uploaded_files[index].filename,
+                                error=str(event.data.get("error") or "failed"),
+                            )
+                    if not event.terminal:
+                        yield Update("progress", tracker, upload)
+                # The other formats after the stream ended, so the first model shows as early as possible.
+                for item in pending:
+                    await self._fetch_downloads(client, upload, item, out_dir)
+                    yield Update("downloads", tracker, upload, item)
+                yield Update("done", tracker, upload)
+            finally:
+                if self.active.get(session) == upload.job_id:
+                    del self.active[session]
+
+    async def _entries(self, client: AsyncClient, upload: UploadResponse, index: int) -> list[FileEntry]:
+        file_id = upload.uploaded_files[index].file_id
+        listing = await client.files(upload.job_id)
+        return [e for e in listing.files if e.file_id == file_id]
+
+    async def _fetch_model(
+        self, client: AsyncClient, upload: UploadResponse, index: int, out_dir: Path
+    ) -> ItemResult | None:
+        """Download the item's GLB and previews (what the page shows first)."""
+        if not 0 <= index < len(upload.uploaded_files):
+            return None
+        entries = await self._entries(client, upload, index)
+        item = ItemResult(index, upload.uploaded_files[index].filename)
+        if not entries:
+            return item
+        item_dir = out_dir / str(index)
+        first = entries[0]
+        item.metadata = dict(first.metadata)
+        item.sizes = {e.format: e.size for e in entries}
+        glb = next((e for e in entries if e.format == "glb"), None)
+        jobs: list[Any] = []
+        if glb is not None:
+            jobs.append(client.download(glb, dest_dir=item_dir))
+        previews = first.previews or ({"png": first.preview_url} if first.preview_url else {})
+        preview_names = {kind: _url_filename(url) for kind, url in previews.items() if url}
+        for name in preview_names.values():
+            jobs.append(client.download(upload.job_id, name, dest_dir=item_dir / "previews"))
+        paths = await asyncio.gather(*jobs)
+        if glb is not None:
+            item.model = paths.pop(0)
+            item.downloads["glb"] = item.model
+        by_kind = dict(zip(preview_names, paths, strict=True))
+        item.preview = by_kind.get("png")
+        item.turntable = by_kind.get("webp") or by_kind.get("gif")
+        return item
+
+    async def _fetch_downloads(
+        self, client: AsyncClient, upload: UploadResponse, item: ItemResult, out_dir: Path
+    ) -> None:
+        entries = [
+            e for e in await self._entries(client, upload, item.index) if e.format not in item.downloads
+        ]
+        paths = await asyncio.gather(
+            *(client.download(e, dest_dir=out_dir / str(item.index)) for e in entries)
+        )
+        for entry, p in zip(entries, paths, strict=True):
+            item.downloads[entry.format] = p
