@@ -190,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="cpu: local generation; io: remote generators (FAL)",
     )
 
+    p = sub.add_parser("ui", help="run the Gradio web UI against a running server")
+    from image2model.ui_gradio.cli import add_ui_arguments
+
+    add_ui_arguments(p)
+
     p = sub.add_parser("bot", help="run the Discord bot (/model) against a running server")
     from image2model.bot.cli import add_bot_arguments
 
@@ -210,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_api(args.host, args.port, args.processes)
     if args.command == "worker":
         return run_worker(args.workers, not args.no_periodic, args.queue)
+    if args.command == "ui":
+        from image2model.ui_gradio.cli import run_ui
+
+        return run_ui(args.host, args.port, args.server, args.api_key)
     if args.command == "bot":
         from image2model.bot.cli import run_bot
 

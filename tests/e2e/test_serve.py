@@ -89,3 +89,45 @@ def test_serve_runs_a_job_and_shuts_down_cleanly(tmp_path, how):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_serve_starts_the_web_ui_too(tmp_path):
+    port, ui_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("IMAGE2MODEL_")},
+        **TEST_ENV,
+        "IMAGE2MODEL_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(REPO),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "image2model.api.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+    ]
+    proc = subprocess.Popen(
+        command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline, banner = time.monotonic() + 60, []
+        while time.monotonic() < deadline and not any("Press Ctrl-C" in line for line in banner):
+            banner.append(proc.stdout.readline())
+        assert any(f"image2model UI   http://127.0.0.1:{ui_port}" in line for line in banner), banner
+        page = None
+        while time.monotonic() < deadline:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert page is not None and page.status_code == 200 and "gradio" in page.text.lower()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
