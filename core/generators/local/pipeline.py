@@ -29,6 +29,8 @@ DENSE_FACTOR = 3
 """The dense mesh has about this many times `face_limit` faces before decimation."""
 IOU_RASTER = 2048
 PREVIEW_FACES = 20000
+TURNTABLE_FACES = 3000
+"""The turntable's 256 px frames gain nothing from more faces; its per-face rasterising is the preview's cost."""
 """Previews of bigger models are rendered from a copy decimated to this many faces (same look, 10× faster)."""
 PLAQUE_THICKNESS = 0.06
 """Plaque half-thickness as a fraction of its long side."""
@@ -69,6 +71,7 @@ class Model:
 
     mesh: TexturedMesh
     preview_mesh: TexturedMesh
+    turntable_mesh: TexturedMesh
     cutout: _cutout.Cutout
     figures: dict[str, Any]
     timings: Timer
@@ -176,11 +179,16 @@ def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressC
         extent = float((hi - lo).max()) or 1.0
         vertices = (v_px - (lo + hi) / 2.0) / extent
         mesh = TexturedMesh(vertices, faces, uv, texture)
-        preview_mesh = mesh
-        if len(faces) > PREVIEW_FACES:
-            pv, pf = shaping.decimate(shaping.Solid(v_px, faces, 0.0, len(faces)), PREVIEW_FACES)
+
+        def reduced(target: int) -> TexturedMesh:
+            if len(faces) <= target:
+                return mesh
+            pv, pf = shaping.decimate(shaping.Solid(v_px, faces, 0.0, len(faces)), target)
             puv = texturing.planar_uv(pv[:, 0], -pv[:, 1], box)
-            preview_mesh = TexturedMesh((pv - (lo + hi) / 2.0) / extent, pf, puv, texture)
+            return TexturedMesh((pv - (lo + hi) / 2.0) / extent, pf, puv, texture)
+
+        preview_mesh = reduced(PREVIEW_FACES)
+        turntable_mesh = reduced(TURNTABLE_FACES)
     progress(0.55, "checking")
     with timer.stage("checks"):
         topo = quality.topology(faces, len(vertices))
@@ -219,7 +227,7 @@ def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressC
             "and a clearly separated object, or a higher face_limit.",
             {"quality": figures, "cutout": {"method": cut.method, **cut.figures}},
         )
-    return Model(mesh, preview_mesh, cut, figures, timer)
+    return Model(mesh, preview_mesh, turntable_mesh, cut, figures, timer)
 
 
 _WRITERS: dict[str, tuple[str, Callable[[TexturedMesh, Path, str], Path]]] = {
@@ -255,7 +263,7 @@ def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationRes
     files.append(OutputFile(thumb, "png", "preview"))
     progress(0.8, "rendering turntable")
     with timer.stage("turntable"):
-        frames = preview.turntable_frames(model.preview_mesh)
+        frames = preview.turntable_frames(model.turntable_mesh)
         webp, gif = out_dir / f"{stem}.turntable.webp", out_dir / f"{stem}.turntable.gif"
         preview.write_turntable(frames, webp, gif)
     files += [OutputFile(webp, "webp", "preview"), OutputFile(gif, "gif", "preview")]
