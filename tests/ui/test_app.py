@@ -61,7 +61,7 @@ def _wait(job, timeout: float = 60) -> list:
 
 def test_one_photo_gives_model_downloads_and_progress(ui: UI, tmp_path: Path) -> None:
     client = Client(ui.url, verbose=False)
-    job = client.submit(*_inputs(client, [_photo(tmp_path)], Delay=1.0, Steps=10), api_name="/generate")
+    job = client.submit(*_inputs(client, [_photo(tmp_path)], Delay=3.0, Steps=10), api_name="/generate")
     progress = _wait(job)
     result = dict(zip(OUTPUTS, job.result(), strict=True))
 
