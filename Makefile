@@ -10,4 +10,5 @@ lint:
 	python3 -m ruff check . && python3 -m ruff format --check .
 
 bench:
-	python3 bench/submit.py && python3 bench/overhead.py && python3 bench/streams.py && python3 bench/upload_memory.py
+	python3 bench/submit.py; python3 bench/overhead.py; python3 bench/streams.py; python3 bench/upload_memory.py; \
+	python3 bench/generator.py; python3 bench/generate_cli.py; python3 bench/fal.py; python3 bench/ui_latency.py
