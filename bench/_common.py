@@ -10,7 +10,6 @@ import random
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -18,30 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import httpx  # noqa: E402
 
 from tests.support.stack import Stack  # noqa: E402
-
-
-class BenchStack(Stack):
-    """The test Stack, plus `--processes N` for the API and quiet logs by choice."""
-
-    def start_api(self, processes: int = 1) -> None:  # type: ignore[override]
-        args = ["api", "--port", str(self.port)]
-        if processes > 1:
-            args += ["--processes", str(processes)]
-        self.api = self._spawn("api", *args)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.api.poll() is not None:
-                raise RuntimeError(f"API exited: {self.log('api')[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("API did not become healthy in 30 s")
 
 
 def snapshot(rev: str, root: Path) -> str:
@@ -65,10 +42,10 @@ def snapshot(rev: str, root: Path) -> str:
 @contextlib.contextmanager
 def running_stack(
     name: str, *, workers: int | None = 1, processes: int = 1, **settings: str
-) -> Iterator[BenchStack]:
+) -> Iterator[Stack]:
     """An API (and, unless `workers` is None, a worker) on a fresh temp dir; stopped and removed on exit."""
     root = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    stack = BenchStack(root / "data", **settings)
+    stack = Stack(root / "data", **settings)
     rev = os.environ.get("BENCH_REV")
     if rev:
         stack.env["PYTHONPATH"] = snapshot(rev, root)

@@ -62,8 +62,10 @@ class Stack:
             start_new_session=True,
         )
 
-    def start_api(self) -> None:
-        self.api = self._spawn("api", "api", "--port", str(self.port))
+    def start_api(self, processes: int = 1) -> None:
+        """Start the API (`processes` uvicorn workers) and wait until it answers."""
+        extra = ["--processes", str(processes)] if processes > 1 else []
+        self.api = self._spawn("api", "api", "--port", str(self.port), *extra)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.api.poll() is not None:
