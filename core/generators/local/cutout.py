@@ -2,8 +2,10 @@
 
 The backdrop model learns the colours along the image border (k-means in Lab), scores every pixel by its distance
 to the nearest backdrop colour in units of that colour's own spread, and forgives darkening (soft shadows). It is
-right for plain or gradient studio backdrops of any colour; confidence gates reject what it cannot do (white on
-white, busy scenes) so the caller falls back instead of meshing nonsense.
+right for plain or gradient studio backdrops of any colour; confidence gates reject what it cannot do (busy
+scenes) and an edge-ambiguity figure flags what it is unsure of (a near-white part on a white backdrop). In those
+cases the learned segmenter (`learned`, the optional `segment` extra) is tried, and when that is missing or fails
+too, the caller gets the photo plaque instead of a meshed guess.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ MIN_FOREGROUND = 0.001
 MAX_FOREGROUND = 0.9
 MIN_LARGEST_SHARE = 0.6
 MAX_BORDER_TOUCH = 0.25
+MAX_EDGE_AMBIGUITY = 0.06
+"""Above this share of faint-but-not-backdrop pixels just outside the object, the backdrop model is unsure (part
+of the object is about the backdrop's colour) and the learned segmenter, when installed, gets a say."""
 
 
 @dataclass
@@ -27,7 +32,7 @@ class Cutout:
 
     mask: np.ndarray
     method: str
-    """"alpha", "backdrop" or "plaque"."""
+    """"alpha", "backdrop", "learned" or "plaque"."""
     figures: dict[str, Any] = field(default_factory=dict)
     warning: str | None = None
 
@@ -53,10 +58,62 @@ def cut_out(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Cutout:
     if mode == "auto":
         mask, figures = backdrop_mask(rgb)
         problem = _gate_problem(figures, check_border=True)
-        if problem is None:
+        unsure = problem is None and figures["edge_ambiguity"] > MAX_EDGE_AMBIGUITY
+        if problem is None and not unsure:
+            return Cutout(_soften(mask, rgb.shape[:2]), "backdrop", figures)
+        learned_cut = _learned_cut(rgb, mask, figures, problem)
+        if learned_cut is not None and (unsure or learned_cut.method == "learned"):
+            return learned_cut
+        if (
+            problem is None
+        ):  # unsure, but nothing better: keep the backdrop mask (behaviour without the extra)
             return Cutout(_soften(mask, rgb.shape[:2]), "backdrop", figures)
         reasons.append(f"the backdrop model {problem}")
+        if learned_cut is not None and learned_cut.warning:
+            reasons.append(learned_cut.warning)
     return plaque(rgb.shape[:2], "; ".join(reasons))
+
+
+def _learned_cut(
+    rgb: np.ndarray, backdrop: np.ndarray, backdrop_figures: dict[str, Any], backdrop_problem: str | None
+) -> Cutout | None:
+    """The learned segmenter's cut-out; None when the extra is missing. A refused mask comes back as a Cutout with
+    method "refused" and the reason in `warning`.
+
+    Openings the backdrop model kept open (big, backdrop-coloured holes such as a chair's backrest) are cut out of
+    the learned mask, which tends to fill them."""
+    from image2model.core.generators.local import learned
+
+    result = learned.segment(rgb)
+    if result is None:
+        return None
+    prob, model_figures = result
+    openings = _openings(backdrop) if backdrop_problem is None else None
+    if openings is not None and openings.any():
+        prob = prob * (1.0 - _soften(openings, rgb.shape[:2]))
+    figures = _gate_figures(prob > 0.5)
+    figures.update(model_figures)
+    figures["backdrop_reason"] = backdrop_problem or "unsure at the object's edge"
+    figures["backdrop_edge_ambiguity"] = backdrop_figures.get("edge_ambiguity", 0.0)
+    figures["backdrop_foreground_fraction"] = backdrop_figures["foreground_fraction"]
+    problem = _gate_problem(figures, check_border=True)
+    if problem is not None:
+        return Cutout(prob, "refused", figures, f"the learned segmenter {problem}")
+    return Cutout(prob, "learned", figures)
+
+
+def _openings(fg: np.ndarray) -> np.ndarray:
+    """Background regions of a mask that do not touch the image border (the holes it kept open)."""
+    import cv2
+
+    if not fg.any():
+        return np.zeros_like(fg, bool)
+    n, labels = cv2.connectedComponents((~fg).astype(np.uint8), connectivity=4)
+    touches = np.zeros(n, bool)
+    touches[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = True
+    touches[0] = True  # label 0 is the object itself
+    out: np.ndarray = ~touches[labels]
+    return out
 
 
 def plaque(shape: tuple[int, int], reason: str | None) -> Cutout:
@@ -217,7 +274,24 @@ def backdrop_mask(rgb: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     figures = _gate_figures(fg.astype(bool))
     figures["threshold"] = round(float(threshold), 3)
     figures["contrast"] = round(float(np.median(score[fg > 0])), 3) if fg.any() else 0.0
+    figures["edge_ambiguity"] = _edge_ambiguity(fg, score, threshold)
     return fg.astype(bool), figures
+
+
+def _edge_ambiguity(fg: np.ndarray, score: np.ndarray, threshold: float) -> float:
+    """Share of a thin ring just outside the object whose pixels are clearly not backdrop (score > 3) yet were
+    left out (below the threshold): high when part of the object is about the backdrop's colour."""
+    import cv2
+
+    if not fg.any():
+        return 0.0
+    width = max(3, round(0.03 * min(fg.shape))) | 1
+    grown = cv2.dilate(fg.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width)))
+    ring = (grown > 0) & (fg == 0)
+    if not ring.any():
+        return 0.0
+    faint = ring & (score > 3.0) & (score <= threshold)
+    return round(float(np.count_nonzero(faint) / np.count_nonzero(ring)), 4)
 
 
 def _keep_main_components(fg: np.ndarray) -> np.ndarray:

@@ -284,10 +284,14 @@ def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationRes
 
 
 def warm_up() -> None:
-    """Import the heavy libraries and pay first-call costs (OpenCV k-means, SuperLU, the decimator) once."""
+    """Import the heavy libraries and pay first-call costs (OpenCV k-means, SuperLU, the decimator, the learned
+    segmenter when its extra is installed) once."""
     yy, xx = np.mgrid[0:96, 0:96]
     rgb = np.full((96, 96, 3), 240, np.uint8)
     rgb[(xx - 48) ** 2 + (yy - 48) ** 2 < 30**2] = (200, 40, 40)
     model = build_model(Image.fromarray(rgb), {"face_limit": 500}, lambda _f, _s: None)
     export.glb_bytes(model.mesh)
     preview.Renderer(model.mesh).render(64)
+    from image2model.core.generators.local import learned
+
+    learned.warm_up()  # the optional segmenter (extra `segment`): loaded here once per worker, if installed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from image2model.core.generators.local import cutout, studio
+from image2model.core.generators.local import cutout, learned, studio
 from image2model.core.mesh.quality import iou
 
 
@@ -36,13 +36,16 @@ def test_rgba_cutout_uses_the_alpha_channel_exactly(shots: dict) -> None:
     assert iou(cut.mask > 0.5, shots["cutout"].truth) >= 0.999
 
 
-def test_white_sole_on_white_is_a_known_partial_cutout(shots: dict) -> None:
+def test_white_sole_on_white_is_a_known_partial_cutout(shots: dict, monkeypatch) -> None:
     # The border model cannot see a near-white sole on a white backdrop; it must still find the red upper
-    # as one confident object rather than falling back or taking the backdrop.
+    # as one object rather than falling back or taking the backdrop, and flag its edge as ambiguous (which
+    # hands the shot to the learned segmenter when the `segment` extra is installed: test_learned.py).
+    monkeypatch.setattr(learned, "segment", lambda rgb: None)  # as without the extra
     cut = _cut(shots["shoe"])
     assert cut.method == "backdrop"
     score = iou(cut.mask > 0.5, shots["shoe"].truth)
     assert 0.6 <= score < 0.97
+    assert cut.figures["edge_ambiguity"] > cutout.MAX_EDGE_AMBIGUITY
 
 
 def test_blank_image_falls_back_to_a_reported_plaque() -> None:
