@@ -55,18 +55,26 @@ def cut_out(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Cutout:
         reasons.append(f"the transparency mask {problem}")
     elif mode == "alpha":
         reasons.append("the image has no transparency")
-    if mode == "auto":
+    if mode in ("auto", "learned"):
         mask, figures = backdrop_mask(rgb)
         problem = _gate_problem(figures, check_border=True)
-        unsure = problem is None and figures["edge_ambiguity"] > MAX_EDGE_AMBIGUITY
-        if problem is None and not unsure:
+        # The edge-ambiguity figure flags white-on-white cases on clean PNGs, but JPEG artefacts raise it on
+        # ordinary photos too, so `auto` only turns to the (0.5 s) learned segmenter when the backdrop model
+        # fails its gates; `learned` asks for it outright.
+        if problem is None and mode == "auto":
+            if figures["edge_ambiguity"] > MAX_EDGE_AMBIGUITY:
+                figures["hint"] = (
+                    "the object's edge is hard to tell from the backdrop; background_removal=learned may cut it "
+                    "out better"
+                )
             return Cutout(_soften(mask, rgb.shape[:2]), "backdrop", figures)
         learned_cut = _learned_cut(rgb, mask, figures, problem)
-        if learned_cut is not None and (unsure or learned_cut.method == "learned"):
+        if learned_cut is not None and learned_cut.method == "learned":
             return learned_cut
-        if (
-            problem is None
-        ):  # unsure, but nothing better: keep the backdrop mask (behaviour without the extra)
+        if learned_cut is None and mode == "learned":
+            reasons.append("the learned segmenter is not installed (pip install 'image2model[segment]')")
+        if problem is None:  # the learned segmenter was refused or missing: the backdrop mask is still good
+            figures["learned_unavailable"] = learned_cut.warning if learned_cut is not None else reasons[-1]
             return Cutout(_soften(mask, rgb.shape[:2]), "backdrop", figures)
         reasons.append(f"the backdrop model {problem}")
         if learned_cut is not None and learned_cut.warning:
@@ -93,7 +101,7 @@ def _learned_cut(
         prob = prob * (1.0 - _soften(openings, rgb.shape[:2]))
     figures = _gate_figures(prob > 0.5)
     figures.update(model_figures)
-    figures["backdrop_reason"] = backdrop_problem or "unsure at the object's edge"
+    figures["backdrop_reason"] = backdrop_problem or "learned segmenter requested"
     figures["backdrop_edge_ambiguity"] = backdrop_figures.get("edge_ambiguity", 0.0)
     figures["backdrop_foreground_fraction"] = backdrop_figures["foreground_fraction"]
     problem = _gate_problem(figures, check_border=True)

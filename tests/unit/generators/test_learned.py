@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import io
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from image2model.core.generators.local import cutout, learned, studio
 from image2model.core.mesh.quality import iou
@@ -32,21 +34,32 @@ def test_white_on_white_shoe_is_cut_out_better_than_by_the_backdrop_model(size: 
     backdrop_iou = iou(cutout._soften(backdrop, rgb.shape[:2]) > 0.5, shot.truth)
     assert figures["edge_ambiguity"] > cutout.MAX_EDGE_AMBIGUITY  # the backdrop model knows it is unsure
 
-    cut = cutout.cut_out(rgb, None, "auto")
+    auto = cutout.cut_out(rgb, None, "auto")
+    assert auto.method == "backdrop" and "background_removal=learned" in auto.figures["hint"]
+
+    cut = cutout.cut_out(rgb, None, "learned")
     assert cut.method == "learned" and cut.warning is None
     learned_iou = iou(cut.mask > 0.5, shot.truth)
     assert learned_iou >= 0.97 and learned_iou > backdrop_iou + 0.15
     assert cut.figures["model"] == "u2netp" and cut.figures["seconds"] > 0
-    assert cut.figures["backdrop_reason"] == "unsure at the object's edge"
+    assert cut.figures["backdrop_reason"] == "learned segmenter requested"
 
 
-@pytest.mark.parametrize("name", ["chair", "toy"])
-def test_confident_backdrops_do_not_call_the_model(shots: dict, name: str, monkeypatch) -> None:
+@pytest.mark.parametrize("name", ["chair", "toy", "shoe"])
+@pytest.mark.parametrize("jpeg_quality", [None, 90])
+def test_auto_never_pays_for_the_model_when_the_backdrop_model_succeeds(
+    shots: dict, name: str, jpeg_quality: int | None, monkeypatch
+) -> None:
     def fail(rgb: np.ndarray) -> None:
-        raise AssertionError("the learned segmenter ran on a confident backdrop cut-out")
+        raise AssertionError("the learned segmenter ran although the backdrop cut-out passed its gates")
 
     monkeypatch.setattr(learned, "segment", fail)
-    cut = cutout.cut_out(_rgb(shots[name]), None, "auto")
+    image = shots[name].image.convert("RGB")
+    if jpeg_quality:  # JPEG artefacts blur edges: they must not send ordinary photos down the slow path
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=jpeg_quality)
+        image = Image.open(buffer).convert("RGB")
+    cut = cutout.cut_out(np.asarray(image), None, "auto")
     assert cut.method == "backdrop"
 
 
@@ -66,7 +79,11 @@ def test_openings_the_backdrop_model_kept_are_cut_from_the_learned_mask(shots: d
 
 def test_generator_reports_the_learned_cutout_in_metadata(generator, tmp_path) -> None:
     result, _ = run_generator(
-        generator, studio.shoe(512).image, tmp_path, {"face_limit": 3000}, formats=("glb",)
+        generator,
+        studio.shoe(512).image,
+        tmp_path,
+        {"face_limit": 3000, "background_removal": "learned"},
+        formats=("glb",),
     )
     meta = result.metadata
     assert meta["cutout"]["method"] == "learned" and "warning" not in meta

@@ -38,8 +38,8 @@ def test_rgba_cutout_uses_the_alpha_channel_exactly(shots: dict) -> None:
 
 def test_white_sole_on_white_is_a_known_partial_cutout(shots: dict, monkeypatch) -> None:
     # The border model cannot see a near-white sole on a white backdrop; it must still find the red upper
-    # as one object rather than falling back or taking the backdrop, and flag its edge as ambiguous (which
-    # hands the shot to the learned segmenter when the `segment` extra is installed: test_learned.py).
+    # as one object rather than falling back or taking the backdrop, and flag its edge as ambiguous with a hint
+    # to use background_removal=learned (test_learned.py).
     monkeypatch.setattr(learned, "segment", lambda rgb: None)  # as without the extra
     cut = _cut(shots["shoe"])
     assert cut.method == "backdrop"
