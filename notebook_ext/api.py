@@ -1,0 +1,488 @@
+"""`generate()` and `generate_many()` for notebooks: submit through `image2model.core.client`, show progress while
+the job runs, and hand back `Result`s whose notebook display is the 3D viewer plus stats."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import html
+import io
+import os
+import queue
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from image2model.core.client import Client
+from image2model.core.errors import Image2ModelError
+from image2model.core.models import Event, FileEntry
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# Stats shown in the display and in `generate_many`'s table, in this order, when the metadata has them.
+STAT_KEYS = ("faces", "vertices", "watertight", "volume", "silhouette_iou")
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (where widgets can render), False in a plain Python or IPython shell."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _display(obj: Any) -> None:
+    from IPython.display import display
+
+    display(obj)
+
+
+def _as_upload(image: Any) -> Any:
+    """What the client can upload: numpy arrays become PIL images; paths, bytes and PIL images pass through."""
+    if type(image).__module__ == "numpy" and hasattr(image, "shape"):
+        import numpy as np
+        from PIL import Image
+
+        array = np.asarray(image)
+        if array.dtype != np.uint8:
+            scale = 255.0 if array.size and float(array.max()) <= 1.0 else 1.0
+            array = np.clip(array * scale, 0, 255).astype(np.uint8)
+        return Image.fromarray(array)
+    return image
+
+
+def _filename_of(url: str) -> str:
+    return urlsplit(url).path.rsplit("/", 1)[-1]
+
+
+# --- progress --------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A progress bar with a stage label: ipywidgets in a kernel, tqdm elsewhere, nothing when disabled.
+
+    Updates are trait assignments (or tqdm writes) made by the thread that calls `update`."""
+
+    def __init__(self, title: str, enabled: bool = True) -> None:
+        self.value = 0
+        self.message = ""
+        self._bar: Any = None
+        self._label: Any = None
+        self._tqdm: Any = None
+        if not enabled:
+            return
+        if _in_kernel():
+            import ipywidgets as widgets
+
+            self._bar = widgets.IntProgress(value=0, min=0, max=100, description=title)
+            self._label = widgets.HTML(value="queued")
+            _display(widgets.HBox([self._bar, self._label]))
+        else:
+            from tqdm.auto import tqdm
+
+            self._tqdm = tqdm(total=100, desc=title, leave=True)
+
+    def update(self, value: float, message: str = "") -> None:
+        value = max(self.value, min(100, int(round(value))))  # the contract's progress never decreases
+        self.message = message or self.message
+        if self._bar is not None:
+            self._bar.value = value
+            self._label.value = html.escape(self.message)
+        if self._tqdm is not None:
+            self._tqdm.update(value - self.value)
+            self._tqdm.set_postfix_str(self.message[:60], refresh=True)
+        self.value = value
+
+    def finish(self, ok: bool, message: str) -> None:
+        if ok:
+            self.update(100, message)
+        else:
+            self.message = message
+            if self._bar is not None:
+                self._bar.bar_style = "danger"
+                self._label.value = html.escape(message)
+        if self._bar is not None and ok:
+            self._bar.bar_style = "success"
+        if self._tqdm is not None:
+            self._tqdm.set_postfix_str(message[:60], refresh=True)
+            self._tqdm.close()
+
+
+def event_text(event: Event) -> str:
+    """A short stage label for an event: its message, else its status."""
+    data = event.data
+    message = str(data.get("message") or "")
+    if event.type.value == "file_update" and data.get("filename"):
+        message = f"{data['filename']}: {message or data.get('status', '')}"
+    return message or str(data.get("status") or event.type.value)
+
+
+# --- results ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One generated model: its files on the server, the GLB's bytes and metadata, and how to see or save it."""
+
+    job_id: str
+    source: str
+    status: str
+    error: str | None = None
+    files: list[FileEntry] = field(default_factory=list)
+    glb_bytes: bytes = b""
+    preview_png: bytes = b""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    server_url: str = ""
+    api_key: str | None = field(default=None, repr=False)
+    _mesh: Any = field(default=None, repr=False)
+    _viewer: Any = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed" and bool(self.glb_bytes)
+
+    @property
+    def mesh(self) -> Any:
+        """The model as a `trimesh.Trimesh` (a `trimesh.Scene` when the GLB holds several meshes)."""
+        if not self.ok:
+            raise ValueError(f"{self.source}: no model ({self.error or self.status})")
+        if self._mesh is None:
+            import trimesh
+
+            scene = trimesh.load(io.BytesIO(self.glb_bytes), file_type="glb")
+            geometries = list(getattr(scene, "geometry", {}).values())
+            self._mesh = geometries[0] if len(geometries) == 1 else scene
+        return self._mesh
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """The headline figures: source, status, faces, watertight, volume, quality and total time."""
+        row: dict[str, Any] = {"source": self.source, "status": self.status, "error": self.error}
+        for key in STAT_KEYS:
+            if key in self.metadata:
+                row[key] = self.metadata[key]
+        timings = self.metadata.get("timings")
+        if isinstance(timings, dict) and isinstance(timings.get("total"), (int, float)):
+            row["seconds"] = timings["total"]
+        return row
+
+    def save(self, path: str | os.PathLike[str], format: str | None = None) -> Path:  # noqa: A002 - the user's word
+        """Write the model to `path`. The format comes from `format` or the suffix (glb, obj, stl, ply, …):
+        the server's own file when it made one in that format, else an export of `.mesh` through trimesh."""
+        target = Path(path)
+        fmt = (format or target.suffix.lstrip(".") or "glb").lower()
+        if fmt == "glb":
+            target.write_bytes(self.glb_bytes)
+            return target
+        entry = next((f for f in self.files if f.format == fmt and not f.filename.endswith(".zip")), None)
+        if entry is not None and self.server_url:
+            with tempfile.TemporaryDirectory() as tmp, Client(self.server_url, self.api_key) as client:
+                shutil.move(client.download(entry, dest_dir=tmp), target)
+            return target
+        self.mesh.export(target, file_type=fmt)
+        return target
+
+    def viewer(self) -> Any:
+        """The 3D viewer widget showing this model (one per result, created on first use)."""
+        if self._viewer is None:
+            from .viewer import GLBViewer
+
+            self._viewer = GLBViewer(glb=self.glb_bytes)
+        return self._viewer
+
+    def show(self) -> Any:
+        """Display the viewer with the stats under it (in a notebook); returns the viewer."""
+        viewer = self.viewer()
+        if _in_kernel():
+            import ipywidgets as widgets
+
+            _display(widgets.VBox([viewer, widgets.HTML(self._stats_html())]))
+        return viewer
+
+    # -- rich display --
+
+    def _stats_html(self) -> str:
+        cells = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in self.stats.items()
+            if v is not None
+        )
+        return f"<table class='i2m-stats'>{cells}</table>"
+
+    def static_html(self) -> str:
+        """The display where widgets can't render: the PNG preview, the stats and a GLB download link."""
+        parts = [f"<div class='i2m-result'><b>{html.escape(self.source)}</b>"]
+        if self.preview_png:
+            data = base64.b64encode(self.preview_png).decode()
+            parts.append(f"<br><img alt='preview' width='256' src='data:image/png;base64,{data}'>")
+        parts.append(self._stats_html())
+        if self.glb_bytes:
+            data = base64.b64encode(self.glb_bytes).decode()
+            name = html.escape(Path(self.source).stem + ".glb")
+            parts.append(
+                f"<a download='{name}' href='data:model/gltf-binary;base64,{data}'>download {name}</a>"
+            )
+        parts.append("</div>")
+        return "".join(parts)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # Front-ends with a widget manager show the viewer; nbviewer, exported HTML and others fall back to
+        # the static HTML (or the PNG) that the same bundle carries.
+        bundle: dict[str, Any] = {"text/plain": repr(self), "text/html": self.static_html()}
+        if self.preview_png:
+            bundle["image/png"] = base64.b64encode(self.preview_png).decode()
+        if self.ok and _in_kernel():
+            import ipywidgets as widgets
+
+            box = widgets.VBox([self.viewer(), widgets.HTML(self._stats_html())])
+            bundle.update(box._repr_mimebundle_() or {})
+            bundle["text/plain"] = repr(self)
+        return bundle
+
+    def __repr__(self) -> str:
+        faces = self.metadata.get("faces")
+        more = f", faces={faces}" if faces is not None else ""
+        err = f", error={self.error!r}" if self.error else ""
+        return f"Result(source={self.source!r}, status={self.status!r}{more}{err})"
+
+
+def fetch_result(client: Client, job_id: str, source: str, api_key: str | None = None) -> Result:
+    """The finished job's `Result`: its listing, GLB bytes, PNG preview and the GLB's metadata."""
+    snapshot = client.status(job_id)
+    result = Result(
+        job_id=job_id,
+        source=source,
+        status=snapshot.status.value,
+        error=snapshot.error,
+        server_url=client.server_url,
+        api_key=api_key,
+    )
+    if snapshot.status.value != "completed":
+        result.error = result.error or snapshot.message or snapshot.status.value
+        return result
+    result.files = client.files(job_id).files
+    glb = next((f for f in result.files if f.format == "glb"), None)
+    if glb is None:
+        result.status, result.error = "failed", "the server made no GLB (ask for formats including 'glb')"
+        return result
+    with tempfile.TemporaryDirectory() as tmp:
+        result.glb_bytes = client.download(glb, dest_dir=tmp).read_bytes()
+        if glb.preview_url:
+            png = client.download(job_id, _filename_of(glb.preview_url), dest_dir=tmp)
+            result.preview_png = png.read_bytes()
+    result.metadata = {
+        **glb.metadata,
+        "job_id": job_id,
+        "parameters": {
+            "generator": snapshot.generator,
+            "face_limit": snapshot.face_limit,
+            **snapshot.options,
+        },
+    }
+    return result
+
+
+def _source_name(image: Any, index: int = 1) -> str:
+    if isinstance(image, (str, os.PathLike)):
+        return Path(image).name
+    name = getattr(image, "filename", None) or getattr(image, "name", None)
+    return Path(str(name)).name if name else f"image{index}"
+
+
+def generate(
+    image: Any,
+    *,
+    server_url: str | None = None,
+    api_key: str | None = None,
+    progress: bool = True,
+    timeout: float | None = 600.0,
+    face_limit: int | None = None,
+    generator: str | None = None,
+    formats: str | Sequence[str] | None = None,
+    **options: Any,
+) -> Result:
+    """Make a 3D model from one image (a path, bytes, a PIL image or a numpy array) and return its `Result`.
+
+    Shows a progress bar and the current stage while the job runs. Extra keyword arguments are the
+    generator's options (see `/models/available`). `server_url`/`api_key` default to the settings
+    (IMAGE2MODEL_SERVER_URL / IMAGE2MODEL_API_KEY). A failed job returns a Result with `.ok == False`;
+    interrupting the cell cancels the job on the server."""
+    if formats is not None and "glb" not in ([formats] if isinstance(formats, str) else list(formats)):
+        formats = [formats, "glb"] if isinstance(formats, str) else [*formats, "glb"]
+    bar = Progress("generate", enabled=progress)
+    with Client(server_url, api_key) as client:
+        upload = client.submit(
+            _as_upload(image), face_limit=face_limit, generator=generator, formats=formats, **options
+        )
+        try:
+            for event in client.events(upload.job_id, timeout=timeout):
+                bar.update(float(event.data.get("progress") or 0), event_text(event))
+        except KeyboardInterrupt:
+            client.cancel(upload.job_id)
+            bar.finish(False, "cancelled")
+            raise
+        result = fetch_result(client, upload.job_id, _source_name(image), api_key)
+    bar.finish(result.ok, "done" if result.ok else (result.error or result.status))
+    return result
+
+
+# --- batches ---------------------------------------------------------------------------------------------
+
+
+class Batch(list):
+    """`generate_many`'s results, one `Result` per input in input order (failures included)."""
+
+    @property
+    def failures(self) -> list[Result]:
+        return [r for r in self if not r.ok]
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [r.stats for r in self]
+
+    def to_dataframe(self) -> Any:
+        """The stats as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError("to_dataframe() needs pandas: pip install pandas") from exc
+        return pd.DataFrame(self.stats())
+
+
+def image_paths(paths_or_folder: str | os.PathLike[str] | Iterable[Any]) -> list[Any]:
+    """The inputs of a batch: a folder's images (sorted by name), or the given items as they are."""
+    if isinstance(paths_or_folder, (str, os.PathLike)):
+        folder = Path(paths_or_folder)
+        if folder.is_dir():
+            return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        return [folder]
+    return list(paths_or_folder)
+
+
+class BatchBoard:
+    """The batch's progress table and thumbnail grid (ipywidgets), updated only from the calling thread."""
+
+    def __init__(self, names: list[str], enabled: bool) -> None:
+        self.rows = {
+            i: {"name": n, "progress": 0, "status": "queued", "faces": ""} for i, n in enumerate(names)
+        }
+        self._table: Any = None
+        self._grid: Any = None
+        self._tqdm: Any = None
+        if not enabled:
+            return
+        if _in_kernel():
+            import ipywidgets as widgets
+
+            self._table = widgets.HTML(self._html())
+            self._grid = widgets.GridBox(
+                [], layout=widgets.Layout(grid_template_columns="repeat(auto-fill, 140px)")
+            )
+            _display(widgets.VBox([self._table, self._grid]))
+        else:
+            from tqdm.auto import tqdm
+
+            self._tqdm = tqdm(total=len(names), desc="generate_many")
+
+    def _html(self) -> str:
+        head = "<tr><th>#</th><th>image</th><th>progress</th><th>status</th><th>faces</th></tr>"
+        body = "".join(
+            f"<tr><td>{i + 1}</td><td>{html.escape(r['name'])}</td><td>{r['progress']}%</td>"
+            f"<td>{html.escape(str(r['status']))}</td><td>{r['faces']}</td></tr>"
+            for i, r in self.rows.items()
+        )
+        return f"<table class='i2m-batch'>{head}{body}</table>"
+
+    def update(self, index: int, progress: float, status: str) -> None:
+        row = self.rows[index]
+        row["progress"] = max(row["progress"], int(round(progress)))
+        row["status"] = status
+        if self._table is not None:
+            self._table.value = self._html()
+
+    def done(self, index: int, result: Result) -> None:
+        row = self.rows[index]
+        row["status"] = "completed" if result.ok else f"failed: {result.error}"
+        row["progress"] = 100 if result.ok else row["progress"]
+        row["faces"] = result.metadata.get("faces", "")
+        if self._table is not None:
+            self._table.value = self._html()
+        if self._grid is not None and result.preview_png:
+            import ipywidgets as widgets
+
+            thumb = widgets.VBox(
+                [
+                    widgets.Image(value=result.preview_png, format="png", width=128),
+                    widgets.Label(result.source),
+                ]
+            )
+            self._grid.children = (*self._grid.children, thumb)
+        if self._tqdm is not None:
+            self._tqdm.update(1)
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+
+
+def generate_many(
+    paths_or_folder: str | os.PathLike[str] | Iterable[Any],
+    *,
+    max_concurrency: int = 2,
+    server_url: str | None = None,
+    api_key: str | None = None,
+    progress: bool = True,
+    timeout: float | None = 600.0,
+    **options: Any,
+) -> Batch:
+    """Make one model per image (a folder, or a list of paths/bytes/PIL images/arrays), `max_concurrency` jobs
+    at a time. Shows a progress table and a thumbnail grid; returns a `Batch` (a list of `Result`s in input
+    order, with `.failures` and `.to_dataframe()`). A failing image becomes a failed Result; nothing raises
+    for the batch."""
+    items = image_paths(paths_or_folder)
+    names = [_source_name(item, i + 1) for i, item in enumerate(items)]
+    board = BatchBoard(names, enabled=progress)
+    updates: queue.Queue[tuple[int, float, str]] = queue.Queue()
+    results: list[Result | None] = [None] * len(items)
+
+    def run_one(index: int) -> Result:
+        try:
+            with Client(server_url, api_key) as client:
+                upload = client.submit(_as_upload(items[index]), **options)
+                for event in client.events(upload.job_id, timeout=timeout):
+                    updates.put((index, float(event.data.get("progress") or 0), event_text(event)))
+                return fetch_result(client, upload.job_id, names[index], api_key)
+        except (Image2ModelError, OSError, TimeoutError, ValueError, TypeError) as exc:
+            return Result(job_id="", source=names[index], status="failed", error=str(exc))
+
+    def drain() -> None:
+        while True:
+            try:
+                index, value, text = updates.get_nowait()
+            except queue.Empty:
+                return
+            board.update(index, value, text)
+
+    # Workers only enqueue; this thread owns every widget update.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_concurrency)) as pool:
+        pending = {pool.submit(run_one, i): i for i in range(len(items))}
+        deadline = None if timeout is None else time.monotonic() + timeout * max(1, len(items))
+        while pending:
+            done, _ = concurrent.futures.wait(
+                pending, timeout=0.2, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            drain()
+            for future in done:
+                index = pending.pop(future)
+                results[index] = future.result()
+                board.done(index, results[index])
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("generate_many did not finish in time")
+    drain()
+    board.close()
+    return Batch(r for r in results if r is not None)
