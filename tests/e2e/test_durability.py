@@ -71,12 +71,12 @@ def test_stream_resumes_across_an_api_restart(fresh_stack):
 def test_retention_purges_old_jobs_and_their_files(tmp_path):
     from tests.support.stack import Stack
 
-    stack = Stack(tmp_path / "data", retention_seconds="2", retention_interval_seconds="1").start(workers=1)
+    stack = Stack(tmp_path / "data", retention_seconds="6", retention_interval_seconds="1").start(workers=1)
     try:
         job = upload(stack.url, [("old.jpg", photo())])
         wait_status(stack.url, job["job_id"], {"completed"}, timeout=20)
         assert (stack.data_dir / "blobs" / job["job_id"]).is_dir()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if httpx.get(f"{stack.url}/api/v1/status/tasks/{job['job_id']}").status_code == 404:
                 break

@@ -48,7 +48,9 @@ def wait_status(base: str, job_id: str, statuses: set[str], timeout: float = 30,
     """Poll the job snapshot until its status is one of `statuses`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        snap = httpx.get(f"{base}/api/v1/status/tasks/{job_id}", headers=headers or {}, timeout=5).json()
+        response = httpx.get(f"{base}/api/v1/status/tasks/{job_id}", headers=headers or {}, timeout=5)
+        assert response.status_code == 200, response.text
+        snap = response.json()
         if snap["status"] in statuses:
             return snap
         time.sleep(0.05)
