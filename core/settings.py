@@ -22,6 +22,12 @@ class Settings(BaseSettings):
         Path("./image2model-data"), description="Directory holding huey.db, state.db and blobs/."
     )
 
+    # Scale-out backend.
+    redis_url: str = Field(
+        "",
+        description="Redis URL (e.g. redis://host:6379/0) for the job store; empty keeps SQLite under data_dir.",
+    )
+
     # HTTP service.
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8000, description="Port the API listens on.")

@@ -9,7 +9,11 @@ __all__ = ["ItemRecord", "JobRecord", "JobState", "JobStore", "open_store"]
 
 
 def open_store(settings: Settings) -> JobStore:
-    """The job store the settings select (SQLite under the data directory in embedded mode)."""
+    """The job store the settings select: Redis when `redis_url` is set, else SQLite under the data directory."""
+    if settings.redis_url:
+        from image2model.api.store.redis import RedisJobStore
+
+        return RedisJobStore(settings.redis_url)
     from image2model.api.store.sqlite import SqliteJobStore
 
     return SqliteJobStore(settings.state_path)

@@ -1,7 +1,8 @@
-"""Job store behaviour, run against every backend (today: SQLite)."""
+"""Job store behaviour, run against every backend (SQLite, and Redis on a real redis-server)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -13,9 +14,16 @@ from image2model.core.errors import JobFinished, JobNotFound
 from image2model.core.models import EventType, ItemStatus, JobStatus
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def store(request, tmp_path: Path) -> JobStore:
-    s = SqliteJobStore(tmp_path / "state.db")
+    s: JobStore
+    if request.param == "redis":
+        from image2model.api.store.redis import RedisJobStore
+
+        s = RedisJobStore(request.getfixturevalue("redis_server").url)
+        s.client.flushdb()
+    else:
+        s = SqliteJobStore(tmp_path / "state.db")
     s.progress_min_interval = 0.0
     yield s
     s.close()
@@ -167,3 +175,74 @@ def test_a_superseded_attempt_cannot_cancel_the_item(store):
     assert store.mark_cancelled(job_id, 0, attempt=1) is False
     assert store.load(job_id).items[0].status == ItemStatus.PROCESSING
     assert store.mark_cancelled(job_id, 0, current.attempt) is True
+
+
+def test_concurrent_workers_on_one_job_keep_seqs_contiguous_and_end_once(store):
+    n = 8
+    cursor = store.head()
+    job_id = make_job(store, n=n)
+    errors: list[BaseException] = []
+    start = threading.Barrier(n)
+
+    def work(index: int) -> None:
+        try:
+            start.wait(timeout=10)
+            item = store.claim(job_id, index, 30)
+            assert item is not None
+            for fraction in (0.1, 0.3, 0.5, 0.7, 0.9):
+                assert store.report_progress(job_id, index, item.attempt, fraction, f"step {fraction}", 30)
+                assert store.renew_lease(job_id, index, item.attempt, 30)
+            if index % 4 == 3:
+                assert store.fail(job_id, index, item.attempt, "bad photo")
+            else:
+                assert store.complete(job_id, index, item.attempt, [{"filename": f"{index}.glb"}], {})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    events = store.events_after(job_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    terminal = [e for e in events if e.type in (EventType.TASK_COMPLETED, EventType.TASK_FAILED)]
+    assert len(terminal) == 1 and events[-1] is terminal[0]
+    assert terminal[0].data["summary"] == {
+        "total_files": 8,
+        "successful_files": 6,
+        "failed_files": 2,
+        "cancelled_files": 0,
+    }
+    state = store.load(job_id)
+    assert state.job.status == JobStatus.COMPLETED and state.job.seq == len(events)
+    _, rows = store.tail(cursor, limit=10_000)
+    assert [e.seq for job, e in rows if job == job_id] == [e.seq for e in events]
+    assert store.counts()["items"] == {
+        "queued": 0,
+        "processing": 0,
+        "completed": 6,
+        "failed": 2,
+        "cancelled": 0,
+    }
+
+
+def test_remote_slot_cap_holds_under_concurrency(store):
+    jobs = [make_job(store, n=2, job_id=f"j{k}") for k in range(4)]
+    claimed = [(j, i, store.claim(j, i, 30).attempt) for j in jobs for i in range(2)]
+    results: dict[tuple[str, int, int], bool] = {}
+
+    def take(job_id: str, index: int, attempt: int) -> None:
+        results[(job_id, index, attempt)] = store.take_remote_slot(job_id, index, attempt, "fal", cap=3)
+
+    threads = [threading.Thread(target=take, args=c) for c in claimed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results.values()) == [False] * 5 + [True] * 3
+    assert store.in_flight("fal") == 3
+    holder = next(c for c, ok in results.items() if ok)
+    assert store.complete(*holder, [{"filename": "x.glb"}], {})
+    assert store.in_flight("fal") == 2
