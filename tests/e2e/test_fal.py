@@ -118,6 +118,12 @@ def test_worker_killed_while_fal_works_resumes_with_one_submission(tmp_path, fal
     try:
         job = upload(stack.url, [("k.jpg", photo())], generator="fal")
         wait_file_status(stack.url, job["job_id"], 0, "processing", timeout=30)
+        # Kill while the request is in flight: once FAL has been polled, its id was persisted (a crash inside the
+        # submit call itself, before FAL's answer is stored, is the one window that can still resubmit).
+        deadline = time.monotonic() + 30
+        while not any(j["polls"] for j in fal.job_list()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fal.job_list()[0]["phase"] != "COMPLETED"
         stack.kill_io_worker()
         stack.start_io_worker(threads=2)
         snap = wait_status(stack.url, job["job_id"], {"completed", "failed"}, timeout=60)
