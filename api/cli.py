@@ -37,9 +37,11 @@ def run_api(host: str, port: int, workers: int) -> int:
     return 0
 
 
-def run_worker(workers: int, periodic: bool, queue: str) -> int:
-    """Run Huey's consumer: process workers for the `cpu` queue (with the periodic tasks unless told not to),
-    threads for the `io` queue of remote generators."""
+def run_worker(workers: int, periodic: bool | None, queue: str) -> int:
+    """Run Huey's consumer: process workers for the `cpu` queue, threads for the `io` queue of remote generators.
+
+    The periodic tasks (reaper, retention) run on exactly one `cpu` worker of a deployment: by default the one
+    worker of embedded mode, and in scale-out mode (Redis) only the worker started with `--periodic`."""
     from image2model.api.worker.periodic import Image2ModelConsumer
     from image2model.api.worker.tasks import huey, huey_io
     from image2model.core.logs import configure_logging
@@ -48,8 +50,18 @@ def run_worker(workers: int, periodic: bool, queue: str) -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
     io = queue == "io"
+    if periodic is None:
+        periodic = not settings.redis_url
+        if not periodic and not io:
+            print(
+                "Scale-out mode: this worker does not run the periodic tasks (reaper, retention). "
+                "Start exactly one worker with --periodic.",
+                file=sys.stderr,
+                flush=True,
+            )
     consumer = Image2ModelConsumer(
         huey_io if io else huey,
+        heartbeat=not io,
         workers=workers or (settings.io_threads if io else settings.workers or os.cpu_count() or 1),
         periodic=periodic and not io,
         initial_delay=settings.worker_poll_min,
@@ -105,7 +117,7 @@ def serve(host: str, port: int, ui_port: int, workers: int, ui: bool) -> int:
     env = dict(os.environ)
     procs: dict[str, subprocess.Popen] = {
         "api": _spawn(["api", "--host", host, "--port", str(port)], env),
-        "worker": _spawn(["worker", "--workers", str(workers)], env),
+        "worker": _spawn(["worker", "--workers", str(workers), "--periodic"], env),
     }
     if _has_remote_generators():
         procs["io-worker"] = _spawn(["worker", "--queue", "io"], env)
@@ -178,10 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run only the queue workers (Huey consumer)")
     p.add_argument("--workers", type=int, default=settings.workers, help="worker processes (0: one per core)")
-    p.add_argument(
-        "--no-periodic",
+    periodic = p.add_mutually_exclusive_group()
+    periodic.add_argument(
+        "--periodic",
+        dest="periodic",
         action="store_true",
-        help="do not run the reaper and retention tasks (other workers do)",
+        default=None,
+        help="run the reaper and retention tasks here (exactly one worker of a deployment; "
+        "the default in embedded mode, off by default with Redis)",
+    )
+    periodic.add_argument(
+        "--no-periodic", dest="periodic", action="store_false", help="leave the periodic tasks to another worker"
     )
     p.add_argument(
         "--queue",
@@ -214,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "api":
         return run_api(args.host, args.port, args.processes)
     if args.command == "worker":
-        return run_worker(args.workers, not args.no_periodic, args.queue)
+        return run_worker(args.workers, args.periodic, args.queue)
     if args.command == "ui":
         from image2model.ui_gradio.cli import run_ui
 

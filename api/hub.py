@@ -43,6 +43,12 @@ class Subscription:
 
 
 class EventHub:
+    """Reads the event log from one cursor and hands each event to the streams of its job. With a backend that
+    can block (Redis Streams) it waits inside the backend, in a thread, so an event is dispatched as soon as it is
+    written; otherwise it polls every `interval` seconds."""
+
+    BLOCK_SECONDS = 1.0
+
     def __init__(
         self, store: JobStore, interval: float, observers: list[Callable[[str, Event], None]] | None = None
     ):
@@ -84,16 +90,22 @@ class EventHub:
                 del self._subs[sub.job_id]
 
     async def _run(self) -> None:
+        blocking = self.store.blocking_tail
         while True:
             try:
-                self._cursor, rows = self.store.tail(self._cursor)
+                if blocking:
+                    self._cursor, rows = await asyncio.to_thread(
+                        self.store.wait_tail, self._cursor, self.BLOCK_SECONDS
+                    )
+                else:
+                    self._cursor, rows = self.store.tail(self._cursor)
             except Exception:
                 log.exception("event=hub_tail_failed")
                 await asyncio.sleep(1.0)
                 continue
             for job_id, event in rows:
                 self._dispatch(job_id, event)
-            if len(rows) < 1000:
+            if not blocking and len(rows) < 1000:
                 await asyncio.sleep(self.interval)
 
     def _dispatch(self, job_id: str, event: Event) -> None:

@@ -16,6 +16,8 @@ from image2model.core.errors import Unauthorized
 from image2model.core.settings import Settings
 
 LOCAL_OWNER = "local"
+SECRET_KEY = "i2m:signing-secret"
+"""Redis key of the generated deployment secret (scale-out mode)."""
 
 
 def owner_of(key: str) -> str:
@@ -86,9 +88,16 @@ class LinkSigner:
 
 
 def load_secret(settings: Settings) -> bytes:
-    """The signing secret: from settings, or generated once and kept under the data directory."""
+    """The secret that signs links and queued task data: from settings, else generated once and shared by every
+    process of the deployment (kept in Redis in scale-out mode, under the data directory otherwise)."""
     if settings.signing_secret:
         return settings.signing_secret.encode()
+    if settings.redis_url:
+        import redis
+
+        with redis.Redis.from_url(settings.redis_url) as conn:
+            conn.set(SECRET_KEY, secrets.token_urlsafe(48), nx=True)  # first writer wins
+            return bytes(conn.get(SECRET_KEY) or b"")
     path: Path = settings.data_dir / "signing.key"
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -12,41 +12,33 @@ from tests.support.stack import Stack
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Stack]:
     """One API + one worker (2 processes) shared by a test module; auth off."""
-    s = Stack(tmp_path_factory.mktemp("stack") / "data").start(workers=2)
+    s = Stack(tmp_path_factory.mktemp("stack") / "data", backend).start(workers=2)
     yield s
     s.stop()
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One `redis-server` on a free loopback port for the whole session (skips where it is not installed)."""
-    try:
-        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    """One `redis-server` on a free loopback port for the whole session (`.ci/run` installs it)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def backend() -> str:
+    """The job store and queue backend of the stacks a test starts (the e2e suite runs on both)."""
+    return "sqlite"
+
+
 @pytest.fixture
-def fresh_stack(tmp_path: Path) -> Iterator[Stack]:
+def fresh_stack(tmp_path: Path, backend: str) -> Iterator[Stack]:
     """A stack of the test's own (not started), for tests that kill or restart processes."""
-    s = Stack(tmp_path / "data")
+    s = Stack(tmp_path / "data", backend)
     yield s
     s.stop()
-
-
-def stored_jobs(data_dir: Path) -> int:
-    """Jobs in the store, read straight from SQLite."""
-    import sqlite3
-
-    path = data_dir / "state.db"
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path) as conn:
-        return conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
 
 
 def stored_files(data_dir: Path) -> list[Path]:

@@ -177,6 +177,14 @@ class JobStore(abc.ABC):
     def tail(self, cursor: Any, limit: int = 1000) -> tuple[Any, list[tuple[str, Event]]]:
         """Events of every job appended after `cursor` (from `head()`), in append order, with the new cursor."""
 
+    blocking_tail = False
+    """True when `wait_tail` blocks inside the backend until events arrive (no polling)."""
+
+    def wait_tail(self, cursor: Any, timeout: float, limit: int = 1000) -> tuple[Any, list[tuple[str, Event]]]:
+        """Like `tail`, but waits up to `timeout` seconds for the first event. Backends that cannot block
+        (`blocking_tail` False) answer at once; their readers poll."""
+        return self.tail(cursor, limit)
+
     @abc.abstractmethod
     def head(self) -> Any:
         """Cursor pointing after the newest event."""

@@ -100,6 +100,7 @@ class RedisJobStore(JobStore):
         self.client: redis.Redis = redis.Redis.from_url(url)
         self._local = threading.local()
         self._release = self.client.register_script(_RELEASE)
+        self._blocking: redis.Redis | None = None
 
     # ---- locks ---------------------------------------------------------------------------------------
 
@@ -263,7 +264,20 @@ class RedisJobStore(JobStore):
         return rows[0][0].decode() if rows else "0-0"
 
     def tail(self, cursor: str, limit: int = 1000) -> tuple[str, list[tuple[str, Event]]]:
-        got = self.client.xread({_k("events", "all"): cursor}, count=limit)
+        return self._xread(self.client, cursor, limit, None)
+
+    blocking_tail = True
+
+    def wait_tail(self, cursor: str, timeout: float, limit: int = 1000) -> tuple[str, list[tuple[str, Event]]]:
+        # Blocked reads use a pool of their own, so they never starve the transactions of connections.
+        if self._blocking is None:
+            self._blocking = redis.Redis.from_url(self.url, socket_timeout=timeout + 10)
+        return self._xread(self._blocking, cursor, limit, max(1, int(timeout * 1000)))
+
+    def _xread(
+        self, conn: redis.Redis, cursor: str, limit: int, block_ms: int | None
+    ) -> tuple[str, list[tuple[str, Event]]]:
+        got = conn.xread({_k("events", "all"): cursor}, count=limit, block=block_ms)
         if not got:
             return cursor, []
         rows = got[0][1]
@@ -320,3 +334,5 @@ class RedisJobStore(JobStore):
 
     def close(self) -> None:
         self.client.close()
+        if self._blocking is not None:
+            self._blocking.close()

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from image2model.bot.messages import UPLOAD_MARGIN, parse_custom_id
-from tests.conftest import stored_jobs
 from tests.fakes.discord_http import Call, FakeDiscord, component, dispatch, slash_command
 from tests.support.images import photo
 from tests.support.stack import free_port
@@ -135,7 +134,7 @@ async def test_bad_attachment_refused_before_any_work(
     make_bot, discord_fake, api_stack, filename, content_type, size, words
 ):
     bot = await make_bot()
-    jobs_before = stored_jobs(api_stack.data_dir)
+    jobs_before = api_stack.stored_jobs()
     attachment = discord_fake.attachment(filename, b"not an image", content_type, size=size)
     payload = slash_command(discord_fake, "model", {}, {"image": attachment})
     dispatch(bot, payload)
@@ -144,7 +143,7 @@ async def test_bad_attachment_refused_before_any_work(
     assert answer["type"] == 4 and answer["data"]["flags"] == 64  # an ephemeral message, not a deferral
     assert words in answer["data"]["content"]
     assert not [c for c in discord_fake.calls if c.path.startswith("/attachments/")], "attachment fetched"
-    assert stored_jobs(api_stack.data_dir) == jobs_before
+    assert api_stack.stored_jobs() == jobs_before
 
 
 async def test_one_running_job_per_user_then_cooldown(make_bot, discord_fake):

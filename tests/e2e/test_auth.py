@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
-from tests.conftest import stored_jobs
 from tests.support.images import photo
 from tests.support.sse import read_events
 from tests.support.stack import Stack
@@ -115,9 +114,9 @@ def job_b(keyed: Stack) -> dict:
 
 
 def test_upload_without_a_key_is_401_with_bearer_challenge_and_stores_nothing(keyed):
-    before = stored_jobs(keyed.data_dir)
+    before = keyed.stored_jobs()
     assert_unauthorized(upload(keyed.url, {}), "API key is required")
-    assert stored_jobs(keyed.data_dir) == before
+    assert keyed.stored_jobs() == before
 
 
 @pytest.mark.parametrize(
@@ -132,9 +131,9 @@ def test_upload_without_a_key_is_401_with_bearer_challenge_and_stores_nothing(ke
     ],
 )
 def test_wrong_key_is_401_on_upload_and_reads(keyed, job_a, headers):
-    before = stored_jobs(keyed.data_dir)
+    before = keyed.stored_jobs()
     assert_unauthorized(upload(keyed.url, headers))
-    assert stored_jobs(keyed.data_dir) == before
+    assert keyed.stored_jobs() == before
     response = httpx.get(f"{keyed.url}/api/v1/status/tasks/{job_a['job_id']}", headers=headers)
     assert_unauthorized(response)
 
@@ -273,13 +272,13 @@ def test_a_tampered_token_fails(keyed, job_a):
 
 def test_signed_links_cannot_upload_or_cancel(keyed, job_a):
     token = token_of(job_a["links"]["status"])
-    before = stored_jobs(keyed.data_dir)
+    before = keyed.stored_jobs()
     response = httpx.post(
         f"{keyed.url}/api/v1/upload/?token={token}",
         files=[("files", ("mug.jpg", photo(), "image/jpeg"))],
     )
     assert_unauthorized(response, "API key is required")
-    assert stored_jobs(keyed.data_dir) == before
+    assert keyed.stored_jobs() == before
     slow = upload(keyed.url, KEY_A, name="slow.jpg", delay="3", steps="30").json()
     cancel = httpx.post(
         f"{keyed.url}/api/v1/jobs/{slow['job_id']}/cancel?token={token_of(slow['links']['status'])}"
@@ -335,11 +334,11 @@ def test_signed_links_expire(short_links):
 
 
 def test_with_auth_off_everything_works_without_headers(stack):
-    before = stored_jobs(stack.data_dir)
+    before = stack.stored_jobs()
     response = upload(stack.url, {})
     assert response.status_code == 200, response.text
     job_id = response.json()["job_id"]
-    assert stored_jobs(stack.data_dir) == before + 1
+    assert stack.stored_jobs() == before + 1
     events = read_events(f"{stack.url}/api/v1/status/tasks/{job_id}/stream", timeout=20)
     assert events[-1].event == "task_completed"
     for name, (method, path) in job_paths(job_id).items():

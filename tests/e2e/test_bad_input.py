@@ -15,7 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import stored_files, stored_jobs
+from tests.conftest import stored_files
 from tests.support.images import photo, png_bomb, rotated_jpeg
 from tests.support.stack import Stack
 
@@ -75,11 +75,12 @@ def staging_entries(data_dir: Path) -> list[Path]:
 
 
 @contextmanager
-def nothing_stored(data_dir: Path) -> Iterator[None]:
+def nothing_stored(stack: Stack) -> Iterator[None]:
     """Assert the block adds no job, no file under blobs/ or staging/, and no staging directory."""
-    jobs, files, staging = stored_jobs(data_dir), sorted(stored_files(data_dir)), staging_entries(data_dir)
+    data_dir = stack.data_dir
+    jobs, files, staging = stack.stored_jobs(), sorted(stored_files(data_dir)), staging_entries(data_dir)
     yield
-    assert stored_jobs(data_dir) == jobs
+    assert stack.stored_jobs() == jobs
     assert sorted(stored_files(data_dir)) == files
     assert staging_entries(data_dir) == staging
 
@@ -157,14 +158,14 @@ def finished_job(stack: Stack, client: httpx.Client) -> dict:
 
 
 def test_empty_file_is_rejected_and_nothing_is_stored(stack, client):
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         body = assert_error(upload(client, stack.url, [("empty.jpg", b"")]), 400, "VALIDATION_ERROR", "empty")
     assert error_fields(body) == ["empty.jpg"]
 
 
 def test_truncated_jpeg_is_rejected_and_nothing_is_stored(stack, client):
     whole = photo(640, 480)
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(client, stack.url, [("half.jpg", whole[: len(whole) // 2])])
         body = assert_error(response, 400, "VALIDATION_ERROR", "half.jpg", "truncated")
     assert error_fields(body) == ["half.jpg"]
@@ -172,7 +173,7 @@ def test_truncated_jpeg_is_rejected_and_nothing_is_stored(stack, client):
 
 def test_text_file_renamed_jpg_is_unsupported_media_and_nothing_is_stored(stack, client):
     text = b"Dear diary, today I uploaded a text file pretending to be a photo.\n" * 20
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(client, stack.url, [("notes.jpg", text)])
         body = assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE", "notes.jpg", "JPEG, PNG or WebP")
     assert error_fields(body) == ["notes.jpg"]
@@ -181,7 +182,7 @@ def test_text_file_renamed_jpg_is_unsupported_media_and_nothing_is_stored(stack,
 def test_gif_is_unsupported_media_and_nothing_is_stored(stack, client):
     buf = io.BytesIO()
     Image.new("RGB", (40, 30), (10, 200, 10)).save(buf, format="GIF")
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(client, stack.url, [("anim.png", buf.getvalue())])
         assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE", "anim.png", "GIF")
 
@@ -193,7 +194,7 @@ def test_gif_is_unsupported_media_and_nothing_is_stored(stack, client):
 def test_decompression_bomb_is_too_large_and_nothing_is_stored(stack, client, width, height, phrase):
     bomb = png_bomb(width, height)
     assert len(bomb) < 200_000  # small on the wire, tens of megapixels or more when decoded
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(client, stack.url, [("bomb.png", bomb)])
         body = assert_error(response, 413, "FILE_TOO_LARGE", "bomb.png", phrase, "40 megapixels")
     assert body["details"]["max_pixels"] == 40_000_000
@@ -201,14 +202,14 @@ def test_decompression_bomb_is_too_large_and_nothing_is_stored(stack, client, wi
 
 
 def test_mixed_upload_with_one_text_file_stores_nothing(stack, client):
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(client, stack.url, [("good.jpg", photo()), ("readme.jpg", b"just text\n" * 50)])
         body = assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE", "readme.jpg")
     assert error_fields(body) == ["readme.jpg"]
 
 
 def test_several_bad_files_are_all_named_in_one_answer(stack, client):
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(client, stack.url, [("a.jpg", b""), ("b.jpg", b"text"), ("c.jpg", photo())])
         body = assert_error(response, 400, "VALIDATION_ERROR", "a.jpg")
     assert error_fields(body) == ["a.jpg", "b.jpg"]
@@ -219,7 +220,7 @@ def test_several_bad_files_are_all_named_in_one_answer(stack, client):
 
 def test_twenty_six_files_are_too_many_and_nothing_is_stored(stack, client):
     small = photo(32, 32)
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(client, stack.url, [(f"p{i}.jpg", small) for i in range(26)])
         body = assert_error(response, 413, "TOO_MANY_FILES", "25")
     assert body["details"]["max_files"] == 25
@@ -227,7 +228,7 @@ def test_twenty_six_files_are_too_many_and_nothing_is_stored(stack, client):
 
 def test_more_files_than_a_configured_limit_are_too_many(small_stack, client):
     small = photo(32, 32)
-    with nothing_stored(small_stack.data_dir):
+    with nothing_stored(small_stack):
         response = upload(client, small_stack.url, [(f"p{i}.jpg", small) for i in range(4)])
         body = assert_error(response, 413, "TOO_MANY_FILES", "at most 3")
     assert body["details"]["max_files"] == 3
@@ -235,7 +236,7 @@ def test_more_files_than_a_configured_limit_are_too_many(small_stack, client):
 
 def test_file_over_configured_size_limit_is_too_large_and_nothing_is_stored(small_stack, client):
     big = b"\xff\xd8\xff\xe0" + os.urandom(150_000)
-    with nothing_stored(small_stack.data_dir):
+    with nothing_stored(small_stack):
         response = upload(client, small_stack.url, [("ok.jpg", photo(32, 32)), ("big.jpg", big)])
         body = assert_error(response, 413, "FILE_TOO_LARGE", "big.jpg", "larger than")
     assert body["details"] == {"filename": "big.jpg", "max_file_size": 100_000}
@@ -243,7 +244,7 @@ def test_file_over_configured_size_limit_is_too_large_and_nothing_is_stored(smal
 
 def test_file_exactly_at_configured_size_limit_gets_past_the_size_check(small_stack, client):
     # 100,000 bytes exactly is allowed by size; it is then judged by content (text: 415), not 413.
-    with nothing_stored(small_stack.data_dir):
+    with nothing_stored(small_stack):
         response = upload(client, small_stack.url, [("edge.jpg", b"x" * 100_000)])
         assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE", "edge.jpg")
 
@@ -251,7 +252,7 @@ def test_file_exactly_at_configured_size_limit_gets_past_the_size_check(small_st
 def test_file_one_byte_over_ten_mib_is_too_large_and_nothing_is_stored(stack, client):
     big = b"\xff\xd8\xff\xe0" + os.urandom(10 * MiB - 3)
     assert len(big) == 10 * MiB + 1
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(client, stack.url, [("huge.jpg", big)])
         body = assert_error(response, 413, "FILE_TOO_LARGE", "huge.jpg", "10 MiB")
     assert body["details"]["max_file_size"] == 10 * MiB
@@ -259,7 +260,7 @@ def test_file_one_byte_over_ten_mib_is_too_large_and_nothing_is_stored(stack, cl
 
 def test_declared_body_far_over_the_limits_is_refused_up_front(small_stack, client):
     body, ctype = raw_multipart([("files", "x.jpg", b"tiny")])
-    with nothing_stored(small_stack.data_dir):
+    with nothing_stored(small_stack):
         response = client.post(
             f"{small_stack.url}/api/v1/upload/",
             content=body + b" " * 8_000_000,  # over 3 x 100 kB plus the 6.5 MB form-field allowance
@@ -276,35 +277,35 @@ def test_declared_body_far_over_the_limits_is_refused_up_front(small_stack, clie
     [("lots", "whole number"), ("11", "at least 12"), ("200001", "at most 200000"), ("1e3", "whole number")],
 )
 def test_bad_face_limit_is_a_validation_error_naming_face_limit(stack, client, value, phrase):
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(client, stack.url, [("mug.jpg", photo())], face_limit=value)
         body = assert_error(response, 400, "VALIDATION_ERROR", "face_limit", phrase)
     assert error_fields(body) == ["face_limit"]
 
 
 def test_unknown_generator_is_a_validation_error_listing_the_offered_ones(stack, client):
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(client, stack.url, [("mug.jpg", photo())], generator="dream-machine")
         body = assert_error(response, 400, "VALIDATION_ERROR", "dream-machine", "instant")
     assert error_fields(body) == ["generator"]
 
 
 def test_unknown_option_is_a_validation_error_naming_it(stack, client):
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(client, stack.url, [("mug.jpg", photo())], colour="red")
         body = assert_error(response, 400, "VALIDATION_ERROR", "unknown option")
     assert error_fields(body) == ["colour"]
 
 
 def test_unsupported_output_format_is_a_validation_error(stack, client):
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(client, stack.url, [("mug.jpg", photo())], formats="glb,fbx")
         body = assert_error(response, 400, "VALIDATION_ERROR", "fbx", "glb, stl")
     assert error_fields(body) == ["formats"]
 
 
 def test_every_bad_option_is_reported_at_once(stack, client):
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = upload(
             client, stack.url, [("mug.jpg", photo())], face_limit="3", delay="soon", formats="xyz"
         )
@@ -317,7 +318,7 @@ def test_every_bad_option_is_reported_at_once(stack, client):
 
 @pytest.mark.parametrize("filename", ["../../etc/passwd.png", "a/b.png", "..\\x.png", "..", "/abs.png"])
 def test_path_like_filename_is_rejected_and_nothing_is_stored(stack, client, filename):
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = post_raw(client, stack.url, [("files", filename, photo())])
         body = assert_error(response, 400, "VALIDATION_ERROR", "path")
     assert error_fields(body) == [filename]
@@ -325,14 +326,14 @@ def test_path_like_filename_is_rejected_and_nothing_is_stored(stack, client, fil
 
 
 def test_upload_with_no_files_is_a_validation_error(stack, client):
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = post_raw(client, stack.url, [("face_limit", None, b"500")])
         body = assert_error(response, 400, "VALIDATION_ERROR", "no images")
     assert error_fields(body) == ["files"]
 
 
 def test_file_in_an_unexpected_field_is_a_validation_error(stack, client):
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = post_raw(client, stack.url, [("image", "mug.jpg", photo())])
         body = assert_error(response, 400, "VALIDATION_ERROR", "'files'")
     assert error_fields(body) == ["image"]
@@ -349,7 +350,7 @@ def test_file_in_an_unexpected_field_is_a_validation_error(stack, client):
 )
 def test_body_that_is_not_multipart_is_malformed_422(stack, client, content, ctype):
     headers = {"Content-Type": ctype} if ctype else {}
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = client.post(f"{stack.url}/api/v1/upload/", content=content, headers=headers)
         body = assert_error(response, 422, "VALIDATION_ERROR", "multipart/form-data")
     assert error_fields(body) == ["content-type"]
@@ -357,7 +358,7 @@ def test_body_that_is_not_multipart_is_malformed_422(stack, client, content, cty
 
 def test_garbled_multipart_body_is_malformed_and_nothing_is_stored(stack, client):
     body, ctype = raw_multipart([("files", "mug.jpg", photo())])
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         response = client.post(
             f"{stack.url}/api/v1/upload/",
             content=b"garbage before any boundary\r\n" + body.replace(b"\r\n\r\n", b"\n", 1),
@@ -385,7 +386,7 @@ def job_urls(job_id: str) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("job_id", UNKNOWN_IDS)
 def test_unknown_job_id_is_job_not_found_everywhere(stack, client, job_id):
-    with nothing_stored(stack.data_dir):
+    with nothing_stored(stack):
         for method, path in job_urls(job_id):
             response = client.request(method, f"{stack.url}{path}")
             assert_error(response, 404, "JOB_NOT_FOUND", "not found")

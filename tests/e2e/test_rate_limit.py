@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import stored_jobs
 from tests.support.images import photo
 from tests.support.stack import Stack
 
@@ -23,7 +22,7 @@ def test_uploads_over_the_rate_limit_get_429_with_retry_after(tmp_path):
         body = refused.json()
         assert body["error_code"] == "RATE_LIMITED" and body["status_code"] == 429
         assert int(refused.headers["retry-after"]) >= 1 and "per minute" in body["message"]
-        assert stored_jobs(stack.data_dir) == 2
+        assert stack.stored_jobs() == 2
         assert httpx.get(f"{stack.url}/api/v1/models/available").status_code == 200
     finally:
         stack.stop()

@@ -18,6 +18,12 @@ from tests.support.stack import REPO, TEST_ENV, free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
+@pytest.fixture(scope="module")
+def backend() -> str:
+    """`serve` is the embedded mode: SQLite only."""
+    return "sqlite"
+
+
 def _descendants(pid: int) -> list[int]:
     children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [d for c in map(int, children) for d in (c, *_descendants(c))]

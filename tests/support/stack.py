@@ -1,4 +1,5 @@
-"""Real service processes for end-to-end tests: uvicorn API and Huey consumer on a temp data dir, loopback only."""
+"""Real service processes for end-to-end tests: uvicorn API and Huey consumers on a temp data dir, loopback only,
+on either backend: SQLite files under the data dir, or a `redis-server` of the stack's own."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from tests.support.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,13 +34,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Stack:
-    """An API process and a worker process sharing one data directory."""
+BACKENDS = ("sqlite", "redis")
 
-    def __init__(self, data_dir: Path, **settings: str) -> None:
+default_backend = "sqlite"
+"""Backend of stacks that name none; the e2e suite's `backend` fixture sets it, so the suite runs on both."""
+
+
+class Stack:
+    """An API process and worker processes sharing one data directory (and, on Redis, one redis-server).
+
+    `backend="redis"` starts a redis-server of the stack's own unless `redis_url=` names one to share (several
+    stacks on one Redis and one data dir make one deployment with several API and worker hosts)."""
+
+    def __init__(self, data_dir: Path, backend: str | None = None, name: str = "", **settings: str) -> None:
         self.data_dir = data_dir
+        self.backend = backend or ("redis" if settings.get("redis_url") else default_backend)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.logs = data_dir.parent / f"{data_dir.name}-logs{'-' + name if name else ''}"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.redis: RedisServer | None = None
+        if self.backend == "redis" and not settings.get("redis_url"):
+            self.redis = RedisServer(self.logs / "redis").start()
+            settings = {**settings, "redis_url": self.redis.url}
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("IMAGE2MODEL_")},
             **TEST_ENV,
@@ -48,8 +67,10 @@ class Stack:
         self.api: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
         self.io_worker: subprocess.Popen | None = None
-        self.logs = data_dir.parent / f"{data_dir.name}-logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def redis_url(self) -> str:
+        return self.env.get("IMAGE2MODEL_REDIS_URL", "")
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
@@ -78,8 +99,10 @@ class Stack:
             time.sleep(0.05)
         raise RuntimeError("API did not become healthy in 30 s")
 
-    def start_worker(self, workers: int = 1) -> None:
-        self.worker = self._spawn("worker", "worker", "--workers", str(workers))
+    def start_worker(self, workers: int = 1, periodic: bool = True) -> None:
+        """The process worker of the `cpu` queue; it runs the periodic tasks unless told not to."""
+        flag = "--periodic" if periodic else "--no-periodic"
+        self.worker = self._spawn("worker", "worker", "--workers", str(workers), flag)
 
     def start_io_worker(self, threads: int = 4) -> None:
         """The thread worker that drives remote generators."""
@@ -118,6 +141,24 @@ class Stack:
         self._stop(self.io_worker)
         self._stop(self.worker)
         self._stop(self.api)
+        if self.redis is not None:
+            self.redis.stop()
+
+    def stored_jobs(self) -> int:
+        """Jobs in this stack's job store, read from the store itself."""
+        from image2model.api.store.redis import RedisJobStore
+        from image2model.api.store.sqlite import SqliteJobStore
+
+        if self.redis_url:
+            store: RedisJobStore | SqliteJobStore = RedisJobStore(self.redis_url)
+        elif (self.data_dir / "state.db").exists():
+            store = SqliteJobStore(self.data_dir / "state.db")
+        else:
+            return 0
+        try:
+            return sum(store.counts()["jobs"].values())
+        finally:
+            store.close()
 
     def log(self, name: str) -> str:
         path = self.logs / f"{name}.log"

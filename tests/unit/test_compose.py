@@ -1,26 +1,80 @@
-"""docker-compose.yml is valid YAML and only runs commands our CLI really has."""
+"""docker-compose.yml (scale-out on Redis) is valid and wired the way the docs say, and only runs commands our CLI
+really has."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from image2model.api.cli import build_parser
+from image2model.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_compose_services_run_real_cli_commands():
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+@pytest.fixture(scope="module")
+def services() -> dict[str, dict]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def ours(services: dict[str, dict]) -> dict[str, dict]:
+    return {name: s for name, s in services.items() if "build" in s}
+
+
+def test_compose_has_every_role_of_a_scale_out_deployment(services):
+    assert {"redis", "api", "worker", "worker-periodic", "worker-io", "ui", "bot"} <= services.keys()
+    assert services["api"]["deploy"]["replicas"] >= 2
+    assert services["bot"]["profiles"] == ["bot"]
+    assert "--appendonly" in services["redis"]["command"]
+
+
+def test_every_service_runs_a_real_cli_command(services):
     parser = build_parser()
-    assert {"api", "worker"} <= compose["services"].keys()
-    for name, service in compose["services"].items():
+    for name, service in ours(services).items():
         command = service["command"]
         assert command[0] == "image2model", name
         parser.parse_args(command[1:])  # exits (SystemExit) on an unknown command or flag
-        assert "/data" in [v.split(":")[1] for v in service["volumes"]], name
-    assert "healthcheck" in compose["services"]["api"]
+
+
+def test_exactly_one_worker_runs_the_periodic_tasks(services):
+    parser = build_parser()
+    periodic = []
+    for name, service in ours(services).items():
+        args = parser.parse_args(service["command"][1:])
+        if args.command == "worker" and args.queue == "cpu":
+            assert args.periodic is not None, f"{name} must say --periodic or --no-periodic"
+            if args.periodic:
+                periodic.append((name, service.get("deploy", {}).get("replicas", 1)))
+    assert periodic == [("worker-periodic", 1)]
+
+
+def test_api_and_workers_share_redis_and_the_files_volume(services):
+    for name in ("api", "worker", "worker-periodic", "worker-io"):
+        service = services[name]
+        env = service["environment"]
+        assert env["IMAGE2MODEL_REDIS_URL"].startswith("redis://redis:"), name
+        assert f"blobs:{env['IMAGE2MODEL_DATA_DIR']}" in service["volumes"], name
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy", name
+        assert set(env) <= {f"IMAGE2MODEL_{f.upper()}" for f in Settings.model_fields}, name
+
+
+def test_clients_reach_the_api_over_http_only(services):
+    for name in ("ui", "bot"):
+        service = services[name]
+        command = service["command"]
+        assert command[command.index("--server") + 1] == "http://api:8000", name
+        assert not any(k.startswith("IMAGE2MODEL_REDIS") for k in service["environment"]), name
+        assert "blobs:/data" not in service.get("volumes", []), name
+
+
+def test_every_service_has_a_health_check_and_named_volumes_exist(services):
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, service in services.items():
+        assert service["healthcheck"]["test"][0] == "CMD", name
+        for volume in service.get("volumes", []):
+            assert volume.split(":")[0] in compose["volumes"], (name, volume)
 
 
 def test_dockerfile_default_command_is_serve():
