@@ -39,15 +39,19 @@ class GLBViewer(anywidget.AnyWidget):
     background = traitlets.Unicode("#f4f4f4").tag(sync=True)
     height = traitlets.Int(420).tag(sync=True)
     screenshot_png = traitlets.Bytes(b"")  # filled by the browser's answer to `screenshot()`; not synced
+    # screenshot() counts requests up; the first view that has loaded the model answers and counts it done.
+    # State rather than a message, so a request made before any view has rendered is not lost.
+    _screenshot_request = traitlets.Int(0).tag(sync=True)
+    _screenshot_answered = traitlets.Int(0).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.on_msg(self._on_custom_msg)
 
     def screenshot(self) -> None:
-        """Ask the browser for a PNG of the current view. The answer arrives asynchronously (the kernel must be
-        idle to receive it) in `screenshot_png`; observe that trait or read it in a later cell."""
-        self.send({"type": "screenshot"})
+        """Ask the browser for a PNG of the view once it shows the model. The answer arrives asynchronously (the
+        kernel must be idle to receive it) in `screenshot_png`; observe that trait or read it in a later cell."""
+        self._screenshot_request += 1
 
     def save_screenshot(self, path: str | Path) -> Path:
         """Write the last screenshot received to `path`."""

@@ -17,13 +17,17 @@ function toArrayBuffer(value) {
 }
 
 function frame(camera, controls, object) {
+  // Fit the bounding sphere inside the narrower of the two fields of view, with a margin.
   const box = new THREE.Box3().setFromObject(object);
   if (box.isEmpty()) return;
-  const size = box.getSize(new THREE.Vector3()).length() || 1;
+  const radius = box.getSize(new THREE.Vector3()).length() / 2 || 1;
   const center = box.getCenter(new THREE.Vector3());
-  camera.near = size / 100;
-  camera.far = size * 100;
-  camera.position.copy(center).add(new THREE.Vector3(0.6, 0.45, 0.9).normalize().multiplyScalar(size * 1.1));
+  const vertical = THREE.MathUtils.degToRad(camera.fov) / 2;
+  const horizontal = Math.atan(Math.tan(vertical) * camera.aspect);
+  const distance = (1.15 * radius) / Math.sin(Math.min(vertical, horizontal));
+  camera.near = distance / 100;
+  camera.far = distance * 100;
+  camera.position.copy(center).add(new THREE.Vector3(0.6, 0.45, 0.9).normalize().multiplyScalar(distance));
   camera.updateProjectionMatrix();
   controls.target.copy(center);
   controls.update();
@@ -58,6 +62,8 @@ function render({ model, el }) {
   controls.autoRotateSpeed = 3.0;
 
   let current = null;
+  let loading = false;
+  let generation = 0; // bumped by each load(), so a parse that finishes after a newer glb is dropped
   const loader = new GLTFLoader();
 
   function setWireframe(on) {
@@ -80,7 +86,38 @@ function render({ model, el }) {
     });
   }
 
+  function setStatus(status) {
+    model.set("status", status);
+    model.save_changes();
+  }
+
+  function loaded(gltf, mine) {
+    if (mine !== generation) {
+      dispose(gltf.scene);
+      return;
+    }
+    loading = false;
+    current = gltf.scene;
+    scene.add(current);
+    setWireframe(model.get("wireframe"));
+    frame(camera, controls, current);
+    let meshes = 0;
+    current.traverse((node) => {
+      if (node.isMesh) meshes += 1;
+    });
+    setStatus(`loaded:${meshes}`);
+    answerScreenshot();
+  }
+
+  function failed(error, mine) {
+    if (mine !== generation) return;
+    loading = false;
+    setStatus(`error:${error && error.message ? error.message : error}`);
+    answerScreenshot();
+  }
+
   function load() {
+    const mine = ++generation;
     const buffer = toArrayBuffer(model.get("glb"));
     if (current) {
       scene.remove(current);
@@ -88,31 +125,18 @@ function render({ model, el }) {
       current = null;
     }
     if (!buffer || buffer.byteLength === 0) {
-      model.set("status", "empty");
-      model.save_changes();
+      loading = false;
+      setStatus("empty");
+      answerScreenshot();
       return;
     }
-    model.set("status", "loading");
-    model.save_changes();
+    loading = true;
+    setStatus("loading");
     loader.parse(
       buffer,
       "",
-      (gltf) => {
-        current = gltf.scene;
-        scene.add(current);
-        setWireframe(model.get("wireframe"));
-        frame(camera, controls, current);
-        let meshes = 0;
-        current.traverse((node) => {
-          if (node.isMesh) meshes += 1;
-        });
-        model.set("status", `loaded:${meshes}`);
-        model.save_changes();
-      },
-      (error) => {
-        model.set("status", `error:${error && error.message ? error.message : error}`);
-        model.save_changes();
-      },
+      (gltf) => loaded(gltf, mine),
+      (error) => failed(error, mine),
     );
   }
 
@@ -123,7 +147,13 @@ function render({ model, el }) {
     camera.updateProjectionMatrix();
   }
 
-  function screenshot() {
+  // screenshot() in Python counts `_screenshot_request` up. The request is state, not a message, so it waits
+  // for a view that exists and has finished loading the model; the first such view answers and marks it done.
+  function answerScreenshot() {
+    const request = model.get("_screenshot_request");
+    if (loading || request <= model.get("_screenshot_answered")) return;
+    model.set("_screenshot_answered", request);
+    model.save_changes();
     renderer.render(scene, camera);
     const url = renderer.domElement.toDataURL("image/png");
     model.send({ type: "screenshot", data: url.slice(url.indexOf(",") + 1) });
@@ -144,20 +174,22 @@ function render({ model, el }) {
   model.on("change:glb", load);
   model.on("change:wireframe", () => setWireframe(model.get("wireframe")));
   model.on("change:background", () => scene.background.set(model.get("background") || "#f4f4f4"));
-  model.on("msg:custom", (msg) => {
-    if (msg && msg.type === "screenshot") screenshot();
-  });
+  model.on("change:_screenshot_request", answerScreenshot);
   load();
   tick();
 
   return () => {
     running = false;
+    generation += 1;
     observer.disconnect();
     if (current) dispose(current);
     envTexture.dispose();
     pmrem.dispose();
     controls.dispose();
     renderer.dispose();
+    // Browsers keep only a few WebGL contexts alive; give this one back now rather than at garbage collection.
+    renderer.forceContextLoss();
+    root.remove();
   };
 }
 
