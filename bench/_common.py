@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import math
@@ -18,7 +19,13 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
-from tests.support.stack import Stack  # noqa: E402
+from tests.support.stack import BACKENDS, Stack  # noqa: E402
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """`--backend sqlite|redis`: the job store and queue of the service under test (Redis: a redis-server of
+    the benchmark's own on loopback)."""
+    parser.add_argument("--backend", choices=BACKENDS, default="sqlite", help="job store and queue backend")
 
 
 def snapshot(rev: str, root: Path) -> str:
@@ -41,11 +48,12 @@ def snapshot(rev: str, root: Path) -> str:
 
 @contextlib.contextmanager
 def running_stack(
-    name: str, *, workers: int | None = 1, processes: int = 1, **settings: str
+    name: str, *, workers: int | None = 1, processes: int = 1, backend: str = "sqlite", **settings: str
 ) -> Iterator[Stack]:
-    """An API (and, unless `workers` is None, a worker) on a fresh temp dir; stopped and removed on exit."""
+    """An API (and, unless `workers` is None, a worker) on a fresh temp dir and the given backend; stopped and
+    removed on exit."""
     root = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    stack = Stack(root / "data", **settings)
+    stack = Stack(root / "data", backend, **settings)
     rev = os.environ.get("BENCH_REV")
     if rev:
         stack.env["PYTHONPATH"] = snapshot(rev, root)

@@ -13,7 +13,7 @@ import sys
 import time
 
 import httpx
-from _common import Verdicts, pct, running_stack, small_jpeg
+from _common import Verdicts, add_backend_argument, pct, running_stack, small_jpeg
 
 TARGET_P50_MS = 60.0
 TARGET_P99_MS = 250.0
@@ -60,15 +60,19 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--timeout", type=float, default=30.0, help="per job, seconds")
     parser.add_argument("--budget", type=float, default=300.0, help="whole run, seconds")
+    add_backend_argument(parser)
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.warmup = 30, 3
     jpeg = small_jpeg()
     print(
-        f"overhead: {args.jobs} sequential jobs (+{args.warmup} warm-up), {args.workers} worker process(es)"
+        f"overhead: {args.jobs} sequential jobs (+{args.warmup} warm-up), {args.workers} worker process(es), "
+        f"{args.backend}"
     )
     rows: list[dict[str, float]] = []
-    with running_stack("overhead", workers=args.workers, rate_limit_per_minute="0") as stack:
+    with running_stack(
+        "overhead", workers=args.workers, backend=args.backend, rate_limit_per_minute="0"
+    ) as stack:
         deadline = time.monotonic() + args.budget
         with httpx.Client(timeout=args.timeout) as client:
             for i in range(args.warmup + args.jobs):

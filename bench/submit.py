@@ -21,10 +21,12 @@ import uuid
 from pathlib import Path
 
 import httpx
-from _common import Verdicts, children, cpu_seconds, noisy_jpeg, pct, running_stack
+from _common import Verdicts, add_backend_argument, children, cpu_seconds, noisy_jpeg, pct, running_stack
 
 TARGET_RATE = 400.0
 TARGET_P99_MS = 50.0
+TARGET_SCALING = 1.5
+"""Uploads/s with 2 API processes over 1 process (issue 8, on Redis)."""
 
 WRK_SCRIPT = r"""
 local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
@@ -165,7 +167,9 @@ def measure(args: argparse.Namespace, processes: int, jpeg: bytes, tmp: Path) ->
     body_path.write_bytes(body)
     script = tmp / "upload.lua"
     script.write_text(WRK_SCRIPT)
-    with running_stack("submit", workers=None, processes=processes, rate_limit_per_minute="0") as stack:
+    with running_stack(
+        "submit", workers=None, processes=processes, backend=args.backend, rate_limit_per_minute="0"
+    ) as stack:
         url = f"{stack.url}/api/v1/upload/"
         check = httpx.post(url, content=body, headers={"Content-Type": ctype}, timeout=10)
         if check.status_code != 200:
@@ -203,6 +207,7 @@ def main() -> int:
     parser.add_argument(
         "--client", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx"
     )
+    add_backend_argument(parser)
     args = parser.parse_args()
     if args.quick:
         args.duration, args.warmup, args.processes = 3.0, 1.0, "1"
@@ -211,14 +216,17 @@ def main() -> int:
     jpeg = noisy_jpeg(200 * 1024)
     print(
         f"submit: one {len(jpeg) / 1024:.0f} KB JPEG per upload, {args.connections} clients, "
-        f"{args.duration:g} s, client {args.client}, workers stopped; {os.cpu_count()} cores shared with the client"
+        f"{args.duration:g} s, client {args.client}, workers stopped, {args.backend}; "
+        f"{os.cpu_count()} cores shared with the client"
     )
     passed_any = False
+    rates: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-submit-client-") as tmp:
         for processes in process_counts:
             r = measure(args, processes, jpeg, Path(tmp))
             ok = r["requests"] - r["errors"]
             rate = ok / r["seconds"]
+            rates[processes] = rate
             print(
                 f"\nAPI --processes {processes}: {ok} uploads in {r['seconds']:.1f} s, {r['errors']} errors"
             )
@@ -236,6 +244,11 @@ def main() -> int:
                 print(f"  FAIL  {r['errors']} failed requests")
                 v.failed += 1
             passed_any |= v.exit_code == 0
+    if 1 in rates and 2 in rates:
+        print()
+        v = Verdicts()
+        v.check("2 processes over 1", rates[2] / rates[1], TARGET_SCALING, "x", higher_is_better=True)
+        passed_any &= v.exit_code == 0
     return 0 if passed_any else 1
 
 

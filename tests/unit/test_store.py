@@ -157,6 +157,26 @@ def test_tail_returns_every_job_in_append_order(store):
     assert store.tail(cursor) == (cursor, [])
 
 
+def test_wait_tail_wakes_on_the_next_event_or_answers_at_once(store):
+    cursor = store.head()
+    if not store.blocking_tail:
+        t = time.monotonic()
+        assert store.wait_tail(cursor, timeout=2.0) == (cursor, [])
+        assert time.monotonic() - t < 0.5  # readers of a polling backend poll; it must not sleep for them
+        return
+    writer = threading.Timer(0.3, lambda: make_job(store, n=1, job_id="late"))
+    t = time.monotonic()
+    writer.start()
+    cursor, rows = store.wait_tail(cursor, timeout=5.0)
+    waited = time.monotonic() - t
+    writer.join()
+    assert [(job, e.seq) for job, e in rows] == [("late", 1)]
+    assert 0.25 < waited < 2.0  # woke on the write, not at the timeout
+    t = time.monotonic()
+    assert store.wait_tail(cursor, timeout=0.3) == (cursor, [])
+    assert time.monotonic() - t >= 0.25
+
+
 def test_purge_removes_old_jobs_and_their_events(store):
     make_job(store, n=1, job_id="old", created=time.time() - 100)
     make_job(store, n=1, job_id="new")
