@@ -17,7 +17,7 @@ from image2model.api.deps import AppState
 from image2model.api.errors import install_error_handlers
 from image2model.api.hub import EventHub
 from image2model.api.metrics import Metrics, MetricsMiddleware
-from image2model.api.ratelimit import RateLimiter
+from image2model.api.ratelimit import build_limiter
 from image2model.api.routes import download, health, jobs, models, status, upload
 from image2model.api.security import KeyRing, LinkSigner, load_secret
 from image2model.api.service import JobService
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys=keys,
         service=service,
         hub=hub,
-        limiter=RateLimiter(settings.rate_limit_per_minute),
+        limiter=build_limiter(settings),
     )
     install_error_handlers(app)
     for module in (upload, status, download, jobs, models, health):

@@ -8,7 +8,7 @@ from fastapi import Depends, Query, Request
 
 from image2model.api.context import Services
 from image2model.api.hub import EventHub
-from image2model.api.ratelimit import RateLimiter
+from image2model.api.ratelimit import Limiter
 from image2model.api.security import Caller, KeyRing
 from image2model.api.service import Access, JobService
 from image2model.core.errors import Unauthorized
@@ -20,7 +20,7 @@ class AppState:
     keys: KeyRing
     service: JobService
     hub: EventHub
-    limiter: RateLimiter
+    limiter: Limiter
 
 
 def app_state(request: Request) -> AppState:

@@ -115,3 +115,22 @@ def test_a_redis_deployment_without_a_periodic_worker_says_so(hosts):
     while "no worker runs the periodic tasks" not in a.log("worker") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "no worker runs the periodic tasks" in a.log("worker")
+
+
+def test_the_upload_rate_limit_holds_across_api_processes(tmp_path: Path, redis: RedisServer):
+    apis = [Stack(tmp_path / "data", name=n, redis_url=redis.url, rate_limit_per_minute="3") for n in "ab"]
+    try:
+        for api in apis:
+            api.start_api()
+        files = [("files", ("a.jpg", photo(), "image/jpeg"))]
+        codes = [httpx.post(f"{apis[i % 2].url}/api/v1/upload/", files=files).status_code for i in range(3)]
+        assert codes == [200, 200, 200]
+        for api in apis:
+            refused = httpx.post(f"{api.url}/api/v1/upload/", files=files)
+            assert refused.status_code == 429, "the bucket is shared, not one per process"
+            assert refused.json()["error_code"] == "RATE_LIMITED"
+            assert 1 <= int(refused.headers["retry-after"]) <= 20
+        assert apis[0].stored_jobs() == 3
+    finally:
+        for api in apis:
+            api.stop()
