@@ -99,3 +99,15 @@ def test_workers_warn_when_nobody_runs_the_periodic_tasks(queue: Huey):
     assert lone.beat(now=start + 1) is None  # give a periodic worker time to start
     warning = lone.beat(now=start + 10)
     assert warning is not None and "no worker runs the periodic tasks" in warning
+
+
+def test_processes_on_other_hosts_share_one_generated_secret_through_redis(redis_server, tmp_path: Path):
+    from image2model.api.security import load_secret
+
+    host_a = Settings(data_dir=tmp_path / "a", redis_url=redis_server.url)
+    host_b = Settings(data_dir=tmp_path / "b", redis_url=redis_server.url)
+    secret = load_secret(host_a)
+    assert len(secret) >= 32
+    assert load_secret(host_b) == secret
+    assert not (tmp_path / "a" / "signing.key").exists()
+    assert load_secret(Settings(data_dir=tmp_path / "a", redis_url=redis_server.url, signing_secret="x")) == b"x"
