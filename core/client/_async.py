@@ -216,7 +216,7 @@ class AsyncClient:
         The file appears only once complete (written to a temp file, then renamed)."""
         url, target = download_target(job_id_or_entry, filename, dest_dir)
         try:
-            async with self._http.stream("GET", url) as response:
+            async with self._http.stream("GET", url, follow_redirects=True) as response:
                 if response.is_error:
                     await response.aread()
                     raise error_for(response)

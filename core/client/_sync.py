@@ -209,7 +209,7 @@ class Client:
         The file appears only once complete (written to a temp file, then renamed)."""
         url, target = download_target(job_id_or_entry, filename, dest_dir)
         try:
-            with self._http.stream("GET", url) as response:
+            with self._http.stream("GET", url, follow_redirects=True) as response:
                 if response.is_error:
                     response.read()
                     raise error_for(response)

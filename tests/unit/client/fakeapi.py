@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 JOB = "job-1"
@@ -120,6 +120,7 @@ class FakeAPI:
     listing: list[dict[str, Any]] = field(default_factory=list)
     blobs: dict[str, bytes] = field(default_factory=dict)
     truncate: dict[str, int] = field(default_factory=dict)  # filename -> bytes sent before dropping
+    redirects: dict[str, str] = field(default_factory=dict)  # filename -> 307 Location (object storage)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # method, path, headers
     cancelled: list[str] = field(default_factory=list)
 
@@ -219,6 +220,8 @@ async def download(request: Request) -> Response:
     _record(request)
     name = request.path_params["filename"]
     api = _Holder.api
+    if name in api.redirects:
+        return RedirectResponse(api.redirects[name], status_code=307)
     if name not in api.blobs:
         return _answer(envelope(404, "FILE_NOT_FOUND", f"no file {name}"))
     data = api.blobs[name]

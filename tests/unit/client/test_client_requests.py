@@ -225,6 +225,30 @@ def test_api_key_is_not_sent_to_another_origin(fake: FakeAPI, url: str, tmp_path
     assert "authorization" not in downloads[1]
 
 
+def test_download_follows_a_redirect_to_object_storage_without_the_key(
+    fake: FakeAPI, url: str, tmp_path: Path
+) -> None:
+    fake.blobs["stored.glb"] = b"glTF from the bucket"
+    other = url.replace("127.0.0.1", "localhost")
+    fake.redirects["m.glb"] = f"{other}/api/v1/download/{JOB}/stored.glb?X-Amz-Signature=abc"
+    with Client(url, api_key="secret") as client:
+        saved = client.download(JOB, "m.glb", dest_dir=tmp_path)
+    assert saved == tmp_path / "m.glb" and saved.read_bytes() == b"glTF from the bucket"
+    hops = [(p, h.get("authorization")) for m, p, h in fake.requests if "/download/" in p]
+    assert hops == [
+        (f"/api/v1/download/{JOB}/m.glb", "Bearer secret"),
+        (f"/api/v1/download/{JOB}/stored.glb", None),
+    ]
+
+
+async def test_async_download_follows_a_redirect(fake: FakeAPI, url: str, tmp_path: Path) -> None:
+    fake.blobs["stored.glb"] = b"glTF from the bucket"
+    fake.redirects["m.glb"] = f"{url}/api/v1/download/{JOB}/stored.glb"
+    async with AsyncClient(url) as client:
+        saved = await client.download(JOB, "m.glb", dest_dir=tmp_path)
+    assert saved.read_bytes() == b"glTF from the bucket"
+
+
 def test_generate_submits_follows_and_downloads(fake: FakeAPI, url: str, tmp_path: Path) -> None:
     from fakeapi import frame
 
