@@ -25,7 +25,15 @@ from image2model.core.models import GeneratorInfo, ModelsAvailable, OptionInfo  
 from image2model.core.settings import Settings  # noqa: E402
 
 from .handlers import ItemResult, JobRunner, SessionFiles  # noqa: E402
-from .view import PROMINENT, collect_options, error_text, size_text, stats_markdown  # noqa: E402
+from .view import (  # noqa: E402
+    PROMINENT,
+    ProgressGate,
+    collect_options,
+    empty_scene_glb,
+    error_text,
+    size_text,
+    stats_markdown,
+)
 
 log = logging.getLogger("image2model.ui")
 
@@ -37,12 +45,16 @@ QUEUE_SIZE = 128
 CACHE_SWEEP = (1800, 3600)
 """Gradio's own copies of served files: swept every 30 min, removed after an hour."""
 ALL_FORMATS = ("glb", "obj", "stl", "ply")
+EMPTY_SCENE = "no-model-yet.glb"
+"""What the viewer holds while there is no model: it draws nothing, but keeps the viewer set up (see
+`view.empty_scene_glb`). Its download link is hidden."""
 
-CSS = """
-#i2m-stage {min-height: 64px}
-#i2m-viewer {border-radius: 8px}
-.i2m-downloads button {min-width: 120px}
-footer {display: none !important}
+CSS = f"""
+#i2m-stage {{min-height: 64px}}
+#i2m-viewer {{border-radius: 8px}}
+.i2m-downloads button {{min-width: 120px}}
+footer {{display: none !important}}
+#i2m-viewer a[href$="/{EMPTY_SCENE}"] {{display: none}}
 """
 
 
@@ -135,6 +147,8 @@ def build_app(
     samples_dir = files_root / "samples"
     samples_dir.mkdir(parents=True, exist_ok=True)
     samples = [Path(shutil.copy2(p, samples_dir / p.name)) for p in sample_images()]
+    empty_scene = files_root / EMPTY_SCENE
+    empty_scene.write_bytes(empty_scene_glb())
 
     option_keys: list[tuple[str, str]] = []
     option_controls: list[gr.components.Component] = []
@@ -201,6 +215,7 @@ def build_app(
                 file_table = gr.Markdown("", min_height=40)
             with gr.Column(scale=3, min_width=400):
                 viewer = gr.Model3D(
+                    value=str(empty_scene),
                     label="3D model",
                     height=420,
                     clear_color=(0.93, 0.94, 0.96, 1.0),
@@ -231,16 +246,16 @@ def build_app(
         def show_item(item: ItemResult | None) -> dict[Any, Any]:
             """The viewer, turntable, stats and download buttons for one result."""
             if item is None:
-                return {viewer: None, turntable: None, stats: "", **_buttons({})}
+                return {viewer: str(empty_scene), turntable: None, stats: "", **_buttons({})}
             if item.error:
                 return {
-                    viewer: None,
+                    viewer: str(empty_scene),
                     turntable: None,
                     stats: f"**{item.source_filename}** failed: {item.error}",
                     **_buttons({}),
                 }
             return {
-                viewer: str(item.model) if item.model else None,
+                viewer: str(item.model) if item.model else str(empty_scene),
                 turntable: str(item.turntable or item.preview) if (item.turntable or item.preview) else None,
                 stats: stats_markdown(item.metadata, item.source_filename),
                 **_buttons(item.downloads, item.sizes),
@@ -276,6 +291,7 @@ def build_app(
             results: list[ItemResult] = []
             shown: ItemResult | None = None
             started = time.monotonic()
+            gate = ProgressGate()
             yield {
                 generate_btn: gr.Button(interactive=False),
                 cancel_btn: gr.Button(interactive=True),
@@ -297,8 +313,17 @@ def build_app(
                     options=options,
                 ):
                     tracker = update.tracker
-                    progress(tracker.fraction, desc=tracker.desc())
-                    out: dict[Any, Any] = {stage: f"**{tracker.desc()}**", file_table: tracker.table()}
+                    log.debug("generate job=%s phase=%s", update.upload.job_id, update.kind)
+                    text, table = tracker.desc(), tracker.table()
+                    parts = gate.changes(text, table, force=update.kind != "progress")
+                    if not parts:
+                        continue
+                    progress(tracker.fraction, desc=text)
+                    out: dict[Any, Any] = {}
+                    if "stage" in parts:
+                        out[stage] = f"**{text}**"
+                    if "table" in parts:
+                        out[file_table] = table
                     if update.kind == "submitted":
                         link = update.upload.links.get("status", "")
                         out[job_state] = update.upload.job_id

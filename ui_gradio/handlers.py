@@ -139,6 +139,7 @@ class JobRunner:
                 async for event in client.events(upload.job_id):
                     tracker.feed(event)
                     if event.type is EventType.FILE_UPDATE and event.data.get("status") == "completed":
+                        log.debug("generate job=%s phase=completed_event", upload.job_id)
                         item = await self._fetch_model(client, upload, int(event.data["index"]), out_dir)
                         if item is not None:
                             results[item.index] = item

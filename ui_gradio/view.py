@@ -3,6 +3,11 @@ per-file status table, mesh stats and quality figures, readable API errors. No G
 
 from __future__ import annotations
 
+import io
+import json
+import struct
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +123,33 @@ class ProgressTracker:
         return f"**{_md(self.desc())}** — {self.fraction * 100:.0f}%\n\n{self.table()}"
 
 
+class ProgressGate:
+    """Which progress updates are worth a round trip to the page: every change of the stage line, but changes
+    of the per-file table alone (percentages) at most every `min_interval` seconds. A fast generator sends a
+    few events per stage; each update re-renders the page and takes CPU the worker may need."""
+
+    def __init__(self, min_interval: float = 0.25, clock: Callable[[], float] = time.monotonic) -> None:
+        self.min_interval = min_interval
+        self._clock = clock
+        self._stage: str | None = None
+        self._table: str | None = None
+        self._sent_at = float("-inf")
+
+    def changes(self, stage: str, table: str, *, force: bool = False) -> set[str]:
+        """The parts ("stage", "table") to send now; both when `force`, none when the update can be dropped."""
+        now = self._clock()
+        parts: set[str] = set()
+        if force or stage != self._stage:
+            parts.add("stage")
+        if table != self._table and (force or parts or now - self._sent_at >= self.min_interval):
+            parts.add("table")
+        if force:
+            parts.add("table")
+        if parts:
+            self._stage, self._table, self._sent_at = stage, table, now
+        return parts
+
+
 def _md(text: str) -> str:
     """Text safe inside a Markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
@@ -190,6 +222,82 @@ def stats_markdown(metadata: dict[str, Any], source_filename: str = "") -> str:
         return "_No statistics reported by this generator._"
     head = f"**{_md(source_filename)}**\n\n" if source_filename else ""
     return head + "| figure | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def empty_scene_glb() -> bytes:
+    """A GLB that draws nothing: one zero-area triangle (collinear corners, so the viewer can still frame it)
+    with the attributes and textured PBR material of the API's models.
+
+    The viewer shows it while no model is loaded, so its renderer, lighting environment and shaders are ready
+    before the first model arrives instead of being set up after it."""
+    from PIL import Image
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (1, 1), (255, 255, 255)).save(jpeg, format="JPEG")
+    image = jpeg.getvalue()
+    image += b"\0" * (-len(image) % 4)
+    positions = struct.pack("<9f", -0.5, 0, 0, 0.5, 0, 0, 0, 0, 0)
+    normals = struct.pack("<9f", 0, 0, 1, 0, 0, 1, 0, 0, 1)
+    uvs = struct.pack("<6f", 0, 0, 1, 0, 0.5, 0)
+    indices = struct.pack("<3I", 0, 1, 2)
+    blobs = [positions, normals, uvs, indices, image]
+    offsets = [sum(len(b) for b in blobs[:i]) for i in range(len(blobs))]
+    views = [
+        {"buffer": 0, "byteOffset": o, "byteLength": len(b)} for o, b in zip(offsets, blobs, strict=True)
+    ]
+    doc = {
+        "asset": {"version": "2.0", "generator": "image2model-ui"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0, "name": "empty"}],
+        "meshes": [
+            {
+                "primitives": [
+                    {"attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2}, "indices": 3, "material": 0}
+                ]
+            }
+        ],
+        "accessors": [
+            {
+                "bufferView": 0,
+                "componentType": 5126,
+                "count": 3,
+                "type": "VEC3",
+                "min": [-0.5, 0, 0],
+                "max": [0.5, 0, 0],
+            },
+            {"bufferView": 1, "componentType": 5126, "count": 3, "type": "VEC3"},
+            {"bufferView": 2, "componentType": 5126, "count": 3, "type": "VEC2"},
+            {"bufferView": 3, "componentType": 5125, "count": 3, "type": "SCALAR"},
+        ],
+        "bufferViews": views,
+        "buffers": [{"byteLength": sum(len(b) for b in blobs)}],
+        "images": [{"bufferView": 4, "mimeType": "image/jpeg"}],
+        "samplers": [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}],
+        "textures": [{"sampler": 0, "source": 0}],
+        "materials": [
+            {
+                "pbrMetallicRoughness": {
+                    "baseColorTexture": {"index": 0},
+                    "metallicFactor": 0.0,
+                    "roughnessFactor": 0.9,
+                }
+            }
+        ],
+    }
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    body += b" " * (-len(body) % 4)
+    binary = b"".join(blobs)
+    total = 12 + 8 + len(body) + 8 + len(binary)
+    return b"".join(
+        [
+            struct.pack("<4sII", b"glTF", 2, total),
+            struct.pack("<I4s", len(body), b"JSON"),
+            body,
+            struct.pack("<I4s", len(binary), b"BIN\0"),
+            binary,
+        ]
+    )
 
 
 # --- options from /models/available ----------------------------------------------------------------------

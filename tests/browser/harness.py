@@ -102,8 +102,98 @@ def canvas_coverage(page: Any) -> float:
     return float(differ.mean()) if differ.size else 0.0
 
 
+LATENCY_PROBE = """
+(() => {
+  // Latency probe for the bench: when Generate was clicked, when the viewer got its model, and the first frame
+  // whose pixels show it. WebGL canvases keep their drawing buffer, so a frame can be read after it was shown.
+  const now = () => performance.timeOrigin + performance.now();
+  const bg = %(background)s, minCoverage = %(min_coverage)s, W = 96, H = 48;
+  const probe = (window.__i2m = {});
+  const getContext = HTMLCanvasElement.prototype.getContext;
+  HTMLCanvasElement.prototype.getContext = function (kind, attrs) {
+    if (/^(webgl|webgl2|experimental-webgl)$/.test(kind)) attrs = { ...(attrs || {}), preserveDrawingBuffer: true };
+    return getContext.call(this, kind, attrs);
+  };
+  for (const proto of [WebGLRenderingContext.prototype, WebGL2RenderingContext.prototype]) {
+    for (const name of ["drawElements", "drawArrays", "drawElementsInstanced", "drawArraysInstanced"]) {
+      const draw = proto[name];
+      if (draw) proto[name] = function (...args) { probe.drawn = true; probe.ready ||= now(); return draw.apply(this, args); };
+    }
+  }
+  let ctx = null;
+  const coverage = (canvas) => {
+    if (!ctx) {
+      const c = document.createElement("canvas");
+      c.width = W; c.height = H;
+      ctx = c.getContext("2d", { willReadFrequently: true });
+    }
+    ctx.clearRect(0, 0, W, H);
+    ctx.drawImage(canvas, 0, 0, W, H);
+    const d = ctx.getImageData(0, 0, W, H).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i + 3] > 250 && Math.abs(d[i] - bg[0]) + Math.abs(d[i + 1] - bg[1]) + Math.abs(d[i + 2] - bg[2]) > 40) n++;
+    }
+    return n / (W * H);
+  };
+  const watch = () => {
+    if (probe.visible) return;
+    const link = document.querySelector("[data-testid=model3d-download-link]");
+    const href = link && link.getAttribute("href");
+    if (href && href !== probe.startHref && !probe.model) { probe.model = now(); probe.modelHref = href; }
+    const canvas = document.querySelector("[data-testid=model3d] canvas");
+    if (probe.model && canvas && probe.drawn) {
+      probe.drawn = false;
+      probe.checks = (probe.checks || 0) + 1;
+      const seen = coverage(canvas);
+      if (seen >= minCoverage) { probe.visible = now(); probe.coverage = seen; return; }
+    }
+    requestAnimationFrame(watch);
+  };
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest && e.target.closest("button");
+    if (!button || button.textContent.trim() !== "Generate" || probe.click) return;
+    probe.click = now();
+    const link = document.querySelector("[data-testid=model3d-download-link]");
+    probe.startHref = link && link.getAttribute("href");
+    requestAnimationFrame(watch);
+  }, true);
+})();
+"""
+
+
+def install_latency_probe(page: Any, min_coverage: float = 0.01) -> None:
+    """Load `LATENCY_PROBE` into every page the tab opens from now on (reload to apply it)."""
+    page.add_init_script(LATENCY_PROBE % {"background": list(BACKGROUND), "min_coverage": min_coverage})
+
+
+def wait_for_viewer(page: Any, timeout: float = 30.0) -> None:
+    """Wait until the page's 3D viewer has drawn its first frame (the page has finished loading)."""
+    page.wait_for_function("() => window.__i2m && window.__i2m.ready", timeout=timeout * 1000, polling=100)
+
+
+def wait_for_probe(page: Any, timeout: float = 30.0) -> dict[str, float]:
+    """Wait until the probe saw the model drawn; returns its epoch timestamps in seconds (click, model,
+    visible) and the coverage it saw."""
+    page.wait_for_function("() => window.__i2m && window.__i2m.visible", timeout=timeout * 1000, polling=100)
+    probe = page.evaluate("window.__i2m")
+    return {k: (v / 1000 if k in ("ready", "click", "model", "visible") else v) for k, v in probe.items()}
+
+
 def wait_for_model(page: Any, timeout: float = 30.0, min_coverage: float = 0.01) -> float:
-    """Wait until the viewer's canvas shows something; returns the coverage seen."""
+    """Wait until the viewer holds a model (not its empty scene) and its canvas shows something; returns the
+    coverage seen."""
+    from image2model.ui_gradio.app import EMPTY_SCENE
+
+    page.wait_for_function(
+        """(empty) => {
+            const link = document.querySelector("[data-testid=model3d-download-link]");
+            const href = link && link.getAttribute("href");
+            return href && !href.endsWith("/" + empty);
+        }""",
+        arg=EMPTY_SCENE,
+        timeout=timeout * 1000,
+    )
     page.locator("[data-testid=model3d] canvas").first.wait_for(state="visible", timeout=timeout * 1000)
     deadline = time.monotonic() + timeout
     coverage = 0.0

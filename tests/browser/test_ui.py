@@ -11,7 +11,14 @@ import pytest
 pytest.importorskip("gradio")
 pytest.importorskip("playwright")
 
-from tests.browser.harness import CHROMIUM, click_generate, ui_session, upload, wait_for_model  # noqa: E402
+from tests.browser.harness import (  # noqa: E402
+    CHROMIUM,
+    canvas_coverage,
+    click_generate,
+    ui_session,
+    upload,
+    wait_for_model,
+)
 from tests.support.images import photo  # noqa: E402
 
 pytestmark = [
@@ -34,6 +41,11 @@ def test_upload_generate_view_download_and_errors(tmp_path: Path) -> None:
     with ui_session(tmp_path / "data") as s:
         page = s.page
         ARTIFACTS.mkdir(exist_ok=True)
+        # Before any job the viewer is set up on its empty scene: a blank canvas and no download link.
+        page.locator("[data-testid=model3d] canvas").first.wait_for(state="visible", timeout=20_000)
+        page.wait_for_timeout(500)
+        assert canvas_coverage(page) < 0.02  # the label and the reset button overlap the canvas
+        assert not page.locator("[data-testid=model3d-download-link]").first.is_visible()
         # Error path first: the API's message is shown, not a traceback.
         upload(page, fake)
         click_generate(page)
