@@ -172,9 +172,9 @@ def wait_for_viewer(page: Any, timeout: float = 30.0) -> None:
     page.wait_for_function("() => window.__i2m && window.__i2m.ready", timeout=timeout * 1000, polling=100)
 
 
-def wait_for_probe(page: Any, timeout: float = 30.0) -> dict[str, float]:
-    """Wait until the probe saw the model drawn; returns its epoch timestamps in seconds (click, model,
-    visible) and the coverage it saw."""
+def wait_for_probe(page: Any, timeout: float = 30.0) -> dict[str, Any]:
+    """Wait until the probe saw the model drawn; returns what it recorded: epoch times in seconds (ready,
+    click, model, visible), the coverage of the first frame showing the model, the model's URL."""
     page.wait_for_function("() => window.__i2m && window.__i2m.visible", timeout=timeout * 1000, polling=100)
     probe = page.evaluate("window.__i2m")
     return {k: (v / 1000 if k in ("ready", "click", "model", "visible") else v) for k, v in probe.items()}

@@ -15,9 +15,12 @@ from tests.browser.harness import (  # noqa: E402
     CHROMIUM,
     canvas_coverage,
     click_generate,
+    install_latency_probe,
     ui_session,
     upload,
     wait_for_model,
+    wait_for_probe,
+    wait_for_viewer,
 )
 from tests.support.images import photo  # noqa: E402
 
@@ -55,10 +58,16 @@ def test_upload_generate_view_download_and_errors(tmp_path: Path) -> None:
         text = error.inner_text()
         assert "image" in text.lower() and "Traceback" not in text
 
+        # With the bench's latency probe: the empty scene draws at load, the model's frame follows the click.
+        install_latency_probe(page)
         page.reload()
         page.get_by_role("button", name="Generate", exact=True).wait_for()
+        wait_for_viewer(page)
         upload(page, shoe)
         click_generate(page)
+        probe = wait_for_probe(page)
+        assert probe["ready"] < probe["click"] < probe["model"] < probe["visible"]
+        assert probe["coverage"] >= 0.01
         coverage = wait_for_model(page)
         assert coverage > 0.01
         page.get_by_text("Done").first.wait_for(timeout=20_000)
