@@ -7,20 +7,20 @@ from functools import lru_cache
 
 from image2model.api.store import JobStore, open_store
 from image2model.core.settings import Settings, get_settings
-from image2model.core.storage import LocalBlobStore
+from image2model.core.storage import BlobStore, open_blob_store
 
 
 @dataclass
 class Services:
     settings: Settings
     store: JobStore
-    blobs: LocalBlobStore
+    blobs: BlobStore
 
 
 def build_services(settings: Settings) -> Services:
     """Open the stores the settings select."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Services(settings=settings, store=open_store(settings), blobs=LocalBlobStore(settings.blobs_dir))
+    return Services(settings=settings, store=open_store(settings), blobs=open_blob_store(settings))
 
 
 @lru_cache(maxsize=1)

@@ -42,6 +42,8 @@ log = logging.getLogger("image2model.api")
 
 RESERVED_FIELDS = ("generator", "formats", "multiview")
 _TRUE = ("1", "true", "yes", "on")
+PRESIGNED_URL_SECONDS = 300
+"""Lifetime of the object-storage URL a download redirects to: the client follows it at once."""
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -366,11 +368,12 @@ class JobService:
         )
 
     def output(self, state: JobState, filename: str) -> dict[str, Any]:
-        """The stored output called `filename`, with its local path."""
+        """The stored output called `filename`, with its `source`: a local path to send, or a presigned URL."""
         for item in state.items:
             for out in item.outputs:
                 if out["filename"] == filename:
-                    return {**out, "path": self.blobs.path(out["key"])}
+                    source = self.blobs.serve(out["key"], filename, out["mime_type"], PRESIGNED_URL_SECONDS)
+                    return {**out, "source": source}
         raise FileNotFound(f"Job {state.job.job_id} has no file called {filename!r}.")
 
     # ---- cancel ---------------------------------------------------------------------------------------

@@ -27,6 +27,16 @@ class Settings(BaseSettings):
         "",
         description="Redis URL (e.g. redis://host:6379/0) for the job store; empty keeps SQLite under data_dir.",
     )
+    blob_url: str = Field(
+        "",
+        description="Where uploads and results are stored: empty for data_dir/blobs, a directory (a mount every "
+        "host shares), or `s3://bucket/prefix` for S3-compatible object storage (downloads redirect to "
+        "presigned URLs; credentials from the usual `AWS_*` variables).",
+    )
+    s3_endpoint_url: str = Field(
+        "", description="Endpoint of S3-compatible storage (MinIO, R2, ...); empty is AWS S3."
+    )
+    s3_region: str = Field("", description="Region of the S3 bucket; empty takes the AWS configuration's.")
 
     # HTTP service.
     host: str = Field("127.0.0.1", description="Address the API listens on.")

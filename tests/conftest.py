@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.redis_server import RedisServer
+from tests.support.s3_server import S3Server
 from tests.support.stack import Stack
 
 
@@ -23,6 +24,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[St
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One `redis-server` on a free loopback port for the whole session (`.ci/run` installs it)."""
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One S3-compatible server process (moto) on a free loopback port for the whole session."""
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
     yield server
     server.stop()
 

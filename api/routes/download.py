@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from image2model.api.deps import AppState, access, app_state, base_url
 from image2model.api.service import Access
@@ -27,16 +27,19 @@ async def list_files(
     response_class=FileResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}},
+        307: {"description": "With object storage: a presigned URL of the file, valid for a few minutes"},
         404: {"description": "JOB_NOT_FOUND / FILE_NOT_FOUND"},
     },
 )
 async def download(
     job_id: str, filename: str, state: AppState = Depends(app_state), how: Access = Depends(access)
-) -> FileResponse:
-    """One output file (Range requests and ETag supported)."""
+) -> Response:
+    """One output file (Range requests and ETag supported), or a redirect to it in object storage."""
     out = state.service.output(state.service.job(job_id, how), filename)
+    if isinstance(out["source"], str):
+        return RedirectResponse(out["source"], status_code=307, headers={"Cache-Control": "no-store"})
     return FileResponse(
-        out["path"],
+        out["source"],
         media_type=out["mime_type"],
         filename=filename,
         content_disposition_type="attachment",

@@ -117,12 +117,12 @@ def _progress(services: Services, job_id: str, index: int, attempt: int, lost: t
     return progress
 
 
-def _request(services: Services, job: JobRecord, item: ItemRecord, work: Path) -> GenerationRequest:
+def _request(job: JobRecord, item: ItemRecord, work: Path, images: list[Path]) -> GenerationRequest:
     options = dict(job.options)
     if job.face_limit is not None:
         options["face_limit"] = job.face_limit
     return GenerationRequest(
-        images=[services.blobs.path(key) for key in item.inputs],
+        images=images,
         options=options,
         formats=list(job.formats),
         out_dir=work,
@@ -206,7 +206,9 @@ def run_item(services: Services, job_id: str, index: int, scheduler: Scheduler) 
         except GenerationError as exc:
             store.fail(job_id, index, attempt, exc.message)
             return
-        request = _request(services, job, item, work)
+        # Local files of the inputs: the stored files on a directory store, downloads into `work` on S3.
+        images = [services.blobs.local_path(key, work / "in") for key in item.inputs]
+        request = _request(job, item, work, images)
         if isinstance(gen, RemoteGenerator):
             start = partial(_start_remote, services, gen, request, job_id, item, scheduler)
             _finish(services, job_id, item, attempt, start, started_at)
@@ -286,7 +288,7 @@ def poll_item(services: Services, job_id: str, index: int, attempt: int, schedul
         return None
 
     try:
-        request = _request(services, state.job, item, work)  # the generator creates `work` only to download
+        request = _request(state.job, item, work, [])  # the generator creates `work` only to download
         progress = _progress(services, job_id, index, attempt)
         if _finish(services, job_id, item, attempt, step, item.started_at or time.time()):
             _cancel_remote(gen, item.remote)
@@ -307,11 +309,14 @@ def finish_item(services: Services, job_id: str, index: int, attempt: int) -> No
     gen = generator(services, state.job.generator)
     assert isinstance(gen, RemoteGenerator)
     fetched = {o["filename"]: o for o in item.remote["fetched"]}
-    files = [OutputFile(services.blobs.path(o["key"]), o["format"], o["role"]) for o in fetched.values()]
     work = settings.data_dir / "work" / f"{job_id}.{index}.{attempt}.finish"
     try:
         work.mkdir(parents=True, exist_ok=True)
-        request = _request(services, state.job, item, work)
+        files = [
+            OutputFile(services.blobs.local_path(o["key"], work / "fetched"), o["format"], o["role"])
+            for o in fetched.values()
+        ]
+        request = _request(state.job, item, work, [])
         with _Lease(services, job_id, index, attempt) as lease:
             progress = _progress(services, job_id, index, attempt, lease.lost)
             step = partial(gen.finish, request, item.remote, files, progress)

@@ -254,6 +254,7 @@ class RemoteGenerator(Generator):
         self, request: GenerationRequest, state: dict[str, Any], progress: ProgressCallback
     ) -> Pending | Fetched:
         """Check the remote work once: `Pending` to be asked again later, or `Fetched` with the downloaded files.
+        The service passes no `request.images` here nor to `finish`: the inputs went out with `start`.
 
         Raise `GenerationError` for failures a user can act on."""
 

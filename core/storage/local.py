@@ -1,11 +1,24 @@
-"""Blob storage for uploaded inputs and generated outputs, keyed `{job_id}/in/...` and `{job_id}/out/...`."""
+"""Blobs as files under one directory: `data_dir/blobs` by default, or a directory every host mounts."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
 from pathlib import Path
+
+from image2model.core.storage.base import check_key
+
+
+def _move(source: Path, dest: Path) -> None:
+    """Rename, or copy and remove where `dest` is on another file system (a shared mount)."""
+    try:
+        os.replace(source, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.move(source, dest)
 
 
 class LocalBlobStore:
@@ -16,10 +29,8 @@ class LocalBlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, key: str) -> Path:
-        """Local path of a key (keys are built by us, never from user input; checked all the same)."""
-        if not key or key.startswith("/") or any(part in ("", ".", "..") for part in key.split("/")):
-            raise ValueError(f"not a valid blob key: {key!r}")
-        return self.root / key
+        """Local path of a key."""
+        return self.root / check_key(key)
 
     def put_file(self, key: str, source: Path, move: bool = False) -> int:
         """Store a local file under `key`; returns its size."""
@@ -27,7 +38,7 @@ class LocalBlobStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
         if move:
-            os.replace(source, tmp)
+            _move(source, tmp)
         else:
             shutil.copyfile(source, tmp)
         os.replace(tmp, dest)
@@ -37,13 +48,18 @@ class LocalBlobStore:
         """Move a whole local directory into the store as `prefix/...` (one rename on the same file system)."""
         dest = self.path(prefix)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, dest)
+        _move(source, dest)
+
+    def local_path(self, key: str, scratch: Path) -> Path:
+        """The stored file itself (nothing is copied into `scratch`)."""
+        return self.path(key)
+
+    def serve(self, key: str, filename: str, media_type: str, ttl: int) -> Path | str:
+        """The stored file's path: the API sends it (Range and ETag included)."""
+        return self.path(key)
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
-
-    def size(self, key: str) -> int:
-        return self.path(key).stat().st_size
 
     def delete_prefix(self, prefix: str) -> None:
         """Remove every blob under `prefix` (a job id)."""
