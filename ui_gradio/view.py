@@ -1,5 +1,6 @@
-"""What the web UI shows, as plain functions and one small class: progress text from job events, the
-per-file status table, mesh stats and quality figures, readable API errors. No Gradio here."""
+"""What the web UI shows, as plain functions and small classes: progress text from job events and which
+progress updates are worth sending, the per-file status table, mesh stats and quality figures, readable API
+errors, the viewer's empty scene. No Gradio here."""
 
 from __future__ import annotations
 
@@ -138,13 +139,12 @@ class ProgressGate:
     def changes(self, stage: str, table: str, *, force: bool = False) -> set[str]:
         """The parts ("stage", "table") to send now; both when `force`, none when the update can be dropped."""
         now = self._clock()
-        parts: set[str] = set()
-        if force or stage != self._stage:
-            parts.add("stage")
-        if table != self._table and (force or parts or now - self._sent_at >= self.min_interval):
-            parts.add("table")
         if force:
-            parts.add("table")
+            parts = {"stage", "table"}
+        else:
+            parts = {"stage"} if stage != self._stage else set()
+            if table != self._table and (parts or now - self._sent_at >= self.min_interval):
+                parts.add("table")
         if parts:
             self._stage, self._table, self._sent_at = stage, table, now
         return parts
