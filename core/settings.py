@@ -85,7 +85,16 @@ class Settings(BaseSettings):
         "", description="Send every FAL request under this base URL (tests and benchmarks only)."
     )
     fal_max_in_flight: int = Field(8, description="Most FAL requests running at once across all workers.")
-    fal_poll_interval: float = Field(1.0, description="Seconds between two status checks of a FAL request.")
+    fal_poll_interval: float = Field(
+        1.0,
+        description="Shortest wait between two status checks of a FAL request (s); a check that finds nothing "
+        "new writes nothing to the job store.",
+    )
+    fal_poll_interval_max: float = Field(
+        2.0,
+        description="Longest wait between two status checks (s): checks slow down towards it while the request "
+        "waits far back in FAL's queue or has generated for a while. Bounds the delay before we notice a result.",
+    )
     fal_deadline_seconds: float = Field(
         900.0, description="A FAL request still unfinished after this is cancelled."
     )
@@ -94,7 +103,11 @@ class Settings(BaseSettings):
     workers: int = Field(
         0, description="Worker processes started by `serve`/`worker`; 0 means one per CPU core."
     )
-    io_threads: int = Field(4, description="Threads of the I/O worker that drives remote generators (FAL).")
+    io_threads: int = Field(
+        4,
+        description="Threads of the I/O worker that drives remote generators (FAL); the status checks due at "
+        "one moment go out in at most this many batches.",
+    )
     worker_poll_min: float = Field(0.01, description="Shortest queue poll interval of idle workers (s).")
     worker_poll_max: float = Field(0.05, description="Longest queue poll interval of idle workers (s).")
     lease_seconds: float = Field(

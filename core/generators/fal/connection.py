@@ -5,11 +5,14 @@ fal-client is imported inside functions: importing the generator package stays c
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     import fal_client
@@ -57,6 +60,84 @@ def make_client(key: str, base_url: str) -> fal_client.SyncClient:
 
     point_fal_at(base_url)
     return fal_client.SyncClient(key=key, default_timeout=SUBMIT_TIMEOUT)
+
+
+class QuickStatus:
+    """FAL's status check for frequent polling: the GET fal-client's `handle.status(with_logs=True)` sends (its
+    URL, its Authorization and User-Agent headers, its timeout, its answer parsing and its errors), on one
+    keep-alive `http.client` connection per thread. fal-client's call goes through two httpx client layers (its
+    backup-domain fallback is a client inside the transport): about 0.6 ms of Python per check, against 0.15 ms
+    here, and a busy io worker makes a few hundred checks a second.
+
+    `status` raises httpx's exceptions, as fal-client would: `httpx.ConnectError` when no connection could be
+    made (`FalGenerator._status` then retries through fal-client, which tries FAL's backup domain),
+    `httpx.ReadTimeout`, `httpx.RemoteProtocolError`. It returns None for an answer fal-client would follow (a
+    redirect). No `QuickStatus` is made where the environment names a proxy (httpx honours it, this does not)."""
+
+    def __init__(self, fal: fal_client.SyncClient) -> None:
+        wanted = ("authorization", "user-agent")
+        self._headers = {k: v for k, v in fal._client.headers.items() if k.lower() in wanted}
+        self._headers["Accept"] = "application/json"
+        self._local = threading.local()
+
+    @staticmethod
+    def usable() -> bool:
+        import urllib.request
+
+        return not urllib.request.getproxies()
+
+    def _connection(self, scheme: str, netloc: str, connect_timeout: float) -> http.client.HTTPConnection:
+        conns: dict[tuple[str, str], http.client.HTTPConnection] = vars(self._local).setdefault("conns", {})
+        conn = conns.get((scheme, netloc))
+        if conn is None:
+            if scheme == "https":
+                import httpx
+
+                conn = http.client.HTTPSConnection(
+                    netloc, timeout=connect_timeout, context=httpx.create_ssl_context()
+                )
+            else:
+                conn = http.client.HTTPConnection(netloc, timeout=connect_timeout)
+            conns[(scheme, netloc)] = conn
+        return conn
+
+    def status(self, handle: fal_client.SyncRequestHandle) -> fal_client.Status | None:
+        import fal_client.client as fc
+        import httpx
+
+        url = urlsplit(handle.status_url)
+        path = f"{url.path}?{url.query + '&' if url.query else ''}logs=true"
+        timeout = fc.QUEUE_POLL_TIMEOUT
+        for fresh in (False, True):
+            conn = self._connection(url.scheme, url.netloc, timeout.connect or 30.0)
+            if fresh or conn.sock is None:
+                conn.close()
+                try:
+                    conn.connect()
+                except OSError as exc:
+                    raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from exc
+                fresh = True
+            try:
+                conn.sock.settimeout(timeout.read)
+                conn.request("GET", path, headers=self._headers)
+                response = conn.getresponse()
+                body = response.read()
+                break
+            except TimeoutError as exc:
+                conn.close()
+                raise httpx.ReadTimeout(str(exc) or "timed out") from exc
+            except (http.client.HTTPException, OSError) as exc:
+                conn.close()
+                if fresh:  # a kept-alive connection the server had closed gets one retry on a new one
+                    raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}") from exc
+        if 300 <= response.status < 400:
+            return None
+        if response.status >= 400:
+            request = httpx.Request("GET", handle.status_url)
+            fc._raise_for_status(  # fal-client's own error, from a response as httpx would have made it
+                httpx.Response(response.status, headers=response.getheaders(), content=body, request=request)
+            )
+        return handle._parse_status(json.loads(body))
 
 
 class TransientError(Exception):

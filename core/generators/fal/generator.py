@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 EXPECTED_SECONDS = 60.0
 """Typical FAL generation time; shapes the progress fraction while FAL reports no percentage."""
 
+POLL_STRETCH = 0.2
+"""While FAL generates, the wait between two status checks grows by this many seconds per second generated (from
+`fal_poll_interval`, up to `fal_poll_interval_max`): a long run is checked less often."""
+
 _SNIFF = (
     (b"\x89PNG", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -67,6 +71,7 @@ class FalGenerator(RemoteGenerator):
         self._lock = threading.Lock()
         self._fal: fal_client.SyncClient | None = None
         self._http: httpx.Client | None = None
+        self._quick: connection.QuickStatus | None = None
 
     # -- plumbing -----------------------------------------------------------------------------------------------
 
@@ -89,6 +94,26 @@ class FalGenerator(RemoteGenerator):
 
     def max_in_flight(self) -> int:
         return self.settings.fal_max_in_flight
+
+    def _status(self, handle: fal_client.SyncRequestHandle) -> fal_client.Status:
+        """One status check with logs, by the quick path when it can be used. A failure to connect there (or a
+        redirect) is retried at once through fal-client itself, which then tries FAL's backup domain; other
+        failures count as failed polls, as fal-client's own would."""
+        import httpx
+
+        fal = self.fal
+        with self._lock:
+            if self._quick is None and connection.QuickStatus.usable():
+                self._quick = connection.QuickStatus(fal)
+            quick = self._quick
+        if quick is not None:
+            try:
+                status = quick.status(handle)
+            except httpx.ConnectError:
+                status = None
+            if status is not None:
+                return status
+        return handle.status(with_logs=True)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = min(self.retry_base_delay * 2 ** (attempt - 1), self.retry_max_delay) * random.uniform(
@@ -155,8 +180,6 @@ class FalGenerator(RemoteGenerator):
             "deadline_at": now + self.settings.fal_deadline_seconds,
             "inputs": [how for _, how in refs],
             "phase": "submitted",
-            "fraction": 0.05,
-            "polls": 0,
             "errors": 0,
         }
 
@@ -178,26 +201,26 @@ class FalGenerator(RemoteGenerator):
             )
         handle = self.fal.get_handle(state["app_id"], state["request_id"])
         try:
-            status = handle.status(with_logs=True)
+            status = self._status(handle)
         except Exception as exc:
             return self._poll_failed(state, exc, "checking the request")
-        state["polls"] = int(state.get("polls", 0)) + 1
+        # The state changes only when FAL's answer does (phase, errors, first "generating"): the service writes
+        # to the job store only then, or when the lease or the shown progress needs it.
         if not isinstance(status, Completed):
             state["errors"] = 0  # failures after completion (result, download) keep counting
-        delay = self.settings.fal_poll_interval
         if isinstance(status, Queued):
             state["phase"] = "queued"
+            delay = self._poll_delay(self.settings.fal_poll_interval * (1 + max(0, status.position)))
             return Pending(0.05, f"queued at FAL, position {status.position}", delay, state)
         if isinstance(status, InProgress):
             state["phase"] = "generating"
             state.setdefault("started_at", now)
-            elapsed = now - float(state["started_at"])
-            state["fraction"] = round(0.1 + 0.7 * (1.0 - math.exp(-elapsed / EXPECTED_SECONDS)), 3)
             message = "generating"
             last = _last_log(status.logs)
             if last:
                 message = f"generating: {last}"
-            return Pending(state["fraction"], message, delay, state)
+            delay = self._poll_delay((now - float(state["started_at"])) * POLL_STRETCH)
+            return Pending(_fraction(state, now), message, delay, state)
         assert isinstance(status, Completed)
         state.setdefault("completed_at", now)
         if status.error:
@@ -224,7 +247,13 @@ class FalGenerator(RemoteGenerator):
             raise GenerationError(f"{failure.message}; gave up after {errors} tries.", details) from exc
         state["errors"] = errors
         delay = max(self.settings.fal_poll_interval, self._backoff(errors, failure.retry_after))
-        return Pending(float(state.get("fraction", 0.05)), f"{failure.message}; retrying", delay, state)
+        return Pending(_fraction(state, time.time()), f"{failure.message}; retrying", delay, state)
+
+    def _poll_delay(self, stretched: float) -> float:
+        """`stretched` seconds, kept between `fal_poll_interval` and `fal_poll_interval_max`: the wait after
+        FAL finishes until we notice is at most the latter."""
+        shortest = self.settings.fal_poll_interval
+        return min(max(shortest, self.settings.fal_poll_interval_max), max(shortest, stretched))
 
     def _failed_at_fal(self, handle: Any, status: Any) -> GenerationError:
         """FAL completed the request with an error: the result body says why (422 lists the refused input)."""
@@ -303,7 +332,6 @@ class FalGenerator(RemoteGenerator):
                 "metrics": _jsonable(metrics),
                 "timings": _jsonable(result.get("timings")) if isinstance(result, dict) else None,
                 "inputs": state.get("inputs"),
-                "polls": state.get("polls"),
             },
             "options": dict(request.options),
             "formats": list(request.formats),
@@ -343,6 +371,14 @@ class FalGenerator(RemoteGenerator):
         """Ask FAL to cancel the request; every error is swallowed (it may be done already)."""
         with contextlib.suppress(Exception):
             self.fal.cancel(state["app_id"], state["request_id"])
+
+
+def _fraction(state: dict[str, Any], now: float) -> float:
+    """Progress shown while FAL works: 5 % until it starts generating, then easing from 10 % towards 80 %."""
+    if "started_at" not in state:
+        return 0.05
+    elapsed = max(0.0, now - float(state["started_at"]))
+    return round(0.1 + 0.7 * (1.0 - math.exp(-elapsed / EXPECTED_SECONDS)), 3)
 
 
 def _last_log(logs: Any) -> str:

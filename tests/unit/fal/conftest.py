@@ -35,6 +35,7 @@ def fal_settings(base_url: str, **overrides: object) -> Settings:
         "fal_key": KEY,
         "fal_base_url": base_url,
         "fal_poll_interval": 0.01,
+        "fal_poll_interval_max": 0.05,
         "fal_deadline_seconds": 30.0,
         "fal_max_in_flight": 3,
     }
