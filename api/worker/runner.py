@@ -1,9 +1,11 @@
 """Running items: claim (compare-and-set), generate under a live lease, store outputs under deterministic names.
 
 Local generators run to the end in one task. Remote generators (`RemoteGenerator`) run in short steps: the first
-task reserves a remote slot, submits and persists the remote state; each later task polls once and re-schedules
-itself, so no worker sits waiting. After a crash the reaper re-queues the item and the next claim resumes
-polling the persisted remote request instead of submitting again."""
+task reserves a remote slot, submits and persists the remote state; then each status check (`poll_item`, in
+batches from the io worker's tracker) asks once and hands the item back with its next delay, so no worker sits
+waiting. A check writes to the store only when something changed or the lease needs renewing. After a crash
+the reaper re-queues the item and the next claim resumes polling the persisted remote request instead of
+submitting again."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from image2model.core.generators import (
     GenerationResult,
     Generator,
     OutputFile,
+    Pending,
     RemoteGenerator,
     generator_classes,
 )
@@ -34,6 +37,10 @@ from image2model.core.generators import (
 log = logging.getLogger("image2model.worker")
 
 SLOT_RETRY_SECONDS = 1.0
+
+PROGRESS_STEP = 10.0
+"""Percentage points a remote item's progress must gain before a status check that found nothing else new stores
+it (most checks store nothing)."""
 
 _instances: dict[str, Generator] = {}
 
@@ -249,7 +256,7 @@ def _start_remote(
 
 
 def poll_item(services: Services, job_id: str, index: int, attempt: int, scheduler: Scheduler) -> None:
-    """One status check of a remote item; re-schedules itself until the remote work ends."""
+    """One status check of a remote item; asks the scheduler for the next one until the remote work ends."""
     store, settings = services.store, services.settings
     state = store.load(job_id)
     if state is None or not 0 <= index < len(state.items):
@@ -280,11 +287,12 @@ def poll_item(services: Services, job_id: str, index: int, attempt: int, schedul
             return None
         remote = outcome.state or item.remote
         lease = settings.lease_seconds
-        if not store.report_progress(
+        if _poll_news(item, outcome, remote, lease) and not store.report_progress(
             job_id, index, attempt, outcome.fraction, outcome.message, lease, remote
         ):
             raise Cancelled("the job was cancelled")
-        scheduler.poll(job_id, index, attempt, outcome.delay)
+        # Never wait so long that the lease (renewed once a third of it has passed) could lapse.
+        scheduler.poll(job_id, index, attempt, min(outcome.delay, lease / 3))
         return None
 
     try:
@@ -295,6 +303,18 @@ def poll_item(services: Services, job_id: str, index: int, attempt: int, schedul
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _poll_news(item: ItemRecord, outcome: Pending, remote: dict[str, Any], lease_seconds: float) -> bool:
+    """Whether a status check that is still pending must write to the store: the remote state or the stage
+    changed, the progress gained `PROGRESS_STEP` points, or a third of the lease has passed since its renewal."""
+    shown = min(99.0, round(outcome.fraction * 100, 1))
+    return (
+        remote != item.remote
+        or (bool(outcome.message) and outcome.message != item.message)
+        or shown - item.progress >= PROGRESS_STEP
+        or item.lease_until - time.time() < lease_seconds * 2 / 3
+    )
 
 
 def finish_item(services: Services, job_id: str, index: int, attempt: int) -> None:

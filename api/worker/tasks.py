@@ -1,4 +1,5 @@
-"""Huey tasks: one per uploaded image (plus poll steps for remote generators), the periodic reaper and retention.
+"""Huey tasks: one per uploaded image (plus batches of status checks for remote generators), the periodic reaper
+and retention.
 
 Run them with `image2model worker` (`--queue io` for remote generators), or
 `huey_consumer image2model.api.worker.tasks.huey -k process`."""
@@ -13,6 +14,7 @@ from image2model.api.context import services
 from image2model.api.worker.periodic import Every
 from image2model.api.worker.queue import huey, huey_io, item_task_id
 from image2model.api.worker.runner import finish_item, poll_item, run_item, warm_up_all
+from image2model.api.worker.tracker import Key, Tracker
 from image2model.core.generators import generator_classes
 from image2model.core.settings import get_settings
 
@@ -29,16 +31,18 @@ class _HueyScheduler:
         run_remote_item_task.schedule((job_id, index), delay=delay, id=item_task_id(job_id, index))
 
     def poll(self, job_id: str, index: int, attempt: int, delay: float) -> None:
-        if delay > 0:
-            poll_remote_item_task.schedule((job_id, index, attempt), delay=delay)
-        else:
-            poll_remote_item_task(job_id, index, attempt)
+        _tracker.add((job_id, index, attempt), delay)
 
     def finish(self, job_id: str, index: int, attempt: int) -> None:
         finish_remote_item_task(job_id, index, attempt)
 
 
+def _dispatch(keys: list[Key]) -> None:
+    poll_remote_items_task(keys)
+
+
 _scheduler = _HueyScheduler()
+_tracker = Tracker(_dispatch, batches=_settings.io_threads)
 
 
 @huey.task(timeout=_settings.item_timeout_seconds)
@@ -60,9 +64,27 @@ def run_remote_item_task(job_id: str, index: int) -> None:
 
 
 @huey_io.task()
-def poll_remote_item_task(job_id: str, index: int, attempt: int) -> None:
-    """Check a remote item once."""
-    poll_item(services(), job_id, index, attempt, _scheduler)
+def poll_remote_items_task(keys: list[Key]) -> None:
+    """Check each of a batch of remote items once; the tracker holds them until their next check is due."""
+    s = services()
+    for job_id, index, attempt in keys:
+        try:
+            poll_item(s, job_id, index, attempt, _scheduler)
+        except Exception:  # the others still get their check; this one's lease lapses, the reaper retries it
+            log.exception("event=remote_poll_crashed job_id=%s index=%s", job_id, index)
+
+
+def _schedule_check(key: Key, delay: float) -> None:
+    poll_remote_items_task.schedule(([key],), delay=delay)
+
+
+@huey_io.on_shutdown()
+def _hand_back_tracked() -> None:
+    """A graceful stop (each io thread runs this; the first does the work): the tracked items' next checks go
+    back to the queue as scheduled tasks, so the next io worker carries on without waiting for the reaper."""
+    handed = _tracker.hand_back(_schedule_check)
+    if handed:
+        log.info("event=remote_handed_back items=%d", handed)
 
 
 def queue_of(generator: str) -> str:
@@ -130,3 +152,12 @@ def _warm_up_cpu() -> None:
 @huey_io.on_startup()
 def _warm_up_io() -> None:
     warm_up_all(services(), "io")
+
+
+@huey_io.on_startup()
+def _quiet_per_check_logs() -> None:
+    """The io worker checks hundreds of remote requests a second; httpx's line per request and Huey's lines per
+    task would cost more CPU than the checks. Both loggers keep their warnings; our own event lines stay."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("huey").setLevel(logging.WARNING)
+    logging.getLogger("huey.consumer").setLevel(logging.INFO)

@@ -133,6 +133,26 @@ def test_worker_killed_while_fal_works_resumes_with_one_submission(tmp_path, fal
         stack.stop()
 
 
+def test_io_worker_stopped_gracefully_hands_its_checks_back_to_the_next_one(tmp_path, fal):
+    fal.script(default={"queue_s": 0.5, "run_s": 6})
+    stack = fal_stack(tmp_path / "data", fal, lease_seconds="30")  # no lease lapses while the worker is down
+    try:
+        job = upload(stack.url, [("g.jpg", photo())], generator="fal")
+        deadline = time.monotonic() + 30
+        while not any(j["polls"] for j in fal.job_list()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stack._stop(stack.io_worker)  # SIGTERM: the tracked check goes back to the queue
+        assert "event=remote_handed_back items=1" in stack.log("io-worker")
+        stack.start_io_worker(threads=2)
+        snap = wait_status(stack.url, job["job_id"], {"completed", "failed"}, timeout=25)
+        assert snap["status"] == "completed", snap  # well before the 30 s lease could have lapsed
+        events = read_events(stream_url(stack.url, job["job_id"]), timeout=10)
+        assert not any("attempt 2" in e.data.get("message", "") for e in events), "the item was run again"
+        assert len(fal.job_list()) == 1
+    finally:
+        stack.stop()
+
+
 def test_rejected_fal_key_fails_with_a_clear_message(service, fal):
     fal.accept_keys(["some-other-key"])
     job = upload(service.url, [("k.jpg", photo())], generator="fal")
