@@ -119,8 +119,10 @@ def main() -> int:
                 f"fal: {args.jobs} jobs, {args.latency:g} s FAL latency each, {args.threads} io threads, "
                 f"poll interval {stack.env.get('IMAGE2MODEL_FAL_POLL_INTERVAL', 'default')}"
             )
+            checks = sum(job.polls for job in fake.jobs.values())
             print(
-                f"  completed {done}/{args.jobs} in {wall:.1f} s; submissions seen by the fake: {len(created)}"
+                f"  completed {done}/{args.jobs} in {wall:.1f} s; submissions seen by the fake: {len(created)}, "
+                f"status checks: {checks} ({checks / max(len(created), 1):.1f} per job)"
             )
             print(
                 f"  upload -> FAL submission  p50 {pct(waits, 50):.2f} s  max {max(waits, default=0):.2f} s"
