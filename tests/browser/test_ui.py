@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,10 @@ def test_upload_generate_view_download_and_errors(tmp_path: Path) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         # Before any job the viewer is set up on its empty scene: a blank canvas and no download link.
         page.locator("[data-testid=model3d] canvas").first.wait_for(state="visible", timeout=20_000)
-        page.wait_for_timeout(500)
-        assert canvas_coverage(page) < 0.02  # the label and the reset button overlap the canvas
+        deadline = time.monotonic() + 20
+        while canvas_coverage(page) >= 0.02:  # the label and the reset button overlap the canvas
+            assert time.monotonic() < deadline, "the empty viewer never showed its blank background"
+            page.wait_for_timeout(200)
         assert not page.locator("[data-testid=model3d-download-link]").first.is_visible()
         # Error path first: the API's message is shown, not a traceback.
         upload(page, fake)
