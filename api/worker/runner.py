@@ -280,9 +280,11 @@ def poll_item(services: Services, job_id: str, index: int, attempt: int, schedul
         if isinstance(outcome, Fetched):
             fetched = _store_outputs(services, job_id, outcome.files)
             remote = {**(outcome.state or item.remote), "fetched": fetched}
-            if not store.save_remote(job_id, index, attempt, remote, settings.lease_seconds):
+            # One transaction stores the fetched files, renews the lease and shows the next stage.
+            if not store.report_progress(
+                job_id, index, attempt, 0.85, "converting", settings.lease_seconds, remote
+            ):
                 raise Cancelled("the job was cancelled")
-            progress(0.85, "converting")
             scheduler.finish(job_id, index, attempt)
             return None
         remote = outcome.state or item.remote

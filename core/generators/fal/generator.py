@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 EXPECTED_SECONDS = 60.0
 """Typical FAL generation time; shapes the progress fraction while FAL reports no percentage."""
 
-POLL_STRETCH = 0.2
+POLL_STRETCH = 0.3
 """While FAL generates, the wait between two status checks grows by this many seconds per second generated (from
 `fal_poll_interval`, up to `fal_poll_interval_max`): a long run is checked less often."""
 

@@ -11,6 +11,7 @@ from fal_client import Completed, FalClientHTTPError, InProgress, Queued
 
 from image2model.core.generators.base import Pending
 from image2model.core.generators.fal import connection
+from image2model.core.generators.fal.generator import POLL_STRETCH
 from tests.fakes.fal_server import FakeFal
 from tests.unit.fal.conftest import KEY, no_progress
 
@@ -121,7 +122,8 @@ def test_the_wait_between_checks_stretches_within_its_bounds(
     assert isinstance(near, Pending) and near.message == "queued at FAL, position 0" and near.delay == 0.01
     fresh = gen.poll(request, near.state, no_progress)
     assert isinstance(fresh, Pending) and fresh.message.startswith("generating") and fresh.delay == 0.01
-    long_running = {**fresh.state, "started_at": time.time() - 0.2}  # 0.2 s * POLL_STRETCH = 0.04 s
-    assert gen.poll(request, long_running, no_progress).delay == pytest.approx(0.04, abs=0.002)
+    seconds = 0.03 / POLL_STRETCH  # generating this long asks for a 0.03 s wait
+    long_running = {**fresh.state, "started_at": time.time() - seconds}
+    assert gen.poll(request, long_running, no_progress).delay == pytest.approx(0.03, abs=0.003)
     very_long = {**fresh.state, "started_at": time.time() - 600}
     assert gen.poll(request, very_long, no_progress).delay == 0.05
