@@ -157,7 +157,8 @@ class Verdicts:
         ok = value >= target if higher_is_better else value <= target
         sign = ">=" if higher_is_better else "<="
         self.failed += not ok
-        print(f"  {'PASS' if ok else 'FAIL'}  {label}: {value:.1f} {unit} (target {sign} {target:g} {unit})")
+        shown = f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+        print(f"  {'PASS' if ok else 'FAIL'}  {label}: {shown} {unit} (target {sign} {target:g} {unit})")
 
     @property
     def exit_code(self) -> int:
