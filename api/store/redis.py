@@ -171,22 +171,23 @@ class RedisJobStore(JobStore):
     # ---- primitives ----------------------------------------------------------------------------------
 
     def _create(self, state: JobState) -> None:
+        """Two round trips and no lock: nothing else can touch a job before it exists, and ids are fresh
+        UUIDs, so the EXISTS only guards against an id reused by mistake."""
         job = state.job
-        with self._locked(_k("lock", "job", job.job_id)):
-            if self.client.exists(_k("job", job.job_id)):
-                raise ValueError(f"job {job.job_id} already exists")
-            pipe = self.client.pipeline(transaction=True)
-            self._write_job(pipe, job, None)
-            if state.items:
-                pipe.hset(
-                    _k("job", job.job_id, "items"),
-                    mapping={str(i.index): _encode_item(i) for i in state.items},
-                )
-            for item in state.items:
-                self._index_item(pipe, job.job_id, item)
-            pipe.zadd(_k("jobs", "by_created"), {job.job_id: job.created_at})
-            self._write_events(pipe, job.job_id, state.events)
-            pipe.execute()
+        if self.client.exists(_k("job", job.job_id)):
+            raise ValueError(f"job {job.job_id} already exists")
+        pipe = self.client.pipeline(transaction=True)
+        self._write_job(pipe, job, None)
+        if state.items:
+            pipe.hset(
+                _k("job", job.job_id, "items"),
+                mapping={str(i.index): _encode_item(i) for i in state.items},
+            )
+        for item in state.items:
+            self._index_item(pipe, job.job_id, item)
+        pipe.zadd(_k("jobs", "by_created"), {job.job_id: job.created_at})
+        self._write_events(pipe, job.job_id, state.events)
+        pipe.execute()
 
     def _read(self, conn: redis.Redis | Pipeline, job_id: str) -> JobState | None:
         raw = conn.hgetall(_k("job", job_id))
