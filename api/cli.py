@@ -17,23 +17,27 @@ def _cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "image2model.api.cli", *args]
 
 
-def run_api(host: str, port: int, workers: int) -> int:
-    """Run the HTTP API under uvicorn."""
+def run_api(host: str, port: int, processes: int) -> int:
+    """Run the HTTP API under uvicorn; several processes each get a listener of their own (`listeners`)."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
+    from image2model.api import listeners
     from image2model.core.logs import configure_logging
     from image2model.core.settings import get_settings
 
     configure_logging(get_settings().log_level)
-    uvicorn.run(
-        "image2model.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-    )
+    options = {"factory": True, "log_level": "warning", "timeout_graceful_shutdown": 5}
+    app = "image2model.api.app:create_app"
+    if processes <= 1 or not listeners.SUPPORTED or port == 0:
+        uvicorn.run(app, host=host, port=port, workers=processes, **options)
+        return 0
+    problem = listeners.port_taken(host, port)
+    if problem:
+        print(f"image2model api: {problem}.", file=sys.stderr)
+        return 1
+    config = uvicorn.Config(app, host=host, port=port, workers=processes, **options)
+    Multiprocess(config, sockets=[listeners.ReusePortListener(host, port)]).run()  # type: ignore[list-item]
     return 0
 
 
@@ -186,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("api", help="run only the HTTP API")
     p.add_argument("--host", default=settings.host)
     p.add_argument("--port", type=int, default=settings.port)
-    p.add_argument("--processes", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument(
+        "--processes", type=int, default=1, help="API processes sharing the port (each with its own listener)"
+    )
 
     p = sub.add_parser("worker", help="run only the queue workers (Huey consumer)")
     p.add_argument("--workers", type=int, default=settings.workers, help="worker processes (0: one per core)")
@@ -200,7 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the default in embedded mode, off by default with Redis)",
     )
     periodic.add_argument(
-        "--no-periodic", dest="periodic", action="store_false", help="leave the periodic tasks to another worker"
+        "--no-periodic",
+        dest="periodic",
+        action="store_false",
+        help="leave the periodic tasks to another worker",
     )
     p.add_argument(
         "--queue",
