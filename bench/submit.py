@@ -256,6 +256,7 @@ def main() -> int:
     rates: dict[tuple[int, int], float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-submit-client-") as tmp:
         for processes, replicas in runs:
+            os.sync()  # the file system settles what earlier runs wrote and deleted before this run starts
             r = measure(args, processes, replicas, jpeg, Path(tmp))
             ok = r["requests"] - r["errors"]
             rate = ok / r["seconds"]
