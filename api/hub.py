@@ -1,16 +1,18 @@
 """The event hub: one per API process. It tails the store's event log and fans events out to the
-subscribed streams, so no stream polls the store on its own."""
+subscribed streams, so no stream polls the store on its own. While any stream is open it also reads the queue
+order once per `position_interval` and tells each stream of a waiting job its place when that changed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 
 from image2model.api.store import JobStore
-from image2model.core.models import Event
+from image2model.core.models import Event, EventType
 
 log = logging.getLogger("image2model.hub")
 
@@ -23,6 +25,8 @@ class Subscription:
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self.position: int | None = None
+        """The queue position this stream was last told."""
 
     def deliver(self, event: Event) -> bool:
         try:
@@ -50,13 +54,18 @@ class EventHub:
     BLOCK_SECONDS = 1.0
 
     def __init__(
-        self, store: JobStore, interval: float, observers: list[Callable[[str, Event], None]] | None = None
+        self,
+        store: JobStore,
+        interval: float,
+        observers: list[Callable[[str, Event], None]] | None = None,
+        position_interval: float = 1.0,
     ):
         self.store = store
         self.interval = interval
+        self.position_interval = position_interval
         self.observers = observers or []
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self._cursor: object = None
 
     @property
@@ -65,13 +74,16 @@ class EventHub:
 
     async def start(self) -> None:
         self._cursor = await asyncio.to_thread(self.store.head)
-        self._task = asyncio.create_task(self._run(), name="event-hub")
+        self._tasks = [
+            asyncio.create_task(self._run(), name="event-hub"),
+            asyncio.create_task(self._tell_positions(), name="queue-positions"),
+        ]
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         for subs in self._subs.values():
             for sub in subs:
                 sub.close()
@@ -107,6 +119,37 @@ class EventHub:
                 self._dispatch(job_id, event)
             if not blocking and len(rows) < 1000:
                 await asyncio.sleep(self.interval)
+
+    async def _tell_positions(self) -> None:
+        while True:
+            await asyncio.sleep(self.position_interval)
+            if not self._subs:
+                continue
+            try:
+                positions = await asyncio.to_thread(self.store.queue_positions)
+            except Exception:
+                log.exception("event=queue_positions_failed")
+                continue
+            now_ms = int(time.time() * 1000)
+            for job_id, subs in list(self._subs.items()):
+                position = positions.get(job_id)
+                if position is None:
+                    continue
+                notice = Event(
+                    seq=0,
+                    type=EventType.QUEUE_POSITION,
+                    data={
+                        "job_id": job_id,
+                        "task_id": job_id,
+                        "status": "queued",
+                        "progress": 0.0,
+                        "queue_position": position,
+                        "timestamp": now_ms,
+                    },
+                )
+                for sub in list(subs):
+                    if sub.position != position and sub.deliver(notice):
+                        sub.position = position
 
     def _dispatch(self, job_id: str, event: Event) -> None:
         for observe in self.observers:

@@ -66,6 +66,8 @@ async def one_stream(port: int, job_id: str, stats: Stats, all_open: asyncio.Eve
             buf = (buf + chunk).replace(b"\r\n", b"\n")  # sse-starlette ends lines with CRLF
             *frames, buf = buf.split(b"\n\n")
             for frame in frames:
+                if b"event: queue_position" in frame:
+                    continue  # a notice of the job's place in the queue, not a stored event
                 # Chunked transfer encoding puts size lines between frames; only `data:` lines matter here.
                 for line in frame.split(b"\n"):
                     if line.startswith(b"data:"):

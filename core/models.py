@@ -39,6 +39,10 @@ class EventType(StrEnum):
     TASK_COMPLETED = "task_completed"
     TASK_FAILED = "task_failed"
     TASK_CANCELLED = "task_cancelled"
+    QUEUE_POSITION = "queue_position"
+    """Not stored and without an SSE `id:`: while a job waits, its stream says where it stands in the queue
+    (`queue_position`, 1 = next) whenever that changes. Its `seq` is the last stored event's; replays never
+    repeat it."""
 
     @property
     def terminal(self) -> bool:

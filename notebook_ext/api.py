@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from image2model.core.client import Client
 from image2model.core.errors import Image2ModelError
-from image2model.core.models import Event, FileEntry
+from image2model.core.models import Event, EventType, FileEntry
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # Stats shown in the display and in `generate_many`'s table, in this order, when the metadata has them.
@@ -117,6 +117,8 @@ class Progress:
 def event_text(event: Event) -> str:
     """A short stage label for an event: its message, else its status."""
     data = event.data
+    if event.type is EventType.QUEUE_POSITION:
+        return f"queued, position {data.get('queue_position')}"
     message = str(data.get("message") or "")
     if event.type.value == "file_update" and data.get("filename"):
         message = f"{data['filename']}: {message or data.get('status', '')}"

@@ -60,6 +60,9 @@ class ProgressTracker:
         elif event.type is EventType.TASK_QUEUED:
             self.status = "queued"
             self.stage = self._queued_text()
+        elif event.type is EventType.QUEUE_POSITION:
+            if self.status == "queued":
+                self.stage = self._queued_text()
         elif event.type is EventType.TASK_PROGRESS:
             self.status = str(data.get("status", self.status))
         elif event.type is EventType.TASK_COMPLETED:

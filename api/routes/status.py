@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from image2model.api.deps import AppState, access, app_state, base_url
 from image2model.api.service import Access
-from image2model.core.models import Event, JobProgress, JobSnapshot
+from image2model.core.models import Event, EventType, JobProgress, JobSnapshot, JobStatus
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -74,6 +74,7 @@ async def job_stream(
     async def events() -> AsyncIterator[ServerSentEvent]:
         last = start
         retry: int | None = retry_ms
+        waiting = loaded.job.status == JobStatus.QUEUED
         try:
             backlog = await anyio.to_thread.run_sync(store.events_after, job_id, last)
             if not backlog and loaded.job.status.terminal and last >= loaded.job.seq:
@@ -87,10 +88,15 @@ async def job_stream(
                     last = event.seq
                     if event.terminal:
                         return
+                    waiting = waiting and event.data.get("status") == "queued"
                 live = await subscription.next()
                 if live is None:
                     return
-                if live.seq <= last:
+                if live.type is EventType.QUEUE_POSITION:
+                    backlog = []
+                    if waiting:
+                        yield ServerSentEvent(data=json.dumps({**live.data, "seq": last}), event=live.type.value)
+                elif live.seq <= last:
                     backlog = []
                 elif live.seq == last + 1:
                     backlog = [live]

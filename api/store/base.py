@@ -206,6 +206,18 @@ class JobStore(abc.ABC):
         """`{"jobs": {status: n}, "items": {status: n}}` over the whole store."""
 
     @abc.abstractmethod
+    def queued_items(self, limit: int) -> list[str]:
+        """Job ids of the first `limit` waiting (queued) items, oldest enqueue first, one entry per item."""
+
+    def queue_positions(self, limit: int = 10_000) -> dict[str, int]:
+        """For each job with a waiting item among the first `limit`: 1 + the items of any job waiting ahead of its
+        first one (1 = next to run)."""
+        positions: dict[str, int] = {}
+        for ahead, job_id in enumerate(self.queued_items(limit)):
+            positions.setdefault(job_id, ahead + 1)
+        return positions
+
+    @abc.abstractmethod
     def in_flight(self, group: str) -> int:
         """Processing items holding a remote slot of `group` (called inside a transaction)."""
 

@@ -321,6 +321,12 @@ class RedisJobStore(JobStore):
             "items": {s.value: items.get(s.value, 0) for s in ItemStatus},
         }
 
+    def queued_items(self, limit: int) -> list[str]:
+        if limit <= 0:
+            return []
+        members = self.client.zrange(_k("items", "queued"), 0, limit - 1)
+        return [m.decode().rsplit(SEP, 1)[0] for m in members]
+
     def in_flight(self, group: str) -> int:
         tx = getattr(self._local, "tx", None)
         if tx is None:

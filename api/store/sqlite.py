@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS items (
     remote_group TEXT NOT NULL, PRIMARY KEY (job_id, idx)
 );
 CREATE INDEX IF NOT EXISTS items_status ON items(status);
+CREATE INDEX IF NOT EXISTS items_queue ON items(enqueued_at) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS items_remote_group ON items(remote_group) WHERE remote_group != '';
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
@@ -260,6 +261,12 @@ class SqliteJobStore(JobStore):
             "jobs": {s.value: jobs.get(s.value, 0) for s in JobStatus},
             "items": {s.value: items.get(s.value, 0) for s in ItemStatus},
         }
+
+    def queued_items(self, limit: int) -> list[str]:
+        rows = self._conn().execute(
+            "SELECT job_id FROM items WHERE status = 'queued' ORDER BY enqueued_at, job_id, idx LIMIT ?", (limit,)
+        )
+        return [row[0] for row in rows]
 
     def in_flight(self, group: str) -> int:
         row = (

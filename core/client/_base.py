@@ -362,6 +362,8 @@ class StreamState:
             if sse.id.isdigit() and (self.last_seq is None or int(sse.id) > self.last_seq):
                 self.last_seq = int(sse.id)
             return None
+        if event.type is EventType.QUEUE_POSITION:
+            return event  # a notice, not a stored event: it moves no cursor
         if self.last_seq is not None and event.seq <= self.last_seq:
             return None  # already delivered: never yield a seq twice
         self.last_seq = event.seq

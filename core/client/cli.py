@@ -76,6 +76,8 @@ class ProgressState:
         data = event.data
         if "queue_position" in data:
             self.queue_position = data.get("queue_position")
+        if event.type == "queue_position":
+            return
         if event.type == "file_update":
             # Here `status` and `progress` are the file's, not the job's.
             entry = self.files.setdefault(

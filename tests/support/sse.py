@@ -15,7 +15,8 @@ TERMINAL = {"task_completed", "task_failed", "task_cancelled"}
 
 @dataclass
 class WireEvent:
-    id: int
+    id: int | None
+    """None for a `queue_position` notice (not a stored event)."""
     event: str
     data: dict
     retry: int | None
@@ -26,8 +27,10 @@ def read_events(
     headers: dict[str, str] | None = None,
     timeout: float = 30,
     stop_after: int | None = None,
+    notices: bool = False,
 ) -> list[WireEvent]:
-    """Read SSE frames until the server closes the stream (or `stop_after` events, or `timeout` seconds)."""
+    """Read SSE frames until the server closes the stream (or `stop_after` events, or `timeout` seconds).
+    `queue_position` notices, which have no id, are left out unless `notices` is set."""
     out: list[WireEvent] = []
     decoder = SSEDecoder()
     deadline = time.monotonic() + timeout
@@ -36,7 +39,9 @@ def read_events(
         assert response.headers["content-type"].startswith("text/event-stream")
         for chunk in response.iter_raw():
             for ev in decoder.feed(chunk):
-                out.append(WireEvent(int(ev.id), ev.event, json.loads(ev.data), ev.retry))
+                if ev.event == "queue_position" and not notices:
+                    continue
+                out.append(WireEvent(int(ev.id) if ev.id else None, ev.event, json.loads(ev.data), ev.retry))
                 if stop_after is not None and len(out) >= stop_after:
                     return out
             if time.monotonic() > deadline:

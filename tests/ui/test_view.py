@@ -9,7 +9,8 @@ import numpy as np
 
 from image2model.core.mesh import export
 from image2model.core.mesh.model import TexturedMesh
-from image2model.ui_gradio.view import ProgressGate, empty_scene_glb
+from image2model.core.models import Event, EventType, UploadResponse
+from image2model.ui_gradio.view import ProgressGate, ProgressTracker, empty_scene_glb
 
 
 class _Clock:
@@ -99,3 +100,43 @@ def test_empty_scene_has_the_models_attributes_and_material() -> None:
     }
     assert empty["samplers"] == model["samplers"]
     assert [i["mimeType"] for i in empty["images"]] == [i["mimeType"] for i in model["images"]]
+
+
+def test_tracker_shows_the_place_in_the_queue_until_the_job_runs() -> None:
+    upload = UploadResponse.model_validate(
+        {
+            "job_id": "j",
+            "task_id": "j",
+            "batch_id": "j",
+            "status": "queued",
+            "total_files": 1,
+            "generator": "local",
+            "message": "1 file(s) queued",
+            "uploaded_files": [
+                {
+                    "file_id": "f",
+                    "filename": "mug.jpg",
+                    "file_size": 1,
+                    "content_type": "image/jpeg",
+                    "status": "queued",
+                }
+            ],
+        }
+    )
+    tracker = ProgressTracker(upload)
+    tracker.feed(Event(seq=1, type=EventType.TASK_QUEUED, data={"status": "queued", "progress": 0}))
+    assert tracker.stage == "Queued: waiting for a worker"
+    for position in (3, 2):
+        notice = {"status": "queued", "progress": 0, "queue_position": position}
+        tracker.feed(Event(seq=1, type=EventType.QUEUE_POSITION, data=notice))
+        assert tracker.stage == f"Queued: #{position} in line"
+    tracker.feed(
+        Event(
+            seq=2,
+            type=EventType.FILE_UPDATE,
+            data={"index": 0, "status": "processing", "message": "cutting out"},
+        )
+    )
+    running = tracker.stage
+    tracker.feed(Event(seq=2, type=EventType.QUEUE_POSITION, data={"status": "queued", "queue_position": 1}))
+    assert tracker.stage == running and "Queued" not in running

@@ -148,6 +148,21 @@ def test_all_failed_items_give_task_failed_with_every_reason(store):
     assert "reason 0" in state.job.error and "reason 1" in state.job.error
 
 
+def test_queue_positions_count_the_items_waiting_ahead_of_each_job(store):
+    for job_id, n in (("a", 1), ("b", 2), ("c", 1)):
+        make_job(store, n=n, job_id=job_id)
+        time.sleep(0.002)  # distinct enqueue times
+    assert store.queue_positions() == {"a": 1, "b": 2, "c": 4}
+
+    store.claim("a", 0, 30)
+    assert store.queue_positions() == {"b": 1, "c": 3}
+    store.claim("b", 0, 30)
+    assert store.queue_positions() == {"b": 1, "c": 2}
+    store.cancel("b")
+    assert store.queue_positions() == {"c": 1}
+    assert store.queue_positions(limit=0) == {}
+
+
 def test_tail_returns_every_job_in_append_order(store):
     cursor = store.head()
     make_job(store, n=1, job_id="a")

@@ -154,6 +154,17 @@ def test_progress_state_shows_queue_then_per_file_status() -> None:
     assert [f["error"] for f in state.failed_files()] == ["bad"]
 
 
+def test_progress_state_shows_the_queue_position_and_a_late_notice_does_not_undo_processing() -> None:
+    state = ProgressState.from_upload(UploadResponse.model_validate(upload_body(1)))
+    notice = {"status": "queued", "progress": 0, "queue_position": 3}
+    state.apply(Event(seq=1, type=EventType.QUEUE_POSITION, data=notice))
+    assert state.description() == "waiting in queue, position 3"
+    state.apply(Event(seq=2, type=EventType.TASK_PROGRESS, data={"status": "processing", "progress": 20}))
+    state.apply(Event(seq=2, type=EventType.QUEUE_POSITION, data={**notice, "queue_position": 1}))
+    assert state.status == "processing" and state.progress == 20
+    assert state.description() == "processing 0/1"
+
+
 @pytest.mark.parametrize("n", [5])
 def test_progress_postfix_summarises_many_files(n: int) -> None:
     state = ProgressState.from_upload(UploadResponse.model_validate(upload_body(n)))
