@@ -120,3 +120,19 @@ def test_session_files_are_removed_when_the_session_ends(ui: UI, tmp_path: Path)
     (d / "x.glb").write_bytes(b"glTF")
     asyncio.run(runner.end_session("s1"))
     assert not (ui.root / "sessions" / "s1").exists()
+
+
+def test_a_waiting_job_shows_its_place_in_the_queue(ui: UI, stack, tmp_path: Path) -> None:
+    from image2model.core.client import Client as ApiClient
+
+    with ApiClient(stack.url) as api:  # keep both worker processes busy for a while
+        blockers = [api.submit(photo(), generator="instant", delay=3.0) for _ in range(2)]
+    client = Client(ui.url, verbose=False)
+    job = client.submit(*_inputs(client, [_photo(tmp_path)]), api_name="/generate")
+    progress = _wait(job)
+    result = dict(zip(OUTPUTS, job.result(), strict=True))
+
+    waiting = [desc for _, desc in progress if desc and "in line" in desc]
+    assert waiting and waiting[-1].startswith("Queued: #1 in line"), progress
+    assert "Done" in result["stage"]
+    assert len(blockers) == 2
