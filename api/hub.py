@@ -17,6 +17,19 @@ from image2model.core.models import Event, EventType
 log = logging.getLogger("image2model.hub")
 
 QUEUE_SIZE = 1000
+POSITION_BATCH = 100
+"""Streams told their queue position per step; a step then yields the loop for `POSITION_PACE` seconds."""
+POSITION_PACE = 0.005
+
+
+def worth_telling(told: int | None, position: int) -> bool:
+    """Whether a stream last told `told` should hear `position`: every step within the first ten places, and
+    further back only when the place improved by a tenth (a long queue is not worth a notice per job started)."""
+    if told is None:
+        return True
+    if position == told:
+        return False
+    return position <= 10 or position <= told * 0.9
 
 
 class Subscription:
@@ -131,6 +144,7 @@ class EventHub:
                 log.exception("event=queue_positions_failed")
                 continue
             now_ms = int(time.time() * 1000)
+            due: list[tuple[Subscription, Event]] = []
             for job_id, subs in list(self._subs.items()):
                 position = positions.get(job_id)
                 if position is None:
@@ -147,9 +161,13 @@ class EventHub:
                         "timestamp": now_ms,
                     },
                 )
-                for sub in list(subs):
-                    if sub.position != position and sub.deliver(notice):
-                        sub.position = position
+                due += [(sub, notice) for sub in subs if worth_telling(sub.position, position)]
+            # Paced over part of the interval: thousands of streams told at once would hold up live events.
+            for start in range(0, len(due), POSITION_BATCH):
+                for sub, notice in due[start : start + POSITION_BATCH]:
+                    if sub.deliver(notice):
+                        sub.position = notice.data["queue_position"]
+                await asyncio.sleep(POSITION_PACE)
 
     def _dispatch(self, job_id: str, event: Event) -> None:
         for observe in self.observers:

@@ -41,8 +41,8 @@ class EventType(StrEnum):
     TASK_CANCELLED = "task_cancelled"
     QUEUE_POSITION = "queue_position"
     """Not stored and without an SSE `id:`: while a job waits, its stream says where it stands in the queue
-    (`queue_position`, 1 = next) whenever that changes. Its `seq` is the last stored event's; replays never
-    repeat it."""
+    (`queue_position`, 1 = next) when that changes (every step within the first ten places, further back when
+    it improves by a tenth). Its `seq` is the last stored event's; replays never repeat it."""
 
     @property
     def terminal(self) -> bool:
