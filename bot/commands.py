@@ -193,7 +193,9 @@ async def follow(interaction: discord.Interaction[ModelBot], job_id: str, fmt: s
     interval = bot.settings.bot_progress_interval
 
     async def consume() -> None:
-        async for event in bot.api.events(job_id, timeout=bot.settings.bot_job_timeout_seconds):
+        async for event in bot.api.events(
+            job_id, timeout=bot.settings.bot_job_timeout_seconds, queue_positions=True
+        ):
             progress.apply(event.type.value, event.data)
             if progress.stage != Stage.QUEUED:
                 bot.leave_queue(job_id)

@@ -323,7 +323,7 @@ def generate(
             _as_upload(image), face_limit=face_limit, generator=generator, formats=formats, **options
         )
         try:
-            for event in client.events(upload.job_id, timeout=timeout):
+            for event in client.events(upload.job_id, timeout=timeout, queue_positions=True):
                 bar.update(float(event.data.get("progress") or 0), event_text(event))
         except KeyboardInterrupt:
             client.cancel(upload.job_id)
@@ -456,7 +456,7 @@ def generate_many(
         try:
             with Client(server_url, api_key) as client:
                 upload = client.submit(_as_upload(items[index]), **options)
-                for event in client.events(upload.job_id, timeout=timeout):
+                for event in client.events(upload.job_id, timeout=timeout, queue_positions=True):
                     updates.put((index, float(event.data.get("progress") or 0), event_text(event)))
                 return fetch_result(client, upload.job_id, names[index], api_key)
         except (Image2ModelError, OSError, TimeoutError, ValueError, TypeError) as exc:

@@ -172,7 +172,7 @@ class Studio(widgets.VBox):
             self.job_id = submitted.job_id
             if self._cancel_requested.is_set():
                 self._client.cancel(submitted.job_id)
-            for event in self._client.events(submitted.job_id, timeout=600):
+            for event in self._client.events(submitted.job_id, timeout=600, queue_positions=True):
                 if not event.terminal:  # a cancelled job's terminal event reports 100 too
                     self.progress.value = max(self.progress.value, int(event.data.get("progress") or 0))
                 self.stage.value = html.escape(event_text(event))

@@ -136,7 +136,7 @@ class JobRunner:
                 out_dir = self.files.job_dir(session, upload.job_id)
                 results: dict[int, ItemResult] = {}
                 pending: list[ItemResult] = []
-                async for event in client.events(upload.job_id):
+                async for event in client.events(upload.job_id, queue_positions=True):
                     tracker.feed(event)
                     if event.type is EventType.FILE_UPDATE and event.data.get("status") == "completed":
                         log.debug("generate job=%s phase=completed_event", upload.job_id)

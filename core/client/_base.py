@@ -322,7 +322,9 @@ class StreamState:
         last_event_id: int | None,
         policy: ReconnectPolicy,
         deadline: float | None,
+        queue_positions: bool = False,
     ) -> None:
+        self.queue_positions = queue_positions
         self.base_url = base_url
         self.job_id = job_id
         self.last_seq = last_event_id
@@ -362,8 +364,8 @@ class StreamState:
             if sse.id.isdigit() and (self.last_seq is None or int(sse.id) > self.last_seq):
                 self.last_seq = int(sse.id)
             return None
-        if event.type is EventType.QUEUE_POSITION:
-            return event  # a notice, not a stored event: it moves no cursor
+        if event.type is EventType.QUEUE_POSITION:  # a notice, not a stored event: it moves no cursor
+            return event if self.queue_positions else None
         if self.last_seq is not None and event.seq <= self.last_seq:
             return None  # already delivered: never yield a seq twice
         self.last_seq = event.seq

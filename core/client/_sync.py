@@ -139,16 +139,22 @@ class Client:
     # -- events --
 
     def events(
-        self, job_id: str, last_event_id: int | None = None, *, timeout: float | None = None
+        self,
+        job_id: str,
+        last_event_id: int | None = None,
+        *,
+        timeout: float | None = None,
+        queue_positions: bool = False,
     ) -> Iterator[Event]:
         """The job's events as they happen, ending after the terminal one.
 
         Starts after `last_event_id` when given (else from the beginning). A dropped connection is resumed
         with `Last-Event-ID` under `self.reconnect`'s bounds; no event is yielded twice. `timeout` bounds the
-        whole iteration (`TimeoutError`).
+        whole iteration (`TimeoutError`). With `queue_positions`, the server's `queue_position` notices come
+        too while the job waits (`EventType.QUEUE_POSITION`, carrying the last event's `seq`).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        state = StreamState(self.server_url, job_id, last_event_id, self.reconnect, deadline)
+        state = StreamState(self.server_url, job_id, last_event_id, self.reconnect, deadline, queue_positions)
         url = path("/status/tasks", job_id, "stream")
         while True:
             state.check_deadline()

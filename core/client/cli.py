@@ -222,7 +222,7 @@ def _follow(client: Any, job_id: str, state: ProgressState, quiet: bool, err: Te
         desc=state.description(),
     )
     try:
-        for event in client.events(job_id):
+        for event in client.events(job_id, queue_positions=True):
             state.apply(event)
             bar.n = state.progress
             bar.set_description_str(state.description(), refresh=False)

@@ -38,7 +38,7 @@ def test_a_waiting_job_hears_its_place_in_the_queue_move_up_until_it_runs(stoppe
         positions: list[int] = []
         stored: list[int] = []
         after_first_notice = []
-        for event in client.events(mine.job_id, timeout=60):
+        for event in client.events(mine.job_id, timeout=60, queue_positions=True):
             if event.type is EventType.QUEUE_POSITION:
                 assert event.data["status"] == "queued" and event.seq == (stored[-1] if stored else 0)
                 positions.append(event.data["queue_position"])

@@ -57,6 +57,26 @@ async def test_async_stream_resumes_after_last_event_id(fake: FakeAPI, url: str)
     assert [r["last_event_id"] for r in fake.stream_requests] == [None, "3", "5"]
 
 
+def _waiting_job() -> list[bytes]:
+    notice = b'event: queue_position\ndata: {"status":"queued","progress":0,"queue_position":%d,"seq":1}\n\n'
+    ev = _full_job()
+    return [ev[0], notice % 2, b": ping\n\n", notice % 1, *ev[1:]]
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_queue_position_notices_come_only_when_asked_and_move_no_cursor(
+    fake: FakeAPI, url: str, asked: bool
+) -> None:
+    fake.streams = [_waiting_job()[:5], _waiting_job()[5:]]
+    with Client(url, reconnect=FAST) as client:
+        events = list(client.events(JOB, queue_positions=asked))
+    stored = [e for e in events if e.type is not EventType.QUEUE_POSITION]
+    notices = [e for e in events if e.type is EventType.QUEUE_POSITION]
+    assert [e.seq for e in stored] == [1, 2, 3, 4, 5, 6]
+    assert [(n.seq, n.data["queue_position"]) for n in notices] == ([(1, 2), (1, 1)] if asked else [])
+    assert [r["last_event_id"] for r in fake.stream_requests] == [None, "2"]
+
+
 def test_events_start_after_given_last_event_id(fake: FakeAPI, url: str) -> None:
     ev = _full_job()
     fake.streams = [[ev[3], ev[4], ev[5]]]
