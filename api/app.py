@@ -35,7 +35,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     services: Services = build_services(settings)
     keys = KeyRing(settings.api_keys)
-    hub = EventHub(services.store, settings.hub_poll_interval, position_interval=settings.queue_position_interval)
+    hub = EventHub(
+        services.store, settings.hub_poll_interval, position_interval=settings.queue_position_interval
+    )
     services.store.progress_min_interval = settings.progress_min_interval
     service = JobService(
         services, LinkSigner(load_secret(settings), settings.link_ttl_seconds), enqueue_item, revoke_item

@@ -127,7 +127,8 @@ class Settings(BaseSettings):
     # Event stream.
     hub_poll_interval: float = Field(0.02, description="How often each API process tails the event log (s).")
     queue_position_interval: float = Field(
-        1.0, description="How often streams of waiting jobs are told their place in the queue, when it changed (s)."
+        1.0,
+        description="How often streams of waiting jobs are told their place in the queue, when it changed (s).",
     )
     sse_ping_seconds: int = Field(15, description="Keep-alive comment interval on event streams (s).")
     sse_retry_ms: int = Field(2000, description="`retry:` hint sent to EventSource clients (ms).")

@@ -95,7 +95,9 @@ async def job_stream(
                 if live.type is EventType.QUEUE_POSITION:
                     backlog = []
                     if waiting:
-                        yield ServerSentEvent(data=json.dumps({**live.data, "seq": last}), event=live.type.value)
+                        yield ServerSentEvent(
+                            data=json.dumps({**live.data, "seq": last}), event=live.type.value
+                        )
                 elif live.seq <= last:
                     backlog = []
                 elif live.seq == last + 1:

@@ -180,7 +180,9 @@ class JobStore(abc.ABC):
     blocking_tail = False
     """True when `wait_tail` blocks inside the backend until events arrive (no polling)."""
 
-    def wait_tail(self, cursor: Any, timeout: float, limit: int = 1000) -> tuple[Any, list[tuple[str, Event]]]:
+    def wait_tail(
+        self, cursor: Any, timeout: float, limit: int = 1000
+    ) -> tuple[Any, list[tuple[str, Event]]]:
         """Like `tail`, but waits up to `timeout` seconds for the first event. Backends that cannot block
         (`blocking_tail` False) answer at once; their readers poll."""
         return self.tail(cursor, limit)

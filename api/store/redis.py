@@ -269,7 +269,9 @@ class RedisJobStore(JobStore):
 
     blocking_tail = True
 
-    def wait_tail(self, cursor: str, timeout: float, limit: int = 1000) -> tuple[str, list[tuple[str, Event]]]:
+    def wait_tail(
+        self, cursor: str, timeout: float, limit: int = 1000
+    ) -> tuple[str, list[tuple[str, Event]]]:
         # Blocked reads use a pool of their own, so they never starve the transactions of connections.
         if self._blocking is None:
             self._blocking = redis.Redis.from_url(self.url, socket_timeout=timeout + 10)

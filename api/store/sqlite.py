@@ -264,7 +264,8 @@ class SqliteJobStore(JobStore):
 
     def queued_items(self, limit: int) -> list[str]:
         rows = self._conn().execute(
-            "SELECT job_id FROM items WHERE status = 'queued' ORDER BY enqueued_at, job_id, idx LIMIT ?", (limit,)
+            "SELECT job_id FROM items WHERE status = 'queued' ORDER BY enqueued_at, job_id, idx LIMIT ?",
+            (limit,),
         )
         return [row[0] for row in rows]
 

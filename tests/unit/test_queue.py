@@ -110,4 +110,6 @@ def test_processes_on_other_hosts_share_one_generated_secret_through_redis(redis
     assert len(secret) >= 32
     assert load_secret(host_b) == secret
     assert not (tmp_path / "a" / "signing.key").exists()
-    assert load_secret(Settings(data_dir=tmp_path / "a", redis_url=redis_server.url, signing_secret="x")) == b"x"
+    assert (
+        load_secret(Settings(data_dir=tmp_path / "a", redis_url=redis_server.url, signing_secret="x")) == b"x"
+    )
