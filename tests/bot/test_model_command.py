@@ -58,11 +58,13 @@ def link_urls(components: list[dict[str, Any]]) -> list[str]:
 async def run(
     bot: Any, fake: FakeDiscord, options: dict[str, Any], *, image: bytes | None = None, **kw: Any
 ) -> tuple[dict[str, Any], list[Call]]:
-    """Dispatch `/model` with one photo and wait for the mention that ends a job."""
+    """Dispatch `/model` with one photo and wait for the mention that ends a job, and for the bot to count the
+    job as finished (it does so just after the mention is sent; a next `/model` sooner would be refused)."""
     attachment = fake.attachment("mug.jpg", image or photo(), "image/jpeg")
     payload = slash_command(fake, "model", options, {"image": attachment}, **kw)
     dispatch(bot, payload)
     await fake.wait_for(lambda: followups(of(fake, payload)), timeout=60)
+    await fake.wait_for(lambda: not any(bot.limits.running.values()), timeout=10)
     return payload, of(fake, payload)
 
 
@@ -197,6 +199,7 @@ async def test_api_refusal_becomes_an_ephemeral_message_and_costs_no_cooldown(ma
     payload = slash_command(discord_fake, "model", {"face_limit": 5}, {"image": attachment})
     dispatch(bot, payload)
     await discord_fake.wait_for(lambda: followups(of(discord_fake, payload)))
+    await discord_fake.wait_for(lambda: not any(bot.limits.running.values()), timeout=10)
     calls = of(discord_fake, payload)
     assert [c.method for c in calls] == [
         "POST",
