@@ -202,4 +202,9 @@ def wait_for_model(page: Any, timeout: float = 30.0, min_coverage: float = 0.01)
         if coverage >= min_coverage:
             return coverage
         time.sleep(0.05)
-    raise AssertionError(f"the model viewer stayed blank (coverage {coverage:.4f})")
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    page.screenshot(path=str(artifacts / "ui-blank-viewer.png"), full_page=True)
+    raise AssertionError(
+        f"the model viewer stayed blank (coverage {coverage:.4f}); page kept as test-artifacts/ui-blank-viewer.png"
+    )
