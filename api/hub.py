@@ -149,6 +149,9 @@ class EventHub:
                 position = positions.get(job_id)
                 if position is None:
                     continue
+                told = [sub for sub in subs if worth_telling(sub.position, position)]
+                if not told:
+                    continue
                 notice = Event(
                     seq=0,
                     type=EventType.QUEUE_POSITION,
@@ -161,7 +164,7 @@ class EventHub:
                         "timestamp": now_ms,
                     },
                 )
-                due += [(sub, notice) for sub in subs if worth_telling(sub.position, position)]
+                due += [(sub, notice) for sub in told]
             # Paced over part of the interval: thousands of streams told at once would hold up live events.
             for start in range(0, len(due), POSITION_BATCH):
                 for sub, notice in due[start : start + POSITION_BATCH]:

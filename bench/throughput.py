@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import time
 
@@ -21,6 +20,7 @@ import httpx
 from _common import Verdicts, add_backend_argument, running_stack
 
 from image2model.core.generators.local import studio
+from tests.support.sse import read_events
 
 TARGET_SCALING = 1.8
 
@@ -31,21 +31,21 @@ def photo_jpeg() -> bytes:
     return out.getvalue()
 
 
-def event_span(client: httpx.Client, job_id: str) -> tuple[float, float]:
+def event_span(base_url: str, job_id: str) -> tuple[float, float]:
     """(first item `processing`, `task_completed`) timestamps of a finished job, in seconds, from its event history."""
-    start = end = None
-    for block in client.get(f"/api/v1/status/tasks/{job_id}/stream").text.replace("\r\n", "\n").split("\n\n"):
-        lines = block.splitlines()
-        data = next((json.loads(line[5:]) for line in lines if line.startswith("data:")), None)
-        if data is None:
-            continue
-        if start is None and "event: file_update" in lines and data["status"] == "processing":
-            start = data["timestamp"] / 1000
-        if "event: task_completed" in lines:
-            end = data["timestamp"] / 1000
+    events = read_events(f"{base_url}/api/v1/status/tasks/{job_id}/stream")
+    start = next(
+        (
+            e.data["timestamp"]
+            for e in events
+            if e.event == "file_update" and e.data["status"] == "processing"
+        ),
+        None,
+    )
+    end = next((e.data["timestamp"] for e in events if e.event == "task_completed"), None)
     if start is None or end is None:
         raise RuntimeError(f"job {job_id}: no processing or task_completed event in its history")
-    return start, end
+    return start / 1000, end / 1000
 
 
 def drain(args: argparse.Namespace, workers: int, jpeg: bytes) -> float:
@@ -82,7 +82,7 @@ def drain(args: argparse.Namespace, workers: int, jpeg: bytes) -> float:
             time.sleep(0.25)
         if pending:
             raise RuntimeError(f"{len(pending)} jobs unfinished after {args.budget:g} s")
-        spans = [event_span(client, job_id) for job_id in job_ids]
+        spans = [event_span(stack.url, job_id) for job_id in job_ids]
         elapsed = max(end for _, end in spans) - min(start for start, _ in spans)
     rate = args.jobs / elapsed
     print(f"  {workers} worker process(es): {args.jobs} items in {elapsed:.1f} s = {rate:.2f} items/s")

@@ -16,7 +16,8 @@ TERMINAL = {"task_completed", "task_failed", "task_cancelled"}
 @dataclass
 class WireEvent:
     id: int | None
-    """None for a `queue_position` notice (not a stored event)."""
+    """The frame's id; a `queue_position` notice has none of its own and shows the last one (SSE keeps it), or
+    None before any."""
     event: str
     data: dict
     retry: int | None
