@@ -169,23 +169,26 @@ def write_stl(mesh: TexturedMesh, path: Path) -> Path:
 
 
 def write_ply(mesh: TexturedMesh, path: Path) -> Path:
-    """Binary little-endian PLY with vertex normals and RGBA vertex colours sampled from the texture."""
-    colors = mesh.vertex_colors()
+    """Binary little-endian PLY with vertex normals and RGBA vertex colours sampled from the texture; vertices at
+    equal positions (UV seams) are written once, so the file is as closed as the solid."""
+    welded = mesh.welded
+    colors = mesh.vertex_colors()[welded.first]
+    normals = mesh.vertex_normals[welded.first]
     vertex = np.dtype(
         [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4")]
         + [(c, "u1") for c in ("red", "green", "blue", "alpha")]
     )
-    vdata = np.empty(len(mesh.vertices), vertex)
+    vdata = np.empty(len(welded.vertices), vertex)
     for k, name in enumerate(("x", "y", "z")):
-        vdata[name] = mesh.vertices[:, k]
+        vdata[name] = welded.vertices[:, k]
     for k, name in enumerate(("nx", "ny", "nz")):
-        vdata[name] = mesh.vertex_normals[:, k]
+        vdata[name] = normals[:, k]
     for k, name in enumerate(("red", "green", "blue", "alpha")):
         vdata[name] = colors[:, k]
     face = np.dtype([("n", "u1"), ("idx", "<i4", 3)])
-    fdata = np.empty(len(mesh.faces), face)
+    fdata = np.empty(len(welded.faces), face)
     fdata["n"] = 3
-    fdata["idx"] = mesh.faces
+    fdata["idx"] = welded.faces
     header = (
         "ply\nformat binary_little_endian 1.0\ncomment image2model\n"
         f"element vertex {len(vdata)}\n"

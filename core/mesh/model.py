@@ -13,7 +13,9 @@ from PIL import Image
 class TexturedMesh:
     """A closed triangle mesh in model space (Y up, front toward +Z, centred, largest extent 1).
 
-    `uv` follows the OBJ convention (v = 0 at the bottom of the texture); the glTF writer flips it."""
+    `uv` follows the OBJ convention (v = 0 at the bottom of the texture); the glTF writer flips it. A UV seam is
+    made by giving two vertices the same position and different UVs: the mesh is closed once vertices at equal
+    positions are welded (`welded`), which is what the topology checks and the STL/PLY/3MF writers use."""
 
     vertices: np.ndarray
     """(n, 3) float64 positions."""
@@ -24,15 +26,26 @@ class TexturedMesh:
     texture: Image.Image
     """RGB texture image."""
     jpeg_quality: int = 90
-    _normals: np.ndarray | None = field(default=None, repr=False)
+    normals: np.ndarray | None = field(default=None, repr=False)
+    """(n, 3) unit vertex normals; when None, area-weighted normals over the welded mesh (smooth across UV seams)
+    are computed once. A generator that wants creases passes its own (with vertices split along them)."""
+    _welded: Welded | None = field(default=None, repr=False)
     _jpeg: bytes | None = field(default=None, repr=False)
 
     @property
     def vertex_normals(self) -> np.ndarray:
-        """Area-weighted unit vertex normals (computed once)."""
-        if self._normals is None:
-            self._normals = vertex_normals(self.vertices, self.faces)
-        return self._normals
+        """Unit vertex normals: the given ones, or smooth area-weighted ones (computed once)."""
+        if self.normals is None:
+            welded = self.welded
+            self.normals = vertex_normals(welded.vertices, welded.faces)[welded.inverse]
+        return self.normals
+
+    @property
+    def welded(self) -> Welded:
+        """The mesh with vertices at equal positions merged (computed once)."""
+        if self._welded is None:
+            self._welded = weld(self.vertices, self.faces)
+        return self._welded
 
     @property
     def texture_jpeg(self) -> bytes:
@@ -51,6 +64,37 @@ class TexturedMesh:
         row = np.clip(((1.0 - self.uv[:, 1]) * h).astype(np.int64), 0, h - 1)
         rgb = tex[row, col]
         return np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
+
+
+@dataclass(frozen=True)
+class Welded:
+    """A mesh whose vertices at exactly equal positions are merged into one."""
+
+    vertices: np.ndarray
+    """(k, 3) distinct positions."""
+    faces: np.ndarray
+    """(m, 3) faces indexing `vertices`."""
+    first: np.ndarray
+    """(k,) for each distinct position, the index of one original vertex there (to sample its UV or colour)."""
+    inverse: np.ndarray
+    """(n,) for each original vertex, its index in `vertices`."""
+
+
+def weld(vertices: np.ndarray, faces: np.ndarray) -> Welded:
+    """Merge vertices at exactly equal positions (UV seams duplicate them bit for bit)."""
+    v = np.ascontiguousarray(vertices, dtype=np.float64)
+    if len(v) == 0:
+        empty = np.zeros(0, np.int64)
+        return Welded(v.reshape(0, 3), np.asarray(faces, np.int64).reshape(-1, 3), empty, empty)
+    rows = v.view(np.dtype((np.void, v.dtype.itemsize * 3))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    # Number the distinct positions in order of first occurrence, so a mesh without seams comes back unchanged.
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    inverse = rank[inverse.ravel()].astype(np.int64)
+    first = first[order].astype(np.int64)
+    return Welded(v[first], inverse[np.asarray(faces, np.int64)], first, inverse)
 
 
 def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import trimesh
 
 from image2model.core.mesh import export
 from image2model.core.mesh.model import TexturedMesh
+from tests.unit.mesh.conftest import cube_mesh
 
 
 def _glb_json(data: bytes) -> dict:
@@ -76,3 +77,38 @@ def test_ply_has_texture_colours_per_vertex(cube: TexturedMesh, tmp_path: Path) 
     colours = loaded.visual.vertex_colors
     left = cube.vertices[:, 0] < 0
     assert np.all(colours[left, 0] > 150) and np.all(colours[~left, 2] > 150)
+
+
+def _seamed_cube() -> TexturedMesh:
+    """The cube with its top face on a texture island of its own: 4 extra vertices, same positions, other UVs."""
+    cube = cube_mesh()
+    top = np.nonzero(cube.vertices[:, 1] > 0)[0]
+    vertices = np.concatenate([cube.vertices, cube.vertices[top]])
+    uv = np.concatenate([cube.uv, np.full((len(top), 2), 0.9)])
+    remap = np.arange(len(cube.vertices))
+    remap[top] = len(cube.vertices) + np.arange(len(top))
+    faces = cube.faces.copy()
+    on_top = np.all(np.isin(faces, top), axis=1)
+    faces[on_top] = remap[faces[on_top]]
+    return TexturedMesh(vertices, faces, uv, cube.texture)
+
+
+def test_uv_seams_weld_into_a_closed_solid_with_smooth_normals() -> None:
+    from image2model.core.mesh import quality
+
+    mesh = _seamed_cube()
+    assert not quality.topology(mesh.faces, len(mesh.vertices)).watertight
+    welded = mesh.welded
+    assert len(welded.vertices) == 8
+    assert quality.topology(welded.faces, len(welded.vertices)).watertight
+    # Duplicated vertices share one normal, so the seam does not show in shading.
+    normals = mesh.vertex_normals
+    assert np.allclose(normals[welded.first[welded.inverse]], normals, atol=1e-9)
+
+
+def test_ply_and_stl_of_a_seamed_mesh_are_closed(tmp_path: Path) -> None:
+    mesh = _seamed_cube()
+    ply = trimesh.load(export.write_ply(mesh, tmp_path / "m.ply"), process=False)
+    assert len(ply.vertices) == 8 and len(ply.faces) == 12 and ply.is_watertight
+    stl = trimesh.load(export.write_stl(mesh, tmp_path / "m.stl"))
+    assert stl.is_watertight and abs(stl.volume - 1.0) < 1e-5
