@@ -565,10 +565,12 @@ class JobStore(abc.ABC):
         return bool(self._update_export(export_id, complete))
 
     def fail_export(self, export_id: str, attempt: int, error: str) -> bool:
-        """End an export with a user-facing error; False when this attempt no longer owns it."""
+        """End an export with a user-facing error; False when this attempt no longer owns it (attempt 0: one that
+        was never claimed)."""
 
         def fail(record: ExportRecord) -> bool:
-            if record.status != ExportStatus.PROCESSING or record.attempt != attempt:
+            # Attempt 0 is the API giving up on an export no worker has claimed (its queue was down).
+            if record.status.terminal or record.attempt != attempt:
                 return False
             record.status = ExportStatus.FAILED
             record.error = error

@@ -284,3 +284,23 @@ def write_3mf(mesh: TexturedMesh, path: Path, unit: str = "millimeter") -> Path:
     """`threemf_bytes` written to `path`."""
     path.write_bytes(threemf_bytes(mesh, unit))
     return path
+
+
+SUFFIXES: dict[str, str] = {"glb": ".glb", "obj": ".obj.zip", "stl": ".stl", "ply": ".ply", "3mf": ".3mf"}
+"""File name ending of each format this module writes."""
+
+
+def write(fmt: str, mesh: TexturedMesh, path: Path, extras: dict[str, Any] | None = None) -> Path:
+    """Write `mesh` as `fmt` (a key of `SUFFIXES`) to `path`: the OBJ zip names its members after the file's
+    stem; `extras` go into a GLB's `asset.extras`."""
+    if fmt == "glb":
+        return write_glb(mesh, path, extras)
+    if fmt == "obj":
+        return write_obj_zip(mesh, path, path.name.removesuffix(SUFFIXES["obj"]))
+    if fmt == "stl":
+        return write_stl(mesh, path)
+    if fmt == "ply":
+        return write_ply(mesh, path)
+    if fmt == "3mf":
+        return write_3mf(mesh, path)
+    raise ValueError(f"no writer for format {fmt!r}")

@@ -75,13 +75,6 @@ def read_glb(data: bytes) -> MeshSource:
     return gltf.read_glb(data, "FAL's model file")
 
 
-_WRITERS = {
-    "obj": (".obj.zip", lambda m, p, s: export.write_obj_zip(m, p, s)),
-    "stl": (".stl", lambda m, p, s: export.write_stl(m, p)),
-    "ply": (".ply", lambda m, p, s: export.write_ply(m, p)),
-}
-
-
 def check_glb(data: bytes) -> None:
     """Cheap check of a downloaded mesh before it is stored: glTF binary magic and a consistent length."""
     if len(data) < 20 or data[:4] != b"glTF" or int.from_bytes(data[8:12], "little") != len(data):
@@ -104,9 +97,8 @@ def write_outputs(
             if not path.exists():
                 path.write_bytes(glb)
         else:
-            suffix, writer = _WRITERS[fmt]
             assert mesh is not None
-            path = writer(mesh, out_dir / f"{stem}{suffix}", stem)
+            path = export.write(fmt, mesh, out_dir / f"{stem}{export.SUFFIXES[fmt]}")
         files.append(OutputFile(path, fmt, "model"))
     small = textured(decimated(model_space, PREVIEW_FACES))
     thumb = preview.write_thumbnail(small, out_dir / f"{stem}.preview.png")
