@@ -106,7 +106,7 @@ def decimated(mesh: TexturedMesh, face_limit: int) -> TexturedMesh:
 
 
 def _compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    used = np.unique(faces)
+    used = np.flatnonzero(np.bincount(faces.ravel(), minlength=len(vertices)))
     remap = np.full(len(vertices), -1, np.int64)
     remap[used] = np.arange(len(used))
     return vertices[used], remap[faces]
