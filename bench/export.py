@@ -78,7 +78,10 @@ def main() -> int:
     args = parser.parse_args()
     runs = 15 if args.quick else args.exports
     verdicts = Verdicts()
-    with running_stack("export", workers=1, backend=args.backend) as stack, httpx.Client(timeout=90) as client:
+    with (
+        running_stack("export", workers=1, backend=args.backend) as stack,
+        httpx.Client(timeout=90) as client,
+    ):
         job_id = stored_model(client, stack.url)
         url = f"{stack.url}/api/v1/jobs/{job_id}/exports"
         request_ms: dict[str, float] = {}
@@ -93,9 +96,15 @@ def main() -> int:
         logged = dict(_WORKER_MS.findall(stack.log("worker")))
         worker_ms = [float(logged[e]) for e in request_ms if e in logged]
     requests = list(request_ms.values())
-    print(f"export STL 80 mm Z-up bottom from a {FACES}-face model, {runs} sequential requests ({args.backend}):")
-    print(f"  request p50 {pct(requests, 50):.1f} ms  p90 {pct(requests, 90):.1f} ms  max {max(requests):.1f} ms")
-    print(f"  worker  p50 {pct(worker_ms, 50):.1f} ms  p90 {pct(worker_ms, 90):.1f} ms  ({len(worker_ms)} logged)")
+    print(
+        f"export STL 80 mm Z-up bottom from a {FACES}-face model, {runs} sequential requests ({args.backend}):"
+    )
+    print(
+        f"  request p50 {pct(requests, 50):.1f} ms  p90 {pct(requests, 90):.1f} ms  max {max(requests):.1f} ms"
+    )
+    print(
+        f"  worker  p50 {pct(worker_ms, 50):.1f} ms  p90 {pct(worker_ms, 90):.1f} ms  ({len(worker_ms)} logged)"
+    )
     print(f"  in-process shaping + print report + STL: p50 {in_process_ms(10):.1f} ms")
     verdicts.check("worker p50", pct(worker_ms, 50), TARGET_WORKER_MS, "ms")
     verdicts.check("request p50", pct(requests, 50), TARGET_REQUEST_MS, "ms")
