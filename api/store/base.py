@@ -552,33 +552,25 @@ class JobStore(abc.ABC):
 
     def complete_export(self, export_id: str, attempt: int, files: list[dict[str, Any]]) -> bool:
         """Record an export's stored files; False when this attempt no longer owns it."""
-
-        def complete(record: ExportRecord) -> bool:
-            if record.status != ExportStatus.PROCESSING or record.attempt != attempt:
-                return False
-            record.status = ExportStatus.COMPLETED
-            record.files = files
-            record.finished_at = now()
-            record.lease_until = 0.0
-            return True
-
-        return bool(self._update_export(export_id, complete))
+        return self._end_export(export_id, attempt, ExportStatus.COMPLETED, files=files)
 
     def fail_export(self, export_id: str, attempt: int, error: str) -> bool:
-        """End an export with a user-facing error; False when this attempt no longer owns it (attempt 0: one that
-        was never claimed)."""
+        """End an export with a user-facing error; False when this attempt no longer owns it (attempt 0: the
+        API giving up on one no worker has claimed, as when the queue was down)."""
+        return self._end_export(export_id, attempt, ExportStatus.FAILED, error=error)
 
-        def fail(record: ExportRecord) -> bool:
-            # Attempt 0 is the API giving up on an export no worker has claimed (its queue was down).
+    def _end_export(self, export_id: str, attempt: int, status: ExportStatus, **fields: Any) -> bool:
+        def end(record: ExportRecord) -> bool:
             if record.status.terminal or record.attempt != attempt:
                 return False
-            record.status = ExportStatus.FAILED
-            record.error = error
+            record.status = status
+            for name, value in fields.items():
+                setattr(record, name, value)
             record.finished_at = now()
             record.lease_until = 0.0
             return True
 
-        return bool(self._update_export(export_id, fail))
+        return bool(self._update_export(export_id, end))
 
     def reap_exports(self, max_attempts: int, stale_after: float) -> list[str]:
         """Exports to put back on the queue: those whose worker died (lease ended; failed after `max_attempts`)

@@ -10,7 +10,13 @@ import argparse
 import sys
 from typing import TextIO
 
-from image2model.core.client.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE
+from image2model.core.client.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_UNAVAILABLE,
+    add_download_arguments,
+)
 
 __all__ = ["add_export_arguments", "export_command"]
 
@@ -57,15 +63,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         metavar="FILE_ID",
         help="only this file of the job (repeatable)",
     )
-    parser.add_argument(
-        "-o", "--out-dir", dest="out_dir", metavar="DIR", help="where to save the files (default: .)"
-    )
-    parser.add_argument(
-        "--server", metavar="URL", help="API base URL (default: $IMAGE2MODEL_SERVER_URL or 127.0.0.1:8000)"
-    )
-    parser.add_argument(
-        "--api-key", dest="api_key", metavar="KEY", help="API key (default: $IMAGE2MODEL_API_KEY)"
-    )
+    add_download_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the saved paths")
     return parser
 
