@@ -414,3 +414,35 @@ def test_a_fal_result_is_exported_from_its_own_glb(fal_service):
         force="mesh",
     )
     assert printed.is_watertight and abs(np.ptp(printed.vertices[:, 2]) - 80.0) < 1e-3
+
+
+def test_an_export_whose_worker_died_is_made_again_by_the_reaper(stack):
+    """A record left `processing` with a lapsed lease (its worker was killed) goes back on the queue."""
+    from image2model.api.store import ExportRecord
+    from image2model.api.store.redis import RedisJobStore
+    from image2model.api.store.sqlite import SqliteJobStore
+
+    job_id = finished(stack.url, [("box.jpg", photo())], formats="glb")
+    file_id = listing(stack, job_id)["files"][0]["file_id"]
+    store = RedisJobStore(stack.redis_url) if stack.redis_url else SqliteJobStore(stack.data_dir / "state.db")
+    try:
+        record = store.create_export(
+            ExportRecord(
+                export_id="00000000-0000-4000-8000-00000000dead",
+                job_id=job_id,
+                formats=["ply"],
+                shaping={"height_mm": 5.0, "up": "y", "origin": "center", "face_limit": None},
+                file_ids=[file_id],
+                created_at=time.time(),
+            )
+        )
+        assert store.claim_export(record.export_id, 0.0) is not None  # a worker took it, then died
+        for _ in range(200):
+            current = store.load_export(record.export_id)
+            if current.status.terminal:
+                break
+            time.sleep(0.1)
+    finally:
+        store.close()
+    assert current.status == "completed" and current.attempt == 2, current
+    assert "box.5mm.ply" in [f["filename"] for f in listing(stack, job_id)["files"]]
