@@ -47,7 +47,7 @@ def parse_export_request(raw: bytes) -> ExportRequest:
     bad field otherwise (unknown fields included, so a typo is not silently ignored)."""
     try:
         body = json.loads(raw) if raw.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         body = None
     if not isinstance(body, dict):
         raise MalformedRequest(
@@ -101,11 +101,12 @@ def _formats(value: Any, bad: Callable[[str, str], None]) -> list[str]:
 def _whole(value: Any, name: str, bounds: tuple[int, int], bad: Callable[[str, str], None]) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
-        bad(name, f"must be a whole number, got {json.dumps(value)}")
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole:
+        bad(name, f"must be a whole number, got {json.dumps(value)[:40]}")
         return None
     if not bounds[0] <= value <= bounds[1]:
-        bad(name, f"must be between {bounds[0]} and {bounds[1]}, got {int(value)}")
+        bad(name, f"must be between {bounds[0]} and {bounds[1]}, got {str(int(value))[:40]}")
         return None
     return int(value)
 
@@ -113,12 +114,13 @@ def _whole(value: Any, name: str, bounds: tuple[int, int], bad: Callable[[str, s
 def _height(value: Any, bad: Callable[[str, str], None]) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        bad("height_mm", f"must be a number of millimetres, got {json.dumps(value)}")
+    number = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    if isinstance(value, bool) or not number:
+        bad("height_mm", f"must be a number of millimetres, got {json.dumps(value)[:40]}")
         return None
     low, high = EXPORT_HEIGHT_MM
     if not low < value <= high:
-        bad("height_mm", f"must be more than {low:g} and at most {high:g} (100 m), got {value:g}")
+        bad("height_mm", f"must be more than {low:g} and at most {high:g} (100 m), got {str(value)[:40]}")
         return None
     return float(value)
 
@@ -126,7 +128,7 @@ def _height(value: Any, bad: Callable[[str, str], None]) -> float | None:
 def _choice(value: Any, name: str, allowed: dict[str, str], bad: Callable[[str, str], None]) -> str | None:
     choice = allowed.get(value.strip().lower()) if isinstance(value, str) else None
     if choice is None:
-        bad(name, f"must be one of {', '.join(sorted(set(allowed.values())))}, got {json.dumps(value)}")
+        bad(name, f"must be one of {', '.join(sorted(set(allowed.values())))}, got {json.dumps(value)[:40]}")
     return choice
 
 

@@ -29,7 +29,15 @@ def test_every_bad_field_is_named_at_once() -> None:
     assert "dwg" in caught.value.message and "at most 100000" in caught.value.message
 
 
-@pytest.mark.parametrize("raw", [b"", b"[]", b"{", b"\xff", b'"stl"'])
+def test_numbers_too_big_for_a_float_are_refused_not_crashed_on() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        parse_export_request(
+            b'{"formats": ["stl"], "face_limit": 1' + b"0" * 400 + b', "height_mm": 1' + b"0" * 400 + b"}"
+        )
+    assert [e["field"] for e in caught.value.details["errors"]] == ["face_limit", "height_mm"]
+
+
+@pytest.mark.parametrize("raw", [b"", b"[]", b"{", b"\xff", b'"stl"', b"[" * 60_000])
 def test_a_body_that_is_not_a_json_object_is_malformed(raw: bytes) -> None:
     with pytest.raises(MalformedRequest, match="JSON object"):
         parse_export_request(raw)
