@@ -55,7 +55,8 @@ class ItemRecord:
 
     @property
     def output_names(self) -> list[str]:
-        return [o["filename"] for o in self.outputs]
+        """The files a client can use (the master kept for exports is not one of them)."""
+        return [o["filename"] for o in self.outputs if o.get("role") != "master"]
 
 
 @dataclass

@@ -40,24 +40,6 @@ def master_of(item: ItemRecord) -> dict[str, Any] | None:
     return next((o for o in item.outputs if o.get("role") == MASTER_ROLE), None)
 
 
-def warm_up() -> None:
-    """Import the export path's libraries and pay the decimator's first-call cost once per worker process."""
-    import numpy as np
-
-    from image2model.core.mesh import transform
-    from image2model.core.mesh.model import TexturedMesh
-
-    t = np.linspace(0.0, 2.0 * np.pi, 24, endpoint=False)
-    ring = np.column_stack([np.cos(t), np.zeros_like(t), np.sin(t)])
-    vertices = np.concatenate([ring, [[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]])
-    n = len(ring)
-    faces = np.array([[k, n, (k + 1) % n] for k in range(n)] + [[(k + 1) % n, n + 1, k] for k in range(n)])
-    from PIL import Image
-
-    mesh = TexturedMesh(vertices, faces, np.zeros((len(vertices), 2)), Image.new("RGB", (4, 4)))
-    transform.shaped(mesh, transform.Shaping(face_limit=24, up="z", height_mm=10.0, origin="bottom"))
-
-
 def run_export(services: Services, export_id: str) -> None:
     """Execute an export's task. Safe to call twice: the claim is a compare-and-set."""
     store, settings = services.store, services.settings

@@ -162,7 +162,6 @@ def purge() -> None:
 @huey.on_startup()
 def _warm_up_cpu() -> None:
     warm_up_all(services(), "cpu")
-    exports.warm_up()
 
 
 @huey_io.on_startup()
