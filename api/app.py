@@ -15,14 +15,15 @@ from starlette.responses import Response
 from image2model.api.context import Services, build_services
 from image2model.api.deps import AppState
 from image2model.api.errors import install_error_handlers
+from image2model.api.exports import ExportService
 from image2model.api.hub import EventHub
 from image2model.api.metrics import Metrics, MetricsMiddleware
 from image2model.api.ratelimit import build_limiter
-from image2model.api.routes import download, health, jobs, models, status, upload
+from image2model.api.routes import download, exports, health, jobs, models, status, upload
 from image2model.api.security import KeyRing, LinkSigner, load_secret
 from image2model.api.service import JobService
 from image2model.api.worker.queue import pending_count
-from image2model.api.worker.tasks import enqueue_item, revoke_item
+from image2model.api.worker.tasks import enqueue_export, enqueue_item, revoke_item
 from image2model.core.logs import configure_logging
 from image2model.core.settings import Settings, get_settings
 
@@ -72,9 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service=service,
         hub=hub,
         limiter=build_limiter(settings),
+        exports=ExportService(services, enqueue_export),
     )
     install_error_handlers(app)
-    for module in (upload, status, download, jobs, models, health):
+    for module in (upload, status, download, jobs, exports, models, health):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -1,4 +1,4 @@
-"""The `image2model` command: serve (everything), api, worker, generate."""
+"""The `image2model` command: serve (everything), api, worker, generate, export."""
 
 from __future__ import annotations
 
@@ -232,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     from image2model.core.client.cli import add_generate_arguments
 
     add_generate_arguments(p)
+
+    p = sub.add_parser(
+        "export", help="make other formats and sizes of a finished job's models and download them"
+    )
+    from image2model.core.client.export_cli import add_export_arguments
+
+    add_export_arguments(p)
     return parser
 
 
@@ -256,6 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         options = {k: v for k, v in vars(args).items() if k != "command"}
         return generate_command(**options)
+    if args.command == "export":
+        from image2model.core.client.export_cli import export_command
+
+        return export_command(**{k: v for k, v in vars(args).items() if k != "command"})
     raise AssertionError(args.command)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Depends, Query, Request
 
 from image2model.api.context import Services
+from image2model.api.exports import ExportService
 from image2model.api.hub import EventHub
 from image2model.api.ratelimit import Limiter
 from image2model.api.security import Caller, KeyRing
@@ -21,6 +22,7 @@ class AppState:
     service: JobService
     hub: EventHub
     limiter: Limiter
+    exports: ExportService
 
 
 def app_state(request: Request) -> AppState:

@@ -7,14 +7,17 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from image2model.api.context import Services
+from image2model.api.exports import export_entries, export_output
 from image2model.api.security import Caller, LinkSigner
-from image2model.api.store import ItemRecord, JobRecord, JobState
+from image2model.api.store import ExportRecord, ItemRecord, JobRecord, JobState
 from image2model.api.uploads import StagedUpload
+from image2model.core import recipes
 from image2model.core.errors import (
     FileNotFound,
     Image2ModelError,
@@ -357,9 +360,10 @@ class JobService:
                         download_url=url(out["filename"]),
                         preview_url=preview_url,
                         previews=previews,
-                        metadata=item.metadata,
+                        metadata=self._with_commands(item.metadata, state, item, base_url),
                     )
                 )
+        entries += self._export_entries(state, url, base_url)
         return FileListing(
             job_id=job_id,
             total_files=len(entries),
@@ -374,7 +378,50 @@ class JobService:
                 if out["filename"] == filename:
                     source = self.blobs.serve(out["key"], filename, out["mime_type"], PRESIGNED_URL_SECONDS)
                     return {**out, "source": source}
+        exported = export_output(self.store.exports_of(state.job.job_id), filename)
+        if exported is not None:
+            source = self.blobs.serve(exported["key"], filename, exported["mime_type"], PRESIGNED_URL_SECONDS)
+            return {**exported, "source": source}
         raise FileNotFound(f"Job {state.job.job_id} has no file called {filename!r}.")
+
+    # ---- recipes and exports in the listing ----------------------------------------------------------
+
+    def _with_commands(
+        self,
+        metadata: dict[str, Any],
+        state: JobState,
+        item: ItemRecord,
+        base_url: str,
+        export: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A model's metadata with `recipe.commands` (the strings that make it again from this server)."""
+        recipe = metadata.get("recipe")
+        if not isinstance(recipe, dict):
+            return metadata
+        spec = self.specs().get(state.job.generator)
+        commands = recipes.commands(
+            recipe,
+            base_url=base_url,
+            images=recipes.source_names(item.filename, item.inputs),
+            formats=state.job.formats,
+            auth=self.settings.auth_enabled,
+            defaults={o.name: o.default for o in spec.options} if spec else {},
+            export=export,
+        )
+        return {**metadata, "recipe": {**recipe, "commands": commands}}
+
+    def _export_entries(self, state: JobState, url: Callable[[str], str], base_url: str) -> list[FileEntry]:
+        """Listing entries of the job's completed exports, each with the commands that make it again."""
+        items = {item.file_id: item for item in state.items}
+
+        def metadata(out: dict[str, Any], record: ExportRecord) -> dict[str, Any]:
+            item = items.get(out["file_id"])
+            if item is None:
+                return out["metadata"]
+            export = {"formats": [out["format"]], **record.shaping}
+            return self._with_commands(out["metadata"], state, item, base_url, export)
+
+        return export_entries(self.store.exports_of(state.job.job_id), state, url, metadata)
 
     # ---- cancel ---------------------------------------------------------------------------------------
 

@@ -58,6 +58,27 @@ class JobFinished(Image2ModelError):
     status_code = 409
 
 
+class JobNotFinished(Image2ModelError):
+    """The job is still queued or running (exports are made from finished jobs)."""
+
+    error_code = "JOB_NOT_FINISHED"
+    status_code = 409
+
+
+class NotExportable(Image2ModelError):
+    """The job or file has no stored model to export (nothing completed, or made before models were kept)."""
+
+    error_code = "NOT_EXPORTABLE"
+    status_code = 409
+
+
+class ExportFailed(Image2ModelError):
+    """An export could not be made from the stored model (e.g. a face budget too small to stay closed)."""
+
+    error_code = "EXPORT_FAILED"
+    status_code = 422
+
+
 class FileTooLarge(Image2ModelError):
     error_code = "FILE_TOO_LARGE"
     status_code = 413
@@ -117,6 +138,9 @@ _BY_CODE: dict[tuple[str, int], type[Image2ModelError]] = {
         JobNotFound,
         FileNotFound,
         JobFinished,
+        JobNotFinished,
+        NotExportable,
+        ExportFailed,
         FileTooLarge,
         TooManyFiles,
         UnsupportedMediaType,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +47,24 @@ class EventType(StrEnum):
     @property
     def terminal(self) -> bool:
         return self in (EventType.TASK_COMPLETED, EventType.TASK_FAILED, EventType.TASK_CANCELLED)
+
+
+class ExportStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (ExportStatus.COMPLETED, ExportStatus.FAILED)
+
+
+EXPORT_FORMATS: tuple[str, ...] = ("glb", "obj", "stl", "ply", "3mf")
+"""What `POST /jobs/{job_id}/exports` makes from a stored model."""
+EXPORT_FACE_LIMIT = (12, 10_000_000)
+EXPORT_HEIGHT_MM = (0.0, 100_000.0)
+"""Exclusive lower, inclusive upper bound of `height_mm` (up to 100 m)."""
 
 
 class _Model(BaseModel):
@@ -179,3 +197,56 @@ class ModelsAvailable(_Model):
     default: str
     models: list[GeneratorInfo]
     limits: dict[str, int]
+
+
+class ExportRequest(BaseModel):
+    """The body of `POST /jobs/{job_id}/exports`: what to make from the job's stored models."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    formats: list[Literal["glb", "obj", "stl", "ply", "3mf"]] = Field(
+        min_length=1, max_length=len(EXPORT_FORMATS), description="Formats to write (each once)."
+    )
+    face_limit: int | None = Field(
+        None,
+        ge=EXPORT_FACE_LIMIT[0],
+        le=EXPORT_FACE_LIMIT[1],
+        description="Most faces; the model is decimated to it and stays a closed solid.",
+    )
+    height_mm: float | None = Field(
+        None,
+        gt=EXPORT_HEIGHT_MM[0],
+        le=EXPORT_HEIGHT_MM[1],
+        description="Scale so the height along `up` is this many millimetres (files then in millimetres; GLB in "
+        "metres). Without it the model keeps its unitless size (largest extent 1).",
+    )
+    up: Literal["y", "z"] = Field("y", description="`z` turns the Y-up model Z-up (printers, CAD).")
+    origin: Literal["center", "bottom"] = Field(
+        "center", description="`bottom`: the origin at the bottom centre (on the build plate)."
+    )
+    files: list[str] | None = Field(
+        None, description="`file_id`s of the job's listing to export; all completed ones when absent."
+    )
+
+    def shaping(self) -> dict[str, Any]:
+        """`metadata.export` of the files it makes."""
+        return {
+            "height_mm": self.height_mm,
+            "up": self.up,
+            "origin": self.origin,
+            "face_limit": self.face_limit,
+        }
+
+
+class ExportResponse(_Model):
+    """An export: 201 once its files are written, 202 while a worker is still at it."""
+
+    export_id: str
+    job_id: str
+    status: ExportStatus
+    formats: list[str]
+    export: dict[str, Any] = Field(description="`{height_mm, up, origin, face_limit}` as applied.")
+    files: list[FileEntry] = Field(default_factory=list, description="The new listing entries.")
+    error: str | None = None
+    created_at: float
+    finished_at: float | None = None

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
     )
     retention_interval_seconds: int = Field(900, description="How often the retention task runs (s).")
 
+    # Exports.
+    export_wait_seconds: float = Field(
+        60.0,
+        description="How long `POST /jobs/{id}/exports` waits for the worker before answering 202 (s).",
+    )
+
     # Event stream.
     hub_poll_interval: float = Field(0.02, description="How often each API process tails the event log (s).")
     queue_position_interval: float = Field(

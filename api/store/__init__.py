@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from image2model.api.store.base import ItemRecord, JobRecord, JobState, JobStore
+from image2model.api.store.base import ExportRecord, ItemRecord, JobRecord, JobState, JobStore
 from image2model.core.settings import Settings
 
-__all__ = ["ItemRecord", "JobRecord", "JobState", "JobStore", "open_store"]
+__all__ = ["ExportRecord", "ItemRecord", "JobRecord", "JobState", "JobStore", "open_store"]
 
 
 def open_store(settings: Settings) -> JobStore:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from image2model.core.errors import JobFinished, JobNotFound
-from image2model.core.models import Event, EventType, ItemStatus, JobStatus
+from image2model.core.models import Event, EventType, ExportStatus, ItemStatus, JobStatus
+
+T = TypeVar("T")
 
 
 def now() -> float:
@@ -53,7 +55,8 @@ class ItemRecord:
 
     @property
     def output_names(self) -> list[str]:
-        return [o["filename"] for o in self.outputs]
+        """The files a client can use (the master kept for exports is not one of them)."""
+        return [o["filename"] for o in self.outputs if o.get("role") != "master"]
 
 
 @dataclass
@@ -138,6 +141,29 @@ class JobState:
             "failed_files": counts[ItemStatus.FAILED],
             "cancelled_files": counts[ItemStatus.CANCELLED],
         }
+
+
+@dataclass
+class ExportRecord:
+    """One `POST /jobs/{job_id}/exports`: what to make from which items, and the files once written. Kept apart
+    from the job's rows and events: a finished job's stream has ended, so an export adds no events."""
+
+    export_id: str
+    job_id: str
+    formats: list[str]
+    shaping: dict[str, Any]
+    """`{height_mm, up, origin, face_limit}`."""
+    file_ids: list[str]
+    """The items (by file_id) to export."""
+    created_at: float
+    status: ExportStatus = ExportStatus.QUEUED
+    enqueued_at: float = 0.0
+    attempt: int = 0
+    lease_until: float = 0.0
+    finished_at: float | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
+    """Stored outputs: `{file_id, filename, format, mime_type, size, key, metadata}`."""
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +255,30 @@ class JobStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""
+
+    # ---- export primitives -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _create_export(self, record: ExportRecord) -> None:
+        """Insert a new export record."""
+
+    @abc.abstractmethod
+    def _update_export(self, export_id: str, change: Callable[[ExportRecord], T]) -> T | None:
+        """Load an export record, apply `change` (which mutates it and may be called again on a conflict, so it
+        must depend on the record alone), save it if it changed, and return what `change` returned; None when
+        there is no such record."""
+
+    @abc.abstractmethod
+    def load_export(self, export_id: str) -> ExportRecord | None:
+        """Read one export record."""
+
+    @abc.abstractmethod
+    def exports_of(self, job_id: str) -> list[ExportRecord]:
+        """Every export of a job, oldest first."""
+
+    @abc.abstractmethod
+    def export_reap_candidates(self, now: float, stale_before: float) -> list[str]:
+        """Ids of processing exports whose lease ended, and queued ones enqueued before `stale_before`."""
 
     # ---- transitions ---------------------------------------------------------------------------------
 
@@ -468,6 +518,84 @@ class JobStore(abc.ABC):
         while page := self.events_after(job_id, after_seq):
             yield from page
             after_seq = page[-1].seq
+
+    # ---- export transitions ----------------------------------------------------------------------------
+
+    def create_export(self, record: ExportRecord) -> ExportRecord:
+        """Store a new, queued export."""
+        record.enqueued_at = now()
+        self._create_export(record)
+        return record
+
+    def claim_export(self, export_id: str, lease_seconds: float) -> ExportRecord | None:
+        """Compare-and-set an export from queued to processing; None when it is not ours to run."""
+
+        def claim(record: ExportRecord) -> ExportRecord | None:
+            if record.status != ExportStatus.QUEUED:
+                return None
+            record.status = ExportStatus.PROCESSING
+            record.attempt += 1
+            record.lease_until = now() + lease_seconds
+            return replace(record)
+
+        return self._update_export(export_id, claim)
+
+    def renew_export(self, export_id: str, attempt: int, lease_seconds: float) -> bool:
+        """Extend a running export's lease; False when this attempt no longer owns it."""
+
+        def renew(record: ExportRecord) -> bool:
+            if record.status != ExportStatus.PROCESSING or record.attempt != attempt:
+                return False
+            record.lease_until = now() + lease_seconds
+            return True
+
+        return bool(self._update_export(export_id, renew))
+
+    def complete_export(self, export_id: str, attempt: int, files: list[dict[str, Any]]) -> bool:
+        """Record an export's stored files; False when this attempt no longer owns it."""
+        return self._end_export(export_id, attempt, ExportStatus.COMPLETED, files=files)
+
+    def fail_export(self, export_id: str, attempt: int, error: str) -> bool:
+        """End an export with a user-facing error; False when this attempt no longer owns it (attempt 0: the
+        API giving up on one no worker has claimed, as when the queue was down)."""
+        return self._end_export(export_id, attempt, ExportStatus.FAILED, error=error)
+
+    def _end_export(self, export_id: str, attempt: int, status: ExportStatus, **fields: Any) -> bool:
+        def end(record: ExportRecord) -> bool:
+            if record.status.terminal or record.attempt != attempt:
+                return False
+            record.status = status
+            for name, value in fields.items():
+                setattr(record, name, value)
+            record.finished_at = now()
+            record.lease_until = 0.0
+            return True
+
+        return bool(self._update_export(export_id, end))
+
+    def reap_exports(self, max_attempts: int, stale_after: float) -> list[str]:
+        """Exports to put back on the queue: those whose worker died (lease ended; failed after `max_attempts`)
+        and queued ones never picked up (`stale_after` <= 0 disables that check). Returns their ids."""
+        t = now()
+        stale_before = t - stale_after if stale_after > 0 else float("-inf")
+
+        def recover(record: ExportRecord) -> bool:
+            if record.status == ExportStatus.PROCESSING and record.lease_until < t:
+                if record.attempt >= max_attempts:
+                    record.status = ExportStatus.FAILED
+                    record.error = (
+                        f"The worker making this export stopped {record.attempt} times; it was given up."
+                    )
+                    record.finished_at = t
+                    return False
+                record.status = ExportStatus.QUEUED
+            elif not (record.status == ExportStatus.QUEUED and record.enqueued_at < stale_before):
+                return False
+            record.enqueued_at = t
+            record.lease_until = 0.0
+            return True
+
+        return [e for e in self.export_reap_candidates(t, stale_before) if self._update_export(e, recover)]
 
     # ---- helpers -------------------------------------------------------------------------------------
 

@@ -11,6 +11,9 @@ Keys (all under `i2m:`):
   inflight:{group}    SET   `{job}\\x1f{index}` of processing items holding a remote slot of group
   counts:jobs / counts:items  HASH  status -> count
   lock:job:{id} / lock:group:{group}  short-lived write locks (SET NX PX with a token)
+  export:{id}         STRING  an export record as one JSON object
+  job:{id}:exports    ZSET  the job's export ids scored by created_at
+  exports:queued / exports:processing  ZSET  open export ids scored by enqueued_at / lease_until (reaper)
 
 Transactions: the base class runs each transition as the body of `with self._transaction(job_id)`, which cannot
 be re-run, so an optimistic WATCH/MULTI/EXEC retry loop around it is impossible. Instead each transaction holds
@@ -27,7 +30,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
@@ -35,14 +38,16 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from image2model.api.store.base import ItemRecord, JobRecord, JobState, JobStore
-from image2model.core.models import Event, EventType, ItemStatus, JobStatus
+from image2model.api.store.base import ExportRecord, ItemRecord, JobRecord, JobState, JobStore, T
+from image2model.core.models import Event, EventType, ExportStatus, ItemStatus, JobStatus
 
 PREFIX = "i2m:"
 SEP = "\x1f"
 EVENTS_ALL_MAXLEN = 100_000
 LOCK_TTL_MS = 10_000
 LOCK_WAIT_S = 10.0
+EXPORT_RETRIES = 100
+"""Optimistic retries of one export update before giving up (each conflict means another writer won)."""
 
 _JOB_FIELDS = [f.name for f in fields(JobRecord)]
 
@@ -82,6 +87,18 @@ def _decode_item(raw: bytes) -> ItemRecord:
     values = json.loads(raw)
     values["status"] = ItemStatus(values["status"])
     return ItemRecord(**values)
+
+
+def _encode_export(record: ExportRecord) -> str:
+    values = asdict(record)
+    values["status"] = record.status.value
+    return _dumps(values)
+
+
+def _decode_export(raw: bytes) -> ExportRecord:
+    values = json.loads(raw)
+    values["status"] = ExportStatus(values["status"])
+    return ExportRecord(**values)
 
 
 def _member(job_id: str, index: int) -> str:
@@ -310,6 +327,7 @@ class RedisJobStore(JobStore):
                 pipe.delete(_k("job", job_id), _k("job", job_id, "items"), _k("job", job_id, "events"))
                 pipe.zrem(_k("jobs", "by_created"), job_id)
                 pipe.execute()
+            self._delete_exports(job_id)
 
     def counts(self) -> dict[str, dict[str, int]]:
         with self.client.pipeline(transaction=True) as pipe:
@@ -340,6 +358,75 @@ class RedisJobStore(JobStore):
     def ping(self) -> None:
         self.client.set(_k("ping"), "1", px=10_000)
         self.client.get(_k("ping"))
+
+    # ---- exports -------------------------------------------------------------------------------------
+
+    def _index_export(self, pipe: Pipeline, record: ExportRecord) -> None:
+        pipe.zrem(_k("exports", "queued"), record.export_id)
+        pipe.zrem(_k("exports", "processing"), record.export_id)
+        if record.status == ExportStatus.QUEUED:
+            pipe.zadd(_k("exports", "queued"), {record.export_id: record.enqueued_at})
+        elif record.status == ExportStatus.PROCESSING:
+            pipe.zadd(_k("exports", "processing"), {record.export_id: record.lease_until})
+
+    def _create_export(self, record: ExportRecord) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(_k("export", record.export_id), _encode_export(record))
+        pipe.zadd(_k("job", record.job_id, "exports"), {record.export_id: record.created_at})
+        self._index_export(pipe, record)
+        pipe.execute()
+
+    def _update_export(self, export_id: str, change: Callable[[ExportRecord], T]) -> T | None:
+        key = _k("export", export_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            for _ in range(EXPORT_RETRIES):
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        pipe.reset()
+                        return None
+                    record = _decode_export(raw)
+                    result = change(record)
+                    encoded = _encode_export(record)
+                    if encoded.encode() != raw:
+                        pipe.multi()
+                        pipe.set(key, encoded)
+                        self._index_export(pipe, record)
+                        pipe.execute()
+                    else:
+                        pipe.reset()
+                    return result
+                except redis.WatchError:
+                    continue
+        raise TimeoutError(f"export {export_id} kept changing under {EXPORT_RETRIES} attempts to update it")
+
+    def load_export(self, export_id: str) -> ExportRecord | None:
+        raw = self.client.get(_k("export", export_id))
+        return None if raw is None else _decode_export(raw)
+
+    def exports_of(self, job_id: str) -> list[ExportRecord]:
+        ids = self.client.zrange(_k("job", job_id, "exports"), 0, -1)
+        if not ids:
+            return []
+        raws = self.client.mget([_k("export", i.decode()) for i in ids])
+        return [_decode_export(raw) for raw in raws if raw is not None]
+
+    def export_reap_candidates(self, now: float, stale_before: float) -> list[str]:
+        found = list(self.client.zrangebyscore(_k("exports", "processing"), "-inf", f"({now!r}"))
+        if stale_before != float("-inf"):
+            found += self.client.zrangebyscore(_k("exports", "queued"), "-inf", f"({stale_before!r}")
+        return list(dict.fromkeys(m.decode() for m in found))
+
+    def _delete_exports(self, job_id: str) -> None:
+        ids = [i.decode() for i in self.client.zrange(_k("job", job_id, "exports"), 0, -1)]
+        pipe = self.client.pipeline(transaction=True)
+        for export_id in ids:
+            pipe.delete(_k("export", export_id))
+            pipe.zrem(_k("exports", "queued"), export_id)
+            pipe.zrem(_k("exports", "processing"), export_id)
+        pipe.delete(_k("job", job_id, "exports"))
+        pipe.execute()
 
     def close(self) -> None:
         self.client.close()

@@ -8,14 +8,14 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from image2model.api.store.base import ItemRecord, JobRecord, JobState, JobStore
-from image2model.core.models import Event, EventType, ItemStatus, JobStatus
+from image2model.api.store.base import ExportRecord, ItemRecord, JobRecord, JobState, JobStore, T
+from image2model.core.models import Event, EventType, ExportStatus, ItemStatus, JobStatus
 
 SCHEMA_VERSION = 2
 
@@ -44,6 +44,16 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_job_seq ON events(job_id, seq);
 """
+
+_EXPORTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS exports (
+    export_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, status TEXT NOT NULL, enqueued_at REAL NOT NULL,
+    lease_until REAL NOT NULL, created_at REAL NOT NULL, record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exports_job ON exports(job_id, created_at);
+CREATE INDEX IF NOT EXISTS exports_open ON exports(status) WHERE status IN ('queued', 'processing');
+"""
+"""Export records (added in place: a store of the same schema version without the table gains it)."""
 
 _JOB_COLS = [f.name for f in fields(JobRecord)]
 _ITEM_COLS = ["job_id", *("idx" if f.name == "index" else f.name for f in fields(ItemRecord))]
@@ -116,6 +126,7 @@ class SqliteJobStore(JobStore):
                 "Move the old data directory aside (its jobs cannot be read by this version)."
             )
         conn.executescript(_SCHEMA)
+        conn.executescript(_EXPORTS_SCHEMA)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("PRAGMA busy_timeout=0")
 
@@ -250,7 +261,7 @@ class SqliteJobStore(JobStore):
 
     def delete(self, job_ids: list[str]) -> None:
         with self._write() as conn:
-            for table in ("events", "items", "jobs"):
+            for table in ("events", "items", "jobs", "exports"):
                 conn.executemany(f"DELETE FROM {table} WHERE job_id = ?", [(j,) for j in job_ids])
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -281,8 +292,72 @@ class SqliteJobStore(JobStore):
         with self._write() as conn:
             conn.execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
 
+    # ---- exports -------------------------------------------------------------------------------------
+
+    def _create_export(self, record: ExportRecord) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO exports (export_id, job_id, status, enqueued_at, lease_until, created_at, record)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                _export_row(record),
+            )
+
+    def _update_export(self, export_id: str, change: Callable[[ExportRecord], T]) -> T | None:
+        with self._write() as conn:
+            row = conn.execute("SELECT record FROM exports WHERE export_id = ?", (export_id,)).fetchone()
+            if row is None:
+                return None
+            record = _export(row["record"])
+            result = change(record)
+            after = _export_row(record)
+            if after[-1] != row["record"]:
+                conn.execute(
+                    "UPDATE exports SET status = ?, enqueued_at = ?, lease_until = ?, record = ?"
+                    " WHERE export_id = ?",
+                    [after[2], after[3], after[4], after[6], export_id],
+                )
+            return result
+
+    def load_export(self, export_id: str) -> ExportRecord | None:
+        row = self._conn().execute("SELECT record FROM exports WHERE export_id = ?", (export_id,)).fetchone()
+        return None if row is None else _export(row["record"])
+
+    def exports_of(self, job_id: str) -> list[ExportRecord]:
+        rows = self._conn().execute(
+            "SELECT record FROM exports WHERE job_id = ? ORDER BY created_at, export_id", (job_id,)
+        )
+        return [_export(r["record"]) for r in rows]
+
+    def export_reap_candidates(self, now: float, stale_before: float) -> list[str]:
+        rows = self._conn().execute(
+            "SELECT export_id FROM exports WHERE (status = 'processing' AND lease_until < ?)"
+            " OR (status = 'queued' AND enqueued_at < ?)",
+            (now, stale_before if stale_before != float("-inf") else -1.0),
+        )
+        return [r[0] for r in rows]
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _export_row(record: ExportRecord) -> list[Any]:
+    values = asdict(record)
+    values["status"] = record.status.value
+    return [
+        record.export_id,
+        record.job_id,
+        record.status.value,
+        record.enqueued_at,
+        record.lease_until,
+        record.created_at,
+        json.dumps(values, separators=(",", ":")),
+    ]
+
+
+def _export(raw: str) -> ExportRecord:
+    values = json.loads(raw)
+    values["status"] = ExportStatus(values["status"])
+    return ExportRecord(**values)

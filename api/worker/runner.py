@@ -22,12 +22,15 @@ from huey.exceptions import TaskTimeout
 
 from image2model.api.context import Services
 from image2model.api.store import ItemRecord, JobRecord
+from image2model.api.worker import masters
+from image2model.core import recipes
 from image2model.core.errors import Cancelled, GenerationError
 from image2model.core.generators import (
     Fetched,
     GenerationRequest,
     GenerationResult,
     Generator,
+    GeneratorSpec,
     OutputFile,
     Pending,
     RemoteGenerator,
@@ -124,17 +127,27 @@ def _progress(services: Services, job_id: str, index: int, attempt: int, lost: t
     return progress
 
 
-def _request(job: JobRecord, item: ItemRecord, work: Path, images: list[Path]) -> GenerationRequest:
+def _request(
+    job: JobRecord, item: ItemRecord, work: Path, images: list[Path], spec: GeneratorSpec
+) -> GenerationRequest:
     options = dict(job.options)
     if job.face_limit is not None:
         options["face_limit"] = job.face_limit
     return GenerationRequest(
         images=images,
         options=options,
-        formats=list(job.formats),
+        formats=masters.generated_formats(job.formats, spec),
         out_dir=work,
         basename=item.basename,
     )
+
+
+def _with_master(
+    result: GenerationResult, job: JobRecord, request: GenerationRequest, sources: list[Path]
+) -> GenerationResult:
+    """The result with the master GLB kept for exports, and the recipe and print report in its metadata."""
+    recipe = recipes.recipe(job.generator, request.options, recipes.sha256_of(sources), result.metadata)
+    return masters.keep_master(result, job.formats, Path(request.out_dir), request.basename, recipe)
 
 
 def _finish(
@@ -215,14 +228,18 @@ def run_item(services: Services, job_id: str, index: int, scheduler: Scheduler) 
             return
         # Local files of the inputs: the stored files on a directory store, downloads into `work` on S3.
         images = [services.blobs.local_path(key, work / "in") for key in item.inputs]
-        request = _request(job, item, work, images)
+        request = _request(job, item, work, images, gen.spec)
         if isinstance(gen, RemoteGenerator):
             start = partial(_start_remote, services, gen, request, job_id, item, scheduler)
             _finish(services, job_id, item, attempt, start, started_at)
             return
         with _Lease(services, job_id, index, attempt) as lease:
             progress = _progress(services, job_id, index, attempt, lease.lost)
-            _finish(services, job_id, item, attempt, lambda: gen.generate(request, progress), started_at)
+
+            def step() -> GenerationResult:
+                return _with_master(gen.generate(request, progress), job, request, images)
+
+            _finish(services, job_id, item, attempt, step, started_at)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -298,7 +315,9 @@ def poll_item(services: Services, job_id: str, index: int, attempt: int, schedul
         return None
 
     try:
-        request = _request(state.job, item, work, [])  # the generator creates `work` only to download
+        request = _request(
+            state.job, item, work, [], gen.spec
+        )  # the generator creates `work` only to download
         progress = _progress(services, job_id, index, attempt)
         if _finish(services, job_id, item, attempt, step, item.started_at or time.time()):
             _cancel_remote(gen, item.remote)
@@ -338,11 +357,18 @@ def finish_item(services: Services, job_id: str, index: int, attempt: int) -> No
             OutputFile(services.blobs.local_path(o["key"], work / "fetched"), o["format"], o["role"])
             for o in fetched.values()
         ]
-        request = _request(state.job, item, work, [])
+        request = _request(state.job, item, work, [], gen.spec)
+        sources = [services.blobs.local_path(key, work / "in") for key in item.inputs]
         with _Lease(services, job_id, index, attempt) as lease:
             progress = _progress(services, job_id, index, attempt, lease.lost)
-            step = partial(gen.finish, request, item.remote, files, progress)
-            _finish(services, job_id, item, attempt, step, item.started_at or time.time(), stored=fetched)
+
+            def step() -> GenerationResult:
+                result = gen.finish(request, item.remote, files, progress)
+                return _with_master(result, state.job, request, sources)
+
+            # The fetched GLB is stored again: the copy in the result carries the recipe in its extras.
+            kept = {name: o for name, o in fetched.items() if o["format"] != "glb"}
+            _finish(services, job_id, item, attempt, step, item.started_at or time.time(), stored=kept)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

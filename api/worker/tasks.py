@@ -11,6 +11,7 @@ import shutil
 import time
 
 from image2model.api.context import services
+from image2model.api.worker import exports
 from image2model.api.worker.periodic import Every
 from image2model.api.worker.queue import huey, huey_io, item_task_id
 from image2model.api.worker.runner import finish_item, poll_item, run_item, warm_up_all
@@ -21,7 +22,7 @@ from image2model.core.settings import get_settings
 log = logging.getLogger("image2model.worker")
 _settings = get_settings()
 
-__all__ = ["enqueue_item", "huey", "huey_io", "purge", "reap", "revoke_item"]
+__all__ = ["enqueue_export", "enqueue_item", "huey", "huey_io", "purge", "reap", "revoke_item"]
 
 
 class _HueyScheduler:
@@ -99,6 +100,17 @@ def enqueue_item(job_id: str, index: int, queue: str = "cpu") -> None:
     (huey_io if queue == "io" else huey).enqueue(task.s(job_id, index, id=item_task_id(job_id, index)))
 
 
+@huey.task(timeout=_settings.item_timeout_seconds)
+def run_export_task(export_id: str) -> None:
+    """Make an export's files from its job's stored models."""
+    exports.run_export(services(), export_id)
+
+
+def enqueue_export(export_id: str) -> None:
+    """Put an export on the CPU queue (enqueued twice, it still runs once: the claim is a compare-and-set)."""
+    huey.enqueue(run_export_task.s(export_id, id=f"export.{export_id}"))
+
+
 def revoke_item(job_id: str, index: int) -> None:
     """Drop a queued item's task before a worker picks it up."""
     for queue in (huey, huey_io):
@@ -118,6 +130,9 @@ def reap() -> None:
     )
     for job_id, index, generator in result.requeue:
         enqueue_item(job_id, index, queue_of(generator))
+    stale = s.settings.requeue_after_seconds if queue_empty else 0
+    for export_id in s.store.reap_exports(s.settings.max_attempts, stale):
+        enqueue_export(export_id)
     if result.requeue or result.failed or result.cancelled:
         log.info(
             "event=reaped requeued=%d failed=%d cancelled=%d",

@@ -18,8 +18,23 @@ from urllib.parse import quote
 
 import httpx
 
-from image2model.core.errors import Image2ModelError, ServerError, ServerUnavailable, error_from_body
-from image2model.core.models import Event, EventType, FileEntry, JobSnapshot, JobStatus, UploadResponse
+from image2model.core.errors import (
+    ExportFailed,
+    Image2ModelError,
+    ServerError,
+    ServerUnavailable,
+    error_from_body,
+)
+from image2model.core.models import (
+    Event,
+    EventType,
+    ExportResponse,
+    ExportStatus,
+    FileEntry,
+    JobSnapshot,
+    JobStatus,
+    UploadResponse,
+)
 from image2model.core.settings import Settings
 
 from ._sse import ServerSentEvent
@@ -453,3 +468,62 @@ def select_formats(entries: list[FileEntry], formats: str | Sequence[str] | None
         f.strip().lower().lstrip(".") for f in (formats.split(",") if isinstance(formats, str) else formats)
     }
     return [e for e in entries if e.format.lower() in wanted]
+
+
+# --- exports ---------------------------------------------------------------------------------------------
+
+EXPORT_SERVER_WAIT = 60.0
+"""The server answers an export request within this long (201 when done, else 202)."""
+DEFAULT_EXPORT_TIMEOUT = 300.0
+EXPORT_POLL_FIRST, EXPORT_POLL_MAX = 0.1, 2.0
+
+
+def export_body(
+    formats: str | Sequence[str],
+    face_limit: int | None,
+    height_mm: float | None,
+    up: str | None,
+    origin: str | None,
+    files: Sequence[str] | None,
+) -> dict[str, Any]:
+    """The JSON of `POST /jobs/{job_id}/exports` (unset options left out: the server's defaults apply)."""
+    names = formats.split(",") if isinstance(formats, str) else list(formats)
+    body: dict[str, Any] = {"formats": [f.strip() for f in names if f.strip()]}
+    for name, value in (("face_limit", face_limit), ("height_mm", height_mm), ("up", up), ("origin", origin)):
+        if value is not None:
+            body[name] = value
+    if files is not None:
+        body["files"] = list(files)
+    return body
+
+
+def export_timeout(timeout: float) -> httpx.Timeout:
+    """Room for the server's wait on top of the client's usual timeout."""
+    return httpx.Timeout(timeout, read=timeout + EXPORT_SERVER_WAIT)
+
+
+def export_result(body: Any) -> ExportResponse:
+    """The export, raising `ExportFailed` when the worker could not make it."""
+    export = ExportResponse.model_validate(body)
+    if export.status == ExportStatus.FAILED:
+        raise ExportFailed(export.error or "The export failed.", {"export_id": export.export_id})
+    return export
+
+
+class ExportPoll:
+    """Growing waits between checks of an unfinished export, bounded by `timeout` seconds in all."""
+
+    def __init__(self, export: ExportResponse, timeout: float) -> None:
+        self.export = export
+        self.deadline = time.monotonic() + timeout
+        self.delay = EXPORT_POLL_FIRST
+
+    def next_delay(self) -> float:
+        """Seconds to wait before the next check; TimeoutError once the time is up."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(
+                f"export {self.export.export_id} did not finish in time ({self.export.status.value})"
+            )
+        delay, self.delay = min(self.delay, left), min(self.delay * 2, EXPORT_POLL_MAX)
+        return delay

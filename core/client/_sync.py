@@ -12,6 +12,7 @@ import httpx
 
 from image2model.core.models import (
     Event,
+    ExportResponse,
     FileEntry,
     FileListing,
     JobProgress,
@@ -22,17 +23,22 @@ from image2model.core.models import (
 
 from ._base import (
     CHUNK_SIZE,
+    DEFAULT_EXPORT_TIMEOUT,
     DEFAULT_STREAM_READ_TIMEOUT,
     DEFAULT_TIMEOUT,
     RETRIABLE_STATUS,
     AtomicFile,
     BearerAuth,
+    ExportPoll,
     ImageInput,
     JobResult,
     ReconnectPolicy,
     StreamState,
     download_target,
     error_for,
+    export_body,
+    export_result,
+    export_timeout,
     form_fields,
     json_body,
     path,
@@ -241,6 +247,45 @@ class Client:
             self.download(entry, dest_dir=dest_dir)
             for entry in select_formats(self.files(job_id).files, formats)
         ]
+
+    # -- exports --
+
+    def export(
+        self,
+        job_id: str,
+        formats: str | Sequence[str],
+        *,
+        face_limit: int | None = None,
+        height_mm: float | None = None,
+        up: str | None = None,
+        origin: str | None = None,
+        files: Sequence[str] | None = None,
+        timeout: float = DEFAULT_EXPORT_TIMEOUT,
+    ) -> ExportResponse:
+        """Make `formats` (glb, obj, stl, ply, 3mf) from a finished job's stored models, without generating
+        again: `face_limit` faces at most (still closed), `height_mm` tall along `up` (files in millimetres,
+        GLB in metres), `up="z"` for printers and CAD, `origin="bottom"` on the build plate; only the `files`
+        (file_ids of the listing) when given. Waits until the files are written (up to `timeout` seconds in
+        all) and returns the export with its listing entries (`.files`, ready for `download_export`).
+        Raises `ExportFailed` when the worker could not make it."""
+        body = export_body(formats, face_limit, height_mm, up, origin, files)
+        url = path("/jobs", job_id, "exports")
+        export = export_result(self._request("POST", url, json=body, timeout=export_timeout(self.timeout)))
+        poll = ExportPoll(export, timeout)
+        while not export.status.terminal:
+            time.sleep(poll.next_delay())
+            export = self.export_status(job_id, export.export_id)
+        return export
+
+    def export_status(self, job_id: str, export_id: str) -> ExportResponse:
+        """An export as it stands (raises `ExportFailed` for a failed one)."""
+        return export_result(self._request("GET", path("/jobs", job_id, "exports", export_id)))
+
+    def download_export(
+        self, export: ExportResponse, dest_dir: str | os.PathLike[str] | None = None
+    ) -> list[Path]:
+        """Download an export's files into `dest_dir` (default: the current directory)."""
+        return [self.download(entry, dest_dir=dest_dir) for entry in export.files]
 
     # -- all in one --
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from image2model.core.models import Event, UploadResponse
 
-__all__ = ["add_generate_arguments", "generate_command", "ProgressState"]
+__all__ = ["add_download_arguments", "add_generate_arguments", "generate_command", "ProgressState"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job (or some of its files) failed, or an unexpected server error
@@ -36,6 +36,16 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         metavar="FMT[,FMT...]",
         help="output formats, comma-separated (e.g. glb,obj)",
     )
+    add_download_arguments(parser)
+    parser.add_argument("--generator", metavar="NAME", help="generator to use (default: the server's)")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar; print only the saved paths"
+    )
+    return parser
+
+
+def add_download_arguments(parser: argparse.ArgumentParser) -> None:
+    """`-o/--out-dir`, `--server` and `--api-key`, shared by the commands that fetch files from a server."""
     parser.add_argument(
         "-o", "--out-dir", dest="out_dir", metavar="DIR", help="where to save the results (default: .)"
     )
@@ -45,11 +55,6 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument(
         "--api-key", dest="api_key", metavar="KEY", help="API key (default: $IMAGE2MODEL_API_KEY)"
     )
-    parser.add_argument("--generator", metavar="NAME", help="generator to use (default: the server's)")
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bar; print only the saved paths"
-    )
-    return parser
 
 
 @dataclass

@@ -26,6 +26,7 @@ MIME_TYPES: dict[str, str] = {
     "obj": "application/zip",
     "stl": "model/stl",
     "ply": "application/x-ply",
+    "3mf": "model/3mf",
     "png": "image/png",
     "webp": "image/webp",
     "gif": "image/gif",
@@ -189,7 +190,8 @@ class OutputFile:
 
     path: Path
     format: str
-    role: Literal["model", "preview"] = "model"
+    role: Literal["model", "preview", "master"] = "model"
+    """`master`: the full-resolution GLB the service keeps for exports (not listed)."""
 
     @property
     def mime_type(self) -> str:
@@ -200,6 +202,8 @@ class OutputFile:
 class GenerationResult:
     files: list[OutputFile]
     metadata: dict[str, Any] = field(default_factory=dict)
+    """Figures about the model. `generator_version` and `seed` (the seed actually used), when present, go into
+    the model's recipe."""
 
 
 class Generator(abc.ABC):

@@ -56,6 +56,25 @@ class TexturedMesh:
             self._jpeg = buf.getvalue()
         return self._jpeg
 
+    def with_geometry(
+        self,
+        vertices: np.ndarray,
+        faces: np.ndarray | None = None,
+        uv: np.ndarray | None = None,
+        normals: np.ndarray | None = None,
+    ) -> TexturedMesh:
+        """The same texture (and its encoded JPEG, not encoded again) on new geometry; faces and UVs default to
+        this mesh's, normals to recomputed ones."""
+        return TexturedMesh(
+            vertices,
+            self.faces if faces is None else faces,
+            self.uv if uv is None else uv,
+            self.texture,
+            self.jpeg_quality,
+            normals=normals,
+            _jpeg=self._jpeg,
+        )
+
     def vertex_colors(self) -> np.ndarray:
         """(n, 4) uint8 colours sampled from the texture at each vertex (nearest texel)."""
         tex = np.asarray(self.texture.convert("RGB"))

@@ -29,10 +29,17 @@ def topology(faces: np.ndarray, n_vertices: int) -> Topology:
     )
     _, und_counts = np.unique(undirected_key, return_counts=True)
     watertight = bool(np.all(und_counts == 2)) and not np.any(directed[:, 0] == directed[:, 1])
-    winding = bool(len(np.unique(directed_key)) == len(directed_key))
-    used = len(np.unique(f))
+    winding = bool(distinct_count(directed_key) == len(directed_key))
+    used = distinct_count(f)
     euler = int(used - len(und_counts) + len(f))
     return Topology(watertight, winding and watertight, euler)
+
+
+def distinct_count(values: np.ndarray) -> int:
+    """How many different values an integer array holds. By sorting: numpy 2.4's plain `np.unique` takes a
+    hashing path that was ~100x slower here (130 ms for 60k keys against 1 ms)."""
+    flat = np.sort(values, axis=None)
+    return int(len(flat) and 1 + np.count_nonzero(flat[1:] != flat[:-1]))
 
 
 def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:

@@ -71,6 +71,7 @@ def test_a_job_on_s3_is_downloaded_through_a_presigned_redirect(
     assert job_keys == [
         f"{PREFIX}/{job.job_id}/in/0.jpg",
         f"{PREFIX}/{job.job_id}/out/image1.glb",
+        f"{PREFIX}/{job.job_id}/out/image1.master.glb",  # the full-resolution model kept for exports
         f"{PREFIX}/{job.job_id}/out/image1.preview.png",
     ]
     stored = s3_server.client().get_object(Bucket=bucket, Key=f"{PREFIX}/{job.job_id}/out/image1.glb")

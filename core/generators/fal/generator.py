@@ -323,6 +323,8 @@ class FalGenerator(RemoteGenerator):
         state["phase"] = "fetched"
         state["metadata"] = {
             "generator": self.spec.name,
+            "generator_version": state["app_id"],
+            "seed": result.get("seed") if isinstance(result, dict) else None,
             "fal": {
                 "app_id": state["app_id"],
                 "request_id": state["request_id"],

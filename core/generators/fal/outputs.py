@@ -5,24 +5,20 @@ export code as the local generator. Imports numpy/trimesh: load it only when a r
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from image2model.core.errors import GenerationError
 from image2model.core.generators.base import OutputFile
 from image2model.core.generators.fal.connection import TransientError
-from image2model.core.mesh import export, preview
-from image2model.core.mesh.model import TexturedMesh
+from image2model.core.mesh import export, gltf, preview
+from image2model.core.mesh.gltf import MeshSource, decimated, normalised, textured
 
 PREVIEW_FACES = 20000
 """Previews of bigger models are rendered from a decimated copy (same look, far faster)."""
-GLB_MAGIC = b"glTF"
 
 
 TransientDownloadError = TransientError
@@ -74,130 +70,9 @@ def download(http: Any, url: str, limit: int, what: str) -> bytes:
         raise TransientDownloadError(f"could not download FAL's {what} ({type(exc).__name__})") from exc
 
 
-@dataclass
-class MeshSource:
-    """A welded triangle mesh with either a UV texture or vertex colours."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    uv: np.ndarray | None
-    image: Image.Image | None
-    colors: np.ndarray | None
-    """(n, 3) uint8 vertex colours (when there is no single texture)."""
-
-
 def read_glb(data: bytes) -> MeshSource:
     """Check FAL's GLB (magic, trimesh loads it, it has faces) and flatten its scene into one mesh."""
-    if data[:4] != GLB_MAGIC:
-        head = data[:16]
-        raise GenerationError(
-            f"FAL's model file is not a GLB (it starts with {head!r}); the model may have returned another "
-            "format or a broken file.",
-            {"head": head.hex()},
-        )
-    import trimesh
-
-    try:
-        scene: Any = trimesh.load(io.BytesIO(data), file_type="glb", force="scene", process=False)
-        meshes = [g for g in scene.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
-    except Exception as exc:  # trimesh raises many kinds on corrupt input
-        raise GenerationError(f"FAL's GLB could not be read ({type(exc).__name__}: {exc}).") from exc
-    if not meshes:
-        raise GenerationError("FAL's GLB holds no triangles.")
-    if len(meshes) == 1:
-        mesh = meshes[0]
-        image = _texture_image(mesh)
-        uv = getattr(mesh.visual, "uv", None)
-        if image is not None and uv is not None and len(uv) == len(mesh.vertices):
-            return MeshSource(
-                np.asarray(mesh.vertices, np.float64),
-                np.asarray(mesh.faces, np.int64),
-                np.asarray(uv, np.float64),
-                image.convert("RGB"),
-                None,
-            )
-    vertices, faces, colors = [], [], []
-    offset = 0
-    for mesh in meshes:
-        vertices.append(np.asarray(mesh.vertices, np.float64))
-        faces.append(np.asarray(mesh.faces, np.int64) + offset)
-        colors.append(_vertex_colors(mesh))
-        offset += len(mesh.vertices)
-    return MeshSource(np.concatenate(vertices), np.concatenate(faces), None, None, np.concatenate(colors))
-
-
-def _texture_image(mesh: Any) -> Image.Image | None:
-    material = getattr(mesh.visual, "material", None)
-    if material is None:
-        return None
-    image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
-    return image if isinstance(image, Image.Image) else None
-
-
-def _vertex_colors(mesh: Any) -> np.ndarray:
-    try:
-        colors = np.asarray(mesh.visual.to_color().vertex_colors)
-        if colors.ndim == 2 and len(colors) == len(mesh.vertices):
-            return colors[:, :3].astype(np.uint8)
-    except Exception:  # some visuals cannot be sampled: fall back to grey
-        pass
-    return np.full((len(mesh.vertices), 3), 180, np.uint8)
-
-
-def normalised(source: MeshSource) -> MeshSource:
-    """Centred on its bounding box, largest extent 1 (our model space; glTF is Y up, +Z front like ours)."""
-    lo, hi = source.vertices.min(axis=0), source.vertices.max(axis=0)
-    extent = float((hi - lo).max()) or 1.0
-    vertices = (source.vertices - (lo + hi) / 2.0) / extent
-    return MeshSource(vertices, source.faces, source.uv, source.image, source.colors)
-
-
-def decimated(source: MeshSource, target: int) -> MeshSource:
-    """A copy with about `target` faces; UVs/colours taken from the nearest original vertex."""
-    if len(source.faces) <= target:
-        return source
-    import fast_simplification
-    from scipy.spatial import cKDTree
-
-    reduction = 1.0 - target / len(source.faces)
-    vertices, faces = fast_simplification.simplify(
-        source.vertices.astype(np.float32), source.faces.astype(np.int32), target_reduction=reduction
-    )
-    nearest = cKDTree(source.vertices).query(vertices)[1]
-    return MeshSource(
-        np.asarray(vertices, np.float64),
-        np.asarray(faces, np.int64),
-        None if source.uv is None else source.uv[nearest],
-        source.image,
-        None if source.colors is None else source.colors[nearest],
-    )
-
-
-def textured(source: MeshSource) -> TexturedMesh:
-    """Our TexturedMesh. Vertex colours become a small atlas with one texel per face (faces get their own
-    corners so the renderer never interpolates between unrelated texels)."""
-    if source.uv is not None and source.image is not None:
-        return TexturedMesh(source.vertices, source.faces, source.uv, source.image)
-    colors = source.colors if source.colors is not None else np.full((len(source.vertices), 3), 180, np.uint8)
-    face_colors = colors[source.faces].astype(np.float64).mean(axis=1).round().astype(np.uint8)
-    n = len(source.faces)
-    side = max(1, math.ceil(math.sqrt(n)))
-    atlas = np.zeros((side * side, 3), np.uint8)
-    atlas[:n] = face_colors
-    k = np.arange(n)
-    u = (k % side + 0.5) / side
-    v = 1.0 - (k // side + 0.5) / side
-    uv = np.repeat(np.column_stack([u, v]), 3, axis=0)
-    vertices = source.vertices[source.faces.reshape(-1)]
-    faces = np.arange(3 * n, dtype=np.int64).reshape(n, 3)
-    return TexturedMesh(vertices, faces, uv, Image.fromarray(atlas.reshape(side, side, 3)))
-
-
-_WRITERS = {
-    "obj": (".obj.zip", lambda m, p, s: export.write_obj_zip(m, p, s)),
-    "stl": (".stl", lambda m, p, s: export.write_stl(m, p)),
-    "ply": (".ply", lambda m, p, s: export.write_ply(m, p)),
-}
+    return gltf.read_glb(data, "FAL's model file")
 
 
 def check_glb(data: bytes) -> None:
@@ -222,9 +97,8 @@ def write_outputs(
             if not path.exists():
                 path.write_bytes(glb)
         else:
-            suffix, writer = _WRITERS[fmt]
             assert mesh is not None
-            path = writer(mesh, out_dir / f"{stem}{suffix}", stem)
+            path = export.write(fmt, mesh, out_dir / f"{stem}{export.SUFFIXES[fmt]}")
         files.append(OutputFile(path, fmt, "model"))
     small = textured(decimated(model_space, PREVIEW_FACES))
     thumb = preview.write_thumbnail(small, out_dir / f"{stem}.preview.png")

@@ -112,3 +112,88 @@ def test_ply_and_stl_of_a_seamed_mesh_are_closed(tmp_path: Path) -> None:
     assert len(ply.vertices) == 8 and len(ply.faces) == 12 and ply.is_watertight
     stl = trimesh.load(export.write_stl(mesh, tmp_path / "m.stl"))
     assert stl.is_watertight and abs(stl.volume - 1.0) < 1e-5
+
+
+def _3mf_colours(data: bytes) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(welded vertices, per-triangle corner colours as '#RRGGBB', the colour group) read with the stdlib."""
+    import io
+    import xml.etree.ElementTree as ET
+
+    core = "{http://schemas.microsoft.com/3dmanufacturing/core/2015/02}"
+    material = "{http://schemas.microsoft.com/3dmanufacturing/material/2015/02}"
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        root = ET.fromstring(zf.read("3D/3dmodel.model"))
+    group = [c.attrib["color"] for c in root.iter(f"{material}color")]
+    obj = next(root.iter(f"{core}object"))
+    assert obj.attrib["pid"] == next(root.iter(f"{material}colorgroup")).attrib["id"]
+    vertices = np.array([[float(v.attrib[k]) for k in "xyz"] for v in root.iter(f"{core}vertex")])
+    corners = np.array(
+        [[group[int(t.attrib[p])] for p in ("p1", "p2", "p3")] for t in root.iter(f"{core}triangle")]
+    )
+    return vertices, corners, group
+
+
+def test_3mf_reads_back_as_a_closed_solid_in_millimetres_with_the_texture_colours(
+    cube: TexturedMesh, tmp_path: Path
+) -> None:
+    path = export.write_3mf(cube.with_geometry(cube.vertices * 40.0), tmp_path / "m.3mf")
+    loaded = trimesh.load(path, force="mesh")
+    assert loaded.metadata["units"] == "millimeter"
+    assert len(loaded.faces) == 12 and loaded.is_watertight and np.isclose(loaded.volume, 40.0**3)
+    vertices, corners, group = _3mf_colours(path.read_bytes())
+    assert sorted(group) == ["#1E1EDC", "#DC1E1E"]
+    # Corners at x < 0 sample the texture's red left half, the others its blue right half.
+    corner_x = vertices[np.array([[int(i) for i in tri] for tri in _3mf_vertex_ids(path.read_bytes())])][
+        ..., 0
+    ]
+    assert np.all(corners[corner_x < 0] == "#DC1E1E") and np.all(corners[corner_x > 0] == "#1E1EDC")
+
+
+def _3mf_vertex_ids(data: bytes) -> list[tuple[str, str, str]]:
+    import io
+    import xml.etree.ElementTree as ET
+
+    core = "{http://schemas.microsoft.com/3dmanufacturing/core/2015/02}"
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        root = ET.fromstring(zf.read("3D/3dmodel.model"))
+    return [(t.attrib["v1"], t.attrib["v2"], t.attrib["v3"]) for t in root.iter(f"{core}triangle")]
+
+
+def test_3mf_of_a_mesh_with_uv_seams_is_welded_and_keeps_both_sides_colours(tmp_path: Path) -> None:
+    from tests.unit.mesh.test_transform import sphere_mesh
+
+    mesh = sphere_mesh(2)
+    assert len(mesh.vertices) > len(mesh.welded.vertices)
+    path = export.write_3mf(mesh, tmp_path / "s.3mf")
+    loaded = trimesh.load(path, force="mesh")
+    assert len(loaded.vertices) == len(mesh.welded.vertices) and loaded.is_watertight
+    vertices, corners, _ = _3mf_colours(path.read_bytes())
+    ids = np.array([[int(i) for i in tri] for tri in _3mf_vertex_ids(path.read_bytes())])
+    centroid_x = vertices[ids].mean(axis=1)[:, 0]
+    assert np.all(corners[centroid_x < -0.1] == "#C81414") and np.all(corners[centroid_x > 0.1] == "#1414C8")
+
+
+def test_glb_extras_are_written_into_the_asset_and_survive_a_rewrite(cube: TexturedMesh) -> None:
+    data = export.glb_bytes(cube, extras={"image2model": {"generator": "local"}})
+    assert _glb_json(data)["asset"]["extras"] == {"image2model": {"generator": "local"}}
+    again = export.with_extras(data, {"image2model": {"generator": "fal", "seed": 7}, "other": 1})
+    doc = _glb_json(again)
+    assert doc["asset"]["extras"] == {"image2model": {"generator": "fal", "seed": 7}, "other": 1}
+    assert doc["asset"]["generator"] == "image2model" and doc["accessors"] == _glb_json(data)["accessors"]
+    loaded = trimesh.load(io_bytes(again), file_type="glb", force="mesh", process=False)
+    assert np.allclose(loaded.vertices, cube.vertices) and len(loaded.faces) == 12
+
+
+def test_extras_go_into_a_glb_written_by_another_program() -> None:
+    box = trimesh.creation.box()
+    data = box.export(file_type="glb")
+    rewritten = export.with_extras(data, {"image2model": {"seed": 3}})
+    assert _glb_json(rewritten)["asset"]["extras"] == {"image2model": {"seed": 3}}
+    loaded = trimesh.load(io_bytes(rewritten), file_type="glb", force="mesh")
+    assert len(loaded.faces) == 12 and loaded.is_watertight
+
+
+def io_bytes(data: bytes):
+    import io
+
+    return io.BytesIO(data)
