@@ -342,6 +342,7 @@ class JobService:
                 continue
             previews = {o["format"]: url(o["filename"]) for o in item.outputs if o["role"] == "preview"}
             preview_url = previews.get("png") or next(iter(previews.values()), None)
+            previews.update({"cutout": url(o["filename"]) for o in item.outputs if o["role"] == "cutout"})
             for out in item.outputs:
                 if out["role"] != "model":
                     continue

@@ -189,7 +189,8 @@ class OutputFile:
 
     path: Path
     format: str
-    role: Literal["model", "preview"] = "model"
+    role: Literal["model", "preview", "cutout"] = "model"
+    """"cutout": the object as the generator cut it out of the photo (an RGBA PNG), listed with the previews."""
 
     @property
     def mime_type(self) -> str:

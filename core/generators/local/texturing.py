@@ -1,6 +1,18 @@
-"""Texture for the inflated solid: the photo cropped to the object, edge-bled, and planar front-projection UVs.
+"""Texture for the solid: a [front | back] atlas and the UVs that map the two sheets onto it.
 
-Back faces use the same UVs, so the back shows the front mirrored."""
+Front: the photo cropped to the object and edge-bled (no backdrop halo at the rim), projected straight on. Where the
+surface turns away from the camera (the side walls, which a front photo does not show) it fades into the detail-free
+colour, so the walls carry colour that fits instead of streaks stretched from the outline's last pixels.
+
+Back, by `back`:
+- "mirrored": the front's own texture seen from behind (right for side-on shots of mirror-symmetric things: the
+  other side of a shoe, an animal in profile); one tile, no seam.
+- "smooth": a normalised-convolution blur of the object's colours inside its mask: no copied detail, so no mirrored
+  text and no second face.
+- "wrapped": each row's median object colour (revolved shapes: bands continue round, text does not).
+The detail-free tile is stored at a quarter of the front's resolution next to it. Back faces use it, so vertices on
+the seam between front and back faces are duplicated with their second UV (same position: the mesh is closed once
+welded)."""
 
 from __future__ import annotations
 
@@ -8,6 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+BACK_SCALE = 4
+"""The detail-free back tile is this many times smaller than the front tile, per side."""
+WALL_NZ = (0.2, 0.55)
+"""The front fades from the photo (surface normal's z ≥ the upper value) to the detail-free colour (≤ the lower)."""
+SMOOTH_SIGMA = 0.04
+"""Blur radius of the detail-free colour, as a share of the object's long side."""
 
 
 @dataclass(frozen=True)
@@ -20,11 +39,46 @@ class TextureBox:
     height: float
 
 
+@dataclass(frozen=True)
+class Atlas:
+    """The texture image and where the front and back tiles lie in it (pixels)."""
+
+    image: Image.Image
+    box: TextureBox
+    front_size: tuple[int, int]
+    """(width, height) of the front tile at the atlas's left edge."""
+    back_size: tuple[int, int] | None
+    """(width, height) of the back tile right of the front tile, top-aligned; None when the back mirrors the front."""
+
+    def uv(self, x_px: np.ndarray, y_px_down: np.ndarray, back: bool) -> np.ndarray:
+        """Planar (u, v) for points of the front or back sheet, v = 0 at the bottom of the atlas (OBJ convention),
+        kept half a texel inside their tile."""
+        width, height = self.image.size
+        fx = np.clip((x_px - self.box.left) / self.box.width, 0.0, 1.0)
+        fy = np.clip((y_px_down - self.box.top) / self.box.height, 0.0, 1.0)
+        if back and self.back_size is not None:
+            tw, th = self.back_size
+            offset = self.front_size[0]
+        else:
+            tw, th = self.front_size
+            offset = 0
+        col = offset + 0.5 + fx * (tw - 1)
+        row = 0.5 + fy * (th - 1)
+        return np.column_stack([col / width, 1.0 - row / height])
+
+
 def make_texture(
-    rgb: np.ndarray, inside: np.ndarray, max_size: int, erode_px: int = 2
-) -> tuple[Image.Image, TextureBox]:
-    """Crop `rgb` to the object (1 % margin), replace everything outside the slightly eroded mask by the nearest
-    inside colour (so no backdrop halo bleeds into the rim), and bound the long side to `max_size`."""
+    rgb: np.ndarray,
+    inside: np.ndarray,
+    max_size: int,
+    erode_px: int = 2,
+    back: str = "mirrored",
+    normal_z: tuple[np.ndarray, tuple[float, float, float, float]] | None = None,
+) -> Atlas:
+    """The atlas for an object `inside` (bool mask) of `rgb`: the front tile's long side is at most `max_size`.
+
+    `normal_z` is the front sheet's n_z on a grid and the pixel box it covers (`shaping.Solid.normal_z_image`);
+    without it the front is the plain photo."""
     import cv2
 
     h, w = inside.shape
@@ -47,19 +101,109 @@ def make_texture(
         )
         colours = crop[keep > 0]
         crop = colours[np.clip(labels - 1, 0, len(colours) - 1)]
-    image = Image.fromarray(crop)
-    long_side = max(image.size)
+    box = TextureBox(x0 - 0.5, y0 - 0.5, float(x1 - x0), float(y1 - y0))
+    long_side = max(crop.shape[:2])
     if long_side > max_size:
         scale = max_size / long_side
-        image = image.resize(
-            (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-            Image.Resampling.BILINEAR,
-        )
-    return image, TextureBox(x0 - 0.5, y0 - 0.5, float(x1 - x0), float(y1 - y0))
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+        keep = cv2.resize(keep, size, interpolation=cv2.INTER_NEAREST)
+    th, tw = crop.shape[:2]
+    bw, bh = max(2, -(-tw // BACK_SCALE)), max(2, -(-th // BACK_SCALE))
+    small = cv2.resize(crop, (bw, bh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    small_keep = cv2.resize(keep.astype(np.float32), (bw, bh), interpolation=cv2.INTER_AREA)
+    detail_free = _row_colours(small, small_keep) if back == "wrapped" else _smooth(small, small_keep)
+    front = crop
+    if normal_z is not None:
+        weight = _photo_weight(normal_z, box, (tw, th))
+        wall = cv2.resize(detail_free, (tw, th), interpolation=cv2.INTER_LINEAR)
+        front = (crop * weight[..., None] + wall * (1.0 - weight[..., None])).round().astype(np.uint8)
+    if back == "mirrored":
+        return Atlas(Image.fromarray(front), box, (tw, th), None)
+    atlas = np.empty((th, tw + bw, 3), np.uint8)
+    atlas[:, :tw] = front
+    atlas[:, tw:] = np.clip(detail_free.mean(axis=(0, 1)), 0, 255).astype(np.uint8)
+    atlas[:bh, tw:] = np.clip(detail_free, 0, 255).astype(np.uint8)
+    return Atlas(Image.fromarray(atlas), box, (tw, th), (bw, bh))
 
 
-def planar_uv(x_px: np.ndarray, y_px_down: np.ndarray, box: TextureBox) -> np.ndarray:
-    """Front projection: (u, v) with v = 0 at the bottom of the texture (OBJ convention)."""
-    u = (x_px - box.left) / box.width
-    v = 1.0 - (y_px_down - box.top) / box.height
-    return np.clip(np.column_stack([u, v]), 0.0, 1.0)
+def _smooth(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Normalised-convolution blur of the colours where `weight` > 0, extended smoothly beyond them."""
+    import cv2
+
+    sigma = max(1.0, SMOOTH_SIGMA * max(rgb.shape[:2]))
+    num = cv2.GaussianBlur(rgb * weight[..., None], (0, 0), sigma)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)
+    mean = rgb[weight > 0.5].mean(axis=0) if (weight > 0.5).any() else rgb.reshape(-1, 3).mean(axis=0)
+    out: np.ndarray = np.where(den[..., None] > 1e-3, num / np.maximum(den, 1e-3)[..., None], mean)
+    return out.astype(np.float32)
+
+
+def _row_colours(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Each row's median object colour across the whole row (rows without object take the nearest row's)."""
+    import cv2
+
+    rows = np.zeros((rgb.shape[0], 3), np.float32)
+    has = np.zeros(rgb.shape[0], bool)
+    for r in range(rgb.shape[0]):
+        sel = weight[r] > 0.5
+        if sel.any():
+            rows[r] = np.median(rgb[r][sel], axis=0)
+            has[r] = True
+    if not has.any():
+        return _smooth(rgb, weight)
+    idx = np.arange(len(rows))
+    filled = np.column_stack([np.interp(idx, idx[has], rows[has, k]) for k in range(3)]).astype(np.float32)
+    filled = cv2.GaussianBlur(filled[:, None, :], (0, 0), 1.0)[:, 0, :] if len(filled) > 2 else filled
+    out: np.ndarray = np.repeat(filled[:, None, :], rgb.shape[1], axis=1)
+    return out
+
+
+def _photo_weight(
+    normal_z: tuple[np.ndarray, tuple[float, float, float, float]], box: TextureBox, size: tuple[int, int]
+) -> np.ndarray:
+    """How much of the photo (vs the detail-free colour) each front texel shows: 1 where the surface faces the
+    camera, 0 on the side walls."""
+    import cv2
+
+    nz, (left, top, width, height) = normal_z
+    tw, th = size
+    # Texel (c, r) centre in image pixels, then in the n_z grid's pixels.
+    ax = box.width / tw * nz.shape[1] / width
+    ay = box.height / th * nz.shape[0] / height
+    bx = ((box.left - left) + 0.5 * box.width / tw) * nz.shape[1] / width - 0.5
+    by = ((box.top - top) + 0.5 * box.height / th) * nz.shape[0] / height - 0.5
+    m = np.array([[ax, 0.0, bx], [0.0, ay, by]], np.float64)
+    sampled = cv2.warpAffine(
+        nz.astype(np.float32), m, (tw, th), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0.0
+    )
+    lo, hi = WALL_NZ
+    t = np.clip((sampled - lo) / (hi - lo), 0.0, 1.0)
+    weight: np.ndarray = t * t * (3.0 - 2.0 * t)
+    return weight
+
+
+def sheet_uv(
+    vertices_px: np.ndarray, faces: np.ndarray, atlas: Atlas
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vertices, faces, uv) with front faces (centroid z ≥ 0) on the front tile and back faces on the back tile;
+    vertices shared by both are duplicated at the same position (a UV seam). Without a back tile the back uses the
+    front's UVs and nothing is duplicated. `vertices_px` are pixel units, y up."""
+    x, y_down = vertices_px[:, 0], -vertices_px[:, 1]
+    if atlas.back_size is None:
+        return vertices_px, faces, atlas.uv(x, y_down, back=False)
+    is_back = vertices_px[faces, 2].mean(axis=1) < 0
+    used_back = np.unique(faces[is_back])
+    remap = np.full(len(vertices_px), -1, np.int64)
+    remap[used_back] = len(vertices_px) + np.arange(len(used_back))
+    out_faces = faces.copy()
+    out_faces[is_back] = remap[faces[is_back]]
+    vertices = np.concatenate([vertices_px, vertices_px[used_back]])
+    uv = np.concatenate(
+        [atlas.uv(x, y_down, back=False), atlas.uv(x[used_back], y_down[used_back], back=True)]
+    )
+    # Drop vertices no face uses any more (those only back faces used).
+    used = np.unique(out_faces)
+    compact = np.full(len(vertices), -1, np.int64)
+    compact[used] = np.arange(len(used))
+    return vertices[used], compact[out_faces], uv[used]
