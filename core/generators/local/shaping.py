@@ -460,7 +460,34 @@ def shape_solid(
             z_nodes = _blend_attachment(grid, z_nodes, row_ellipse_depth(grid, body & region), body, region)
     # Every node is strictly inside: keep its two copies apart (welding merges equal positions).
     z_nodes = np.maximum(z_nodes, 0.02 * grid.cell)
-    return assemble(grid, z_nodes, cap)
+    return drop_slivers(assemble(grid, z_nodes, cap))
+
+
+def drop_slivers(solid: Solid, share: float = 0.02) -> Solid:
+    """Remove closed pieces with less than `share` of the faces: islands the grid cut off a part thinner than a
+    cell (a whisker, a strap). Each piece is closed on its own, so what is left stays closed."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    f = solid.faces
+    n = len(solid.vertices)
+    graph = coo_matrix(
+        (
+            np.ones(2 * len(f), np.int8),
+            (np.concatenate([f[:, 0], f[:, 1]]), np.concatenate([f[:, 1], f[:, 2]])),
+        ),
+        shape=(n, n),
+    )
+    count, labels = connected_components(graph, directed=False)
+    if count <= 1:
+        return solid
+    face_label = labels[f[:, 0]]
+    sizes = np.bincount(face_label, minlength=count)
+    keep = sizes[face_label] >= share * len(f)
+    if keep.all():
+        return solid
+    solid.faces = f[keep]
+    return solid
 
 
 def _blend_attachment(

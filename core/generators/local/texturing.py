@@ -4,15 +4,15 @@ Front: the photo cropped to the object and edge-bled (no backdrop halo at the ri
 surface turns away from the camera (the side walls, which a front photo does not show) it fades into the detail-free
 colour, so the walls carry colour that fits instead of streaks stretched from the outline's last pixels.
 
-Back, by `back`:
-- "mirrored": the front's own texture seen from behind (right for side-on shots of mirror-symmetric things: the
-  other side of a shoe, an animal in profile); one tile, no seam.
+The detail-free tile, by `back`:
 - "smooth": a normalised-convolution blur of the object's colours inside its mask: no copied detail, so no mirrored
   text and no second face.
-- "wrapped": each row's median object colour (revolved shapes: bands continue round, text does not).
-The detail-free tile is stored at a quarter of the front's resolution next to it. Back faces use it, so vertices on
-the seam between front and back faces are duplicated with their second UV (same position: the mesh is closed once
-welded)."""
+- "wrapped": a running median of each band of rows (revolved shapes: bands continue round, text does not).
+- "mirrored": as "smooth", but the back faces show the photo seen from behind (right for side-on shots of
+  mirror-symmetric things: the other side of a shoe, an animal in profile).
+It is stored at a quarter of the photo tile's resolution next to it. The side walls and flat caps always use it,
+the back faces unless mirrored; vertices on the seams between faces on different tiles are duplicated with their
+second UV (same position: the mesh is closed once welded)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ BACK_SCALE = 4
 """The detail-free back tile is this many times smaller than the front tile, per side."""
 WALL_NZ = (0.2, 0.55)
 """The front fades from the photo (surface normal's z ≥ the upper value) to the detail-free colour (≤ the lower)."""
+ROW_BAND = 0.08
+"""Height of the band of rows whose median colour a revolved shape's row wraps round with (share of the height)."""
 SMOOTH_SIGMA = 0.04
 """Blur radius of the detail-free colour, as a share of the object's long side."""
 
@@ -46,18 +48,20 @@ class Atlas:
     image: Image.Image
     box: TextureBox
     front_size: tuple[int, int]
-    """(width, height) of the front tile at the atlas's left edge."""
-    back_size: tuple[int, int] | None
-    """(width, height) of the back tile right of the front tile, top-aligned; None when the back mirrors the front."""
+    """(width, height) of the photo tile at the atlas's left edge."""
+    detail_size: tuple[int, int]
+    """(width, height) of the detail-free tile right of the photo tile, top-aligned."""
+    mirrored: bool
+    """The back faces show the photo tile (seen from behind) instead of the detail-free tile."""
 
-    def uv(self, x_px: np.ndarray, y_px_down: np.ndarray, back: bool) -> np.ndarray:
-        """Planar (u, v) for points of the front or back sheet, v = 0 at the bottom of the atlas (OBJ convention),
-        kept half a texel inside their tile."""
+    def uv(self, x_px: np.ndarray, y_px_down: np.ndarray, detail: bool) -> np.ndarray:
+        """Planar (u, v) into the photo or the detail-free tile, v = 0 at the bottom of the atlas (OBJ
+        convention), kept half a texel inside the tile."""
         width, height = self.image.size
         fx = np.clip((x_px - self.box.left) / self.box.width, 0.0, 1.0)
         fy = np.clip((y_px_down - self.box.top) / self.box.height, 0.0, 1.0)
-        if back and self.back_size is not None:
-            tw, th = self.back_size
+        if detail:
+            tw, th = self.detail_size
             offset = self.front_size[0]
         else:
             tw, th = self.front_size
@@ -118,13 +122,11 @@ def make_texture(
         weight = _photo_weight(normal_z, box, (tw, th))
         wall = cv2.resize(detail_free, (tw, th), interpolation=cv2.INTER_LINEAR)
         front = (crop * weight[..., None] + wall * (1.0 - weight[..., None])).round().astype(np.uint8)
-    if back == "mirrored":
-        return Atlas(Image.fromarray(front), box, (tw, th), None)
     atlas = np.empty((th, tw + bw, 3), np.uint8)
     atlas[:, :tw] = front
     atlas[:, tw:] = np.clip(detail_free.mean(axis=(0, 1)), 0, 255).astype(np.uint8)
     atlas[:bh, tw:] = np.clip(detail_free, 0, 255).astype(np.uint8)
-    return Atlas(Image.fromarray(atlas), box, (tw, th), (bw, bh))
+    return Atlas(Image.fromarray(atlas), box, (tw, th), (bw, bh), back == "mirrored")
 
 
 def _smooth(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -140,15 +142,18 @@ def _smooth(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 def _row_colours(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Each row's median object colour across the whole row (rows without object take the nearest row's)."""
+    """Each row's colour across the whole row: the median object colour over a band of rows around it (printed
+    lines of text melt into their label's colour), rows without object taking the nearest row's."""
     import cv2
 
     rows = np.zeros((rgb.shape[0], 3), np.float32)
     has = np.zeros(rgb.shape[0], bool)
+    half = max(1, round(ROW_BAND * rgb.shape[0] / 2))
     for r in range(rgb.shape[0]):
-        sel = weight[r] > 0.5
-        if sel.any():
-            rows[r] = np.median(rgb[r][sel], axis=0)
+        band = slice(max(0, r - half), r + half + 1)
+        sel = weight[band] > 0.5
+        if weight[r].max() > 0.5:
+            rows[r] = np.median(rgb[band][sel], axis=0)
             has[r] = True
     if not has.any():
         return _smooth(rgb, weight)
@@ -183,26 +188,36 @@ def _photo_weight(
     return weight
 
 
+def face_tiles(vertices_px: np.ndarray, faces: np.ndarray, mirrored: bool) -> np.ndarray:
+    """Which tile each face samples: 0 = the photo (faces turned toward the camera, and the back faces when the
+    back mirrors the front), 1 = the detail-free tile (the side walls and flat caps, which the photo does not show,
+    and the back faces otherwise)."""
+    from image2model.core.mesh.model import face_normals
+
+    n = face_normals(vertices_px, faces)
+    nz = n[:, 2] / np.maximum(np.linalg.norm(n, axis=1), 1e-30)
+    facing = np.abs(nz) >= WALL_NZ[0] if mirrored else nz >= WALL_NZ[0]
+    return np.where(facing, 0, 1).astype(np.int8)
+
+
 def sheet_uv(
     vertices_px: np.ndarray, faces: np.ndarray, atlas: Atlas
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(vertices, faces, uv) with front faces (centroid z ≥ 0) on the front tile and back faces on the back tile;
-    vertices shared by both are duplicated at the same position (a UV seam). Without a back tile the back uses the
-    front's UVs and nothing is duplicated. `vertices_px` are pixel units, y up."""
+    """(vertices, faces, uv): planar UVs into the tile `face_tiles` gives each face; vertices shared by faces on
+    both tiles are duplicated at the same position (a UV seam). `vertices_px` are pixel units, y up."""
     x, y_down = vertices_px[:, 0], -vertices_px[:, 1]
-    if atlas.back_size is None:
-        return vertices_px, faces, atlas.uv(x, y_down, back=False)
-    is_back = vertices_px[faces, 2].mean(axis=1) < 0
-    used_back = np.unique(faces[is_back])
+    tiles = face_tiles(vertices_px, faces, atlas.mirrored)
+    on_detail = tiles == 1
+    used_detail = np.unique(faces[on_detail])
     remap = np.full(len(vertices_px), -1, np.int64)
-    remap[used_back] = len(vertices_px) + np.arange(len(used_back))
+    remap[used_detail] = len(vertices_px) + np.arange(len(used_detail))
     out_faces = faces.copy()
-    out_faces[is_back] = remap[faces[is_back]]
-    vertices = np.concatenate([vertices_px, vertices_px[used_back]])
+    out_faces[on_detail] = remap[faces[on_detail]]
+    vertices = np.concatenate([vertices_px, vertices_px[used_detail]])
     uv = np.concatenate(
-        [atlas.uv(x, y_down, back=False), atlas.uv(x[used_back], y_down[used_back], back=True)]
+        [atlas.uv(x, y_down, detail=False), atlas.uv(x[used_detail], y_down[used_detail], detail=True)]
     )
-    # Drop vertices no face uses any more (those only back faces used).
+    # Drop vertices no face uses any more (those only detail-tile faces used).
     used = np.unique(out_faces)
     compact = np.full(len(vertices), -1, np.int64)
     compact[used] = np.arange(len(used))
