@@ -47,7 +47,7 @@ OPENING_SCORE = 0.8
 0.5); above it, it is part of the object about the backdrop's colour."""
 MIN_LEARNED_SHARE = 0.5
 """A learned mask whose largest piece holds less than this of its foreground is fragments, not an object."""
-LOST_SHARE = 0.3
+LOST_SHARE = 0.15
 """When the pieces left out hold more than this share of the foreground, the photo shows several objects."""
 
 
@@ -104,9 +104,9 @@ def cut_out(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Cutout:
         unavailable = "the learned segmenter is not installed (pip install 'image2model[segment]')"
     else:
         unavailable = learned_cut.warning or "the learned segmenter refused the photo"
-    if problem is None:
+    if problem is None and (mode == "auto" or not doubts):
         # No learned cut: the backdrop cut passed its gates, so it is used, joined into one object, and the doubt
-        # that sent it to the learned segmenter is reported.
+        # that sent it to the learned segmenter is reported. `learned` takes it only when nothing is in doubt.
         figures["learned_unavailable"] = unavailable
         cut = _finish(_soften(mask, shape), "backdrop", figures, score=score)
         hint = f"The cut-out may be imperfect ({'; '.join(doubts) or 'learned segmenter requested'}) and {unavailable}."
@@ -114,7 +114,7 @@ def cut_out(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Cutout:
         if mode == "learned":
             cut.warning = hint
         return cut
-    reasons.append(f"the backdrop model {problem}")
+    reasons.extend(doubts or [f"the backdrop model {problem}"])
     reasons.append(unavailable)
     return plaque(shape, "; ".join(reasons))
 
