@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from image2model.core.generators.local import pieces
+from image2model.core.images import mask_bounds
 
 MODEL_SIZE = 512
 """Long side at which the backdrop model runs."""
@@ -86,10 +87,10 @@ def cut_out(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Cutout:
         reasons.append("the image has no transparency")
     if mode not in ("auto", "learned"):
         return plaque(shape, "; ".join(reasons))
-    mask, figures, score = backdrop_scored(rgb)
+    mask, figures, backdrop_score_map = backdrop_scored(rgb)
     problem = _gate_problem(figures, check_border=True)
-    if problem is not None:
-        score = None  # not a plain backdrop: its score says nothing about the photo
+    # Not a plain backdrop (its gates failed): its score says nothing about the photo.
+    score = backdrop_score_map if problem is None else None
     doubts = _doubts(figures, problem)
     figures["doubts"] = doubts
     if not doubts and mode == "auto":
@@ -438,8 +439,8 @@ def faint_share(fg: np.ndarray, score: np.ndarray, threshold: float) -> float:
     if not faint.any():
         return 0.0
     n, labels = cv2.connectedComponents(faint, connectivity=8)
-    ys, xs = np.nonzero(fg)
-    reach = max(k + 4, round(FAINT_REACH * float(np.hypot(np.ptp(xs), np.ptp(ys))))) | 1
+    top, bottom, left, right = mask_bounds(fg) or (0, 0, 0, 0)
+    reach = max(k + 4, round(FAINT_REACH * float(np.hypot(right - left, bottom - top)))) | 1
     near = cv2.dilate(fg.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (reach, reach))) > 0
     touching = np.zeros(n, bool)
     touching[np.unique(labels[near & (faint > 0)])] = True

@@ -18,7 +18,7 @@ from image2model.core.errors import GenerationError
 from image2model.core.generators.base import GenerationRequest, GenerationResult, OutputFile, ProgressCallback
 from image2model.core.generators.local import cutout as _cutout
 from image2model.core.generators.local import shaping, silhouette, texturing
-from image2model.core.images import load_image
+from image2model.core.images import load_image, mask_bounds
 from image2model.core.mesh import export, preview, quality
 from image2model.core.mesh.model import TexturedMesh
 
@@ -116,8 +116,12 @@ class Shaped:
     faces: np.ndarray
     solid: shaping.Solid
     """The dense solid it was decimated from."""
-    iou: float
+    outline: Outline
     info: dict[str, Any]
+
+    @property
+    def iou(self) -> float:
+        return self.outline.iou
 
 
 def _shape(mask: np.ndarray, plan: silhouette.Plan, face_limit: int, depth: float, plaque: bool) -> Shaped:
@@ -143,7 +147,8 @@ def _shape(mask: np.ndarray, plan: silhouette.Plan, face_limit: int, depth: floa
             topo = quality.topology(f, len(v))
             if not (topo.watertight and topo.winding_consistent and len(f) <= face_limit):
                 continue
-            iou = silhouette_iou(v, f, inside)
+            drawn = outline(v, f, inside)
+            iou = drawn.iou
             decimation = "none" if len(f) == len(solid.faces) else f"qem agg={agg:g}"
             if z_scale != 1.0:
                 decimation += f" z×{z_scale:g}"
@@ -153,7 +158,7 @@ def _shape(mask: np.ndarray, plan: silhouette.Plan, face_limit: int, depth: floa
                 "decimation": decimation,
             }
             if best is None or iou > best.iou:
-                best = Shaped(v, f, solid, iou, info)
+                best = Shaped(v, f, solid, drawn, info)
             if threshold is None or iou >= threshold:
                 return best
             if len(f) == len(solid.faces):
@@ -175,9 +180,9 @@ def _shape(mask: np.ndarray, plan: silhouette.Plan, face_limit: int, depth: floa
                 "grid_cell_px": round(solid.grid_cell, 3),
                 "decimation": "rebuild",
             }
-            iou = silhouette_iou(solid.vertices, solid.faces, inside)
-            if best is None or iou > best.iou:
-                best = Shaped(solid.vertices, solid.faces, solid, iou, info)
+            drawn = outline(solid.vertices, solid.faces, inside)
+            if best is None or drawn.iou > best.iou:
+                best = Shaped(solid.vertices, solid.faces, solid, drawn, info)
             return best
     raise GenerationError(
         f"Could not fit this shape into {face_limit} faces; raise face_limit and try again.",
@@ -185,27 +190,69 @@ def _shape(mask: np.ndarray, plan: silhouette.Plan, face_limit: int, depth: floa
     )
 
 
-def silhouette_iou(vertices_px: np.ndarray, faces: np.ndarray, inside: np.ndarray) -> float:
-    """IoU of the model's front silhouette and the cut-out mask, on a raster that puts the object at
-    `IOU_RASTER` pixels whatever its size in the photo."""
+@dataclass(frozen=True)
+class Outline:
+    """The model's front silhouette rasterised with the object at `IOU_RASTER` pixels, and where that raster lies:
+    working-image pixel (x, y) is raster pixel ((x − x0 + 0.5)·scale − 0.5, (y − y0 + 0.5)·scale − 0.5)."""
+
+    raster: np.ndarray
+    reference: np.ndarray
+    """The mask it is compared with, on the same raster."""
+    x0: float
+    y0: float
+    scale: float
+
+    @property
+    def iou(self) -> float:
+        return quality.iou(self.raster, self.reference)
+
+    def resampled(self, shape: tuple[int, int], pixel: float) -> np.ndarray:
+        """The silhouette on a grid of `shape` whose pixels are `pixel` working-image pixels wide (bool)."""
+        import cv2
+
+        r = self.scale
+        m = np.array(
+            [
+                [r * pixel, 0, r * (0.5 * pixel - self.x0) - 0.5],
+                [0, r * pixel, r * (0.5 * pixel - self.y0) - 0.5],
+            ]
+        )
+        out = cv2.warpAffine(
+            self.raster.astype(np.uint8) * 255,
+            m,
+            (shape[1], shape[0]),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        )
+        resampled: np.ndarray = out > 127
+        return resampled
+
+
+def outline(vertices_px: np.ndarray, faces: np.ndarray, inside: np.ndarray) -> Outline:
+    """The model's front silhouette and the mask `inside`, on a raster that puts the object at `IOU_RASTER` pixels
+    whatever its size in the photo."""
     import cv2
 
-    ys, xs = np.nonzero(inside)
-    if len(xs) == 0:
-        return 0.0
+    top, bottom, left, right = mask_bounds(inside) or (0, 0, 0, 0)
     pad = 3
-    x0, y0 = xs.min() - pad, ys.min() - pad
-    span = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1 + 2 * pad
+    x0, y0 = left - pad, top - pad
+    span = max(right - left, bottom - top) + 1 + 2 * pad
     r = IOU_RASTER / span
-    bw = math.ceil((xs.max() - x0 + 1 + pad) * r)
-    bh = math.ceil((ys.max() - y0 + 1 + pad) * r)
+    bw = math.ceil((right - x0 + 1 + pad) * r)
+    bh = math.ceil((bottom - y0 + 1 + pad) * r)
     # Resample the mask: crop position (x - x0), pixel centres at (k + 0.5)·r − 0.5.
     m = np.array([[r, 0, (0.5 - x0) * r - 0.5], [0, r, (0.5 - y0) * r - 0.5]], np.float64)
     ref = cv2.warpAffine(inside.astype(np.float32), m, (bw, bh), flags=cv2.INTER_LINEAR) > 0.5
     pts = np.column_stack([vertices_px[:, 0], -vertices_px[:, 1]])
     pts = (pts - (x0, y0) + 0.5) * r - 0.5
     sil = quality.rasterize_silhouette(pts, faces, (bh, bw))
-    return quality.iou(sil, ref)
+    return Outline(sil, ref, float(x0), float(y0), r)
+
+
+def silhouette_iou(vertices_px: np.ndarray, faces: np.ndarray, inside: np.ndarray) -> float:
+    """IoU of the model's front silhouette and the mask `inside` (see `outline`)."""
+    if not inside.any():
+        return 0.0
+    return outline(vertices_px, faces, inside).iou
 
 
 def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressCallback) -> Model:
@@ -329,22 +376,17 @@ def _shape_and_check(
             cut.mask, plan, int(opts["face_limit"]), float(opts["inflation_depth"]), cut.is_plaque
         )
     with timer.stage("photo_check"):
-        photo = photo_check(shaped.vertices, shaped.faces, cut, inside.shape)
+        photo = photo_check(shaped.outline, cut, inside.shape)
     return shaped, plan, photo
 
 
-def photo_check(
-    vertices_px: np.ndarray, faces: np.ndarray, cut: _cutout.Cutout, shape: tuple[int, int]
-) -> dict[str, Any] | None:
+def photo_check(drawn: Outline, cut: _cutout.Cutout, shape: tuple[int, int]) -> dict[str, Any] | None:
     """The model's front silhouette against the photo's own evidence: the backdrop model's score around it. Faint,
     thick regions touching the outline (a little off the backdrop's colour) are parts of the object the model
     left out. None when the photo has no plain backdrop to judge by."""
     if cut.score is None or cut.is_plaque or "threshold" not in cut.figures:
         return None
-    sh, sw = cut.score.shape
-    sx, sy = sw / shape[1], sh / shape[0]
-    pts = np.column_stack([(vertices_px[:, 0] + 0.5) * sx - 0.5, (-vertices_px[:, 1] + 0.5) * sy - 0.5])
-    sil = quality.rasterize_silhouette(pts, faces, (sh, sw))
+    sil = drawn.resampled(cut.score.shape, shape[1] / cut.score.shape[1])
     share = _cutout.faint_share(sil, cut.score, float(cut.figures["threshold"]))
     return {"faint_share": share, "passed": share <= _cutout.MAX_FAINT_SHARE}
 
@@ -409,12 +451,10 @@ def write_cutout(rgb: np.ndarray, mask: np.ndarray, path: Path) -> Path:
     """The cut-out the model was made from: an RGBA PNG of the working image cropped to the object, alpha = the
     mask (colour cleared where fully transparent, which also keeps the file small)."""
     alpha = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    ys, xs = np.nonzero(alpha)
-    if len(xs) == 0:
-        ys, xs = np.array([0, alpha.shape[0] - 1]), np.array([0, alpha.shape[1] - 1])
+    top, bottom, left, right = mask_bounds(alpha > 0) or (0, alpha.shape[0] - 1, 0, alpha.shape[1] - 1)
     m = max(2, round(0.01 * max(alpha.shape)))
-    y0, y1 = max(int(ys.min()) - m, 0), min(int(ys.max()) + m + 1, alpha.shape[0])
-    x0, x1 = max(int(xs.min()) - m, 0), min(int(xs.max()) + m + 1, alpha.shape[1])
+    y0, y1 = max(top - m, 0), min(bottom + m + 1, alpha.shape[0])
+    x0, x1 = max(left - m, 0), min(right + m + 1, alpha.shape[1])
     a = alpha[y0:y1, x0:x1]
     rgba = np.dstack([rgb[y0:y1, x0:x1] * (a > 0)[..., None], a])
     Image.fromarray(rgba, "RGBA").save(path, format="PNG", compress_level=1)

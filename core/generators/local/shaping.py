@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from image2model.core.images import mask_bounds
+from image2model.core.mesh import quality
+
 _T_MIN = 0.05  # crossings are kept off the grid nodes so no triangle degenerates
 
 
@@ -127,11 +130,12 @@ def triangulate(mask: np.ndarray, dense_faces: int, thin_cells: int = 8) -> Grid
     """Marching-squares triangulation of the region mask > 0.5 with about `dense_faces / 2` front faces. The grid
     puts at least `thin_cells` cells across the mask's narrow side (0: no such floor), so thin shapes keep their
     outline."""
-    ys, xs = np.nonzero(mask > 0.02)
-    if len(xs) == 0:
+    bounds = mask_bounds(mask > 0.02)
+    if bounds is None:
         raise ValueError("empty mask")
-    x0, y0 = max(int(xs.min()) - 2, 0), max(int(ys.min()) - 2, 0)
-    x1, y1 = min(int(xs.max()) + 3, mask.shape[1]), min(int(ys.max()) + 3, mask.shape[0])
+    top, bottom, left, right = bounds
+    x0, y0 = max(left - 2, 0), max(top - 2, 0)
+    x1, y1 = min(right + 3, mask.shape[1]), min(bottom + 3, mask.shape[0])
     crop = mask[y0:y1, x0:x1]
     area = float(np.clip(crop, 0, 1).sum())
     cell = math.sqrt(4.0 * max(area, 1.0) / max(dense_faces, 8))
@@ -385,7 +389,7 @@ def row_ellipse_depth(grid: Grid, region: np.ndarray) -> np.ndarray:
 
 def _run_edges(region: np.ndarray, row: np.ndarray, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Left and right pixel edges of the run of `region` holding each (row, col), for the rows asked only."""
-    rows = np.unique(row)
+    rows = np.flatnonzero(np.bincount(row, minlength=1))
     sub = region[rows]
     w = sub.shape[1]
     idx = np.arange(w)
@@ -528,7 +532,7 @@ def decimate(
     v, f = fast_simplification.simplify(
         points, solid.faces.astype(np.int32), target_count=face_limit, agg=agg
     )
-    used = np.unique(f)
+    used = quality.used_vertices(np.asarray(f), len(v))
     remap = np.full(len(v), -1, np.int64)
     remap[used] = np.arange(len(used))
     out = np.asarray(v, np.float64)[used]

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from image2model.core.images import mask_bounds
+
 LATHE_MIRROR_IOU = 0.95
 MAX_MULTI_RUN_ROWS = 0.03
 MIN_BODY_SHARE = 0.7
@@ -57,11 +59,11 @@ def plan(soft: np.ndarray, shape: str) -> Plan:
     """The shaping plan for the soft mask `soft` (0..1, working-image size); `shape` is auto, inflate or revolve."""
     figures: dict[str, Any] = {}
     mask = soft > 0.5
-    ys, xs = np.nonzero(mask)
     h, w = mask.shape
-    if len(xs) == 0:
+    bounds = mask_bounds(mask)
+    if bounds is None:
         return Plan("inflate", "smooth", figures=figures)
-    top, bottom, left, right = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
+    top, bottom, left, right = bounds
     touches = {"top": top == 0, "bottom": bottom == h - 1, "left": left == 0, "right": right == w - 1}
     small, scale = _analysis_copy(mask[top : bottom + 1, left : right + 1])
     axis2, mirror_iou = mirror_axis(small)

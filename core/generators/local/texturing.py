@@ -1,6 +1,6 @@
 """Texture for the solid: a [front | back] atlas and the UVs that map the two sheets onto it.
 
-Front: the photo cropped to the object and edge-bled (no backdrop halo at the rim), projected straight on. Where the
+Front: the photo cropped to the object and edge-bled (`bleed`: no backdrop halo at the rim), projected straight on. Where the
 surface turns away from the camera (the side walls, which a front photo does not show) it fades into the detail-free
 colour, so the walls carry colour that fits instead of streaks stretched from the outline's last pixels.
 
@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from image2model.core.images import mask_bounds
+from image2model.core.mesh import quality
 
 BACK_SCALE = 4
 """The detail-free back tile is this many times smaller than the front tile, per side."""
@@ -86,12 +89,10 @@ def make_texture(
     import cv2
 
     h, w = inside.shape
-    ys, xs = np.nonzero(inside)
-    if len(xs) == 0:
-        ys, xs = np.array([0, h - 1]), np.array([0, w - 1])
+    top, bottom, left, right = mask_bounds(inside) or (0, h - 1, 0, w - 1)
     margin = max(2, round(0.01 * max(h, w)))
-    x0, y0 = max(int(xs.min()) - margin, 0), max(int(ys.min()) - margin, 0)
-    x1, y1 = min(int(xs.max()) + margin + 1, w), min(int(ys.max()) + margin + 1, h)
+    x0, y0 = max(left - margin, 0), max(top - margin, 0)
+    x1, y1 = min(right + margin + 1, w), min(bottom + margin + 1, h)
     crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
     keep: np.ndarray = inside[y0:y1, x0:x1].astype(np.uint8)
     if erode_px > 0 and min(keep.shape) > 4 * erode_px:
@@ -99,12 +100,7 @@ def make_texture(
         if eroded.any():
             keep = eroded
     if keep.any() and not keep.all():
-        # Label of the nearest inside pixel for every outside pixel; labels number inside pixels in scan order.
-        _, labels = cv2.distanceTransformWithLabels(
-            (keep == 0).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
-        )
-        colours = crop[keep > 0]
-        crop = colours[np.clip(labels - 1, 0, len(colours) - 1)]
+        crop = bleed(crop, keep)
     box = TextureBox(x0 - 0.5, y0 - 0.5, float(x1 - x0), float(y1 - y0))
     long_side = max(crop.shape[:2])
     if long_side > max_size:
@@ -120,13 +116,55 @@ def make_texture(
     front = crop
     if normal_z is not None:
         weight = _photo_weight(normal_z, box, (tw, th))
-        wall = cv2.resize(detail_free, (tw, th), interpolation=cv2.INTER_LINEAR)
-        front = (crop * weight[..., None] + wall * (1.0 - weight[..., None])).round().astype(np.uint8)
+        wall = cv2.resize(
+            np.clip(detail_free, 0, 255).astype(np.uint8), (tw, th), interpolation=cv2.INTER_LINEAR
+        )
+        front = cv2.blendLinear(crop, wall, weight, 1.0 - weight)
     atlas = np.empty((th, tw + bw, 3), np.uint8)
     atlas[:, :tw] = front
     atlas[:, tw:] = np.clip(detail_free.mean(axis=(0, 1)), 0, 255).astype(np.uint8)
     atlas[:bh, tw:] = np.clip(detail_free, 0, 255).astype(np.uint8)
     return Atlas(Image.fromarray(atlas), box, (tw, th), (bw, bh), back == "mirrored")
+
+
+def bleed(rgb: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """`rgb` (uint8) with every pixel outside `keep` replaced by the object's own colours spread outward (push-pull:
+    each coarser level averages only kept pixels and fills the finer level's gaps), so neither bilinear filtering
+    nor mipmaps pull backdrop colour into the rim. Full resolution is touched only by a few uint8 passes."""
+    import cv2
+
+    h, w = keep.shape
+    k8 = keep.astype(np.uint8)
+    half = (max(1, (w + 1) // 2), max(1, (h + 1) // 2))
+    colour: np.ndarray = cv2.resize(cv2.bitwise_and(rgb, rgb, mask=k8), half, interpolation=cv2.INTER_AREA)
+    colour = colour.astype(np.float32)
+    weight: np.ndarray = cv2.resize(k8 * 255, half, interpolation=cv2.INTER_AREA)
+    weight = weight.astype(np.float32) / 255.0
+    levels: list[tuple[np.ndarray, np.ndarray]] = []
+    while True:
+        levels.append((colour, weight))
+        lh, lw = weight.shape
+        if max(lh, lw) <= 4:
+            break
+        size = (max(1, (lw + 1) // 2), max(1, (lh + 1) // 2))
+        colour = cv2.resize(colour, size, interpolation=cv2.INTER_AREA)
+        weight = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
+    filled: np.ndarray | None = None
+    for colour, weight in reversed(levels):
+        known = weight[..., None] > 1e-3
+        mean = colour / np.maximum(weight, 1e-6)[..., None]
+        if filled is None:
+            fallback = colour.sum(axis=(0, 1)) / max(float(weight.sum()), 1e-6)
+            filled = np.where(known, mean, fallback).astype(np.float32)
+            continue
+        up = cv2.resize(filled, (weight.shape[1], weight.shape[0]), interpolation=cv2.INTER_LINEAR)
+        filled = np.where(known, mean, up).astype(np.float32)
+    assert filled is not None
+    out: np.ndarray = cv2.resize(
+        np.clip(filled + 0.5, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR
+    )
+    cv2.copyTo(rgb, k8, out)
+    return out
 
 
 def _smooth(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -158,9 +196,11 @@ def _row_colours(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
     if not has.any():
         return _smooth(rgb, weight)
     idx = np.arange(len(rows))
-    filled = np.column_stack([np.interp(idx, idx[has], rows[has, k]) for k in range(3)]).astype(np.float32)
-    filled = cv2.GaussianBlur(filled[:, None, :], (0, 0), 1.0)[:, 0, :] if len(filled) > 2 else filled
-    out: np.ndarray = np.repeat(filled[:, None, :], rgb.shape[1], axis=1)
+    colours: np.ndarray = np.column_stack([np.interp(idx, idx[has], rows[has, k]) for k in range(3)])
+    colours = colours.astype(np.float32)
+    if len(colours) > 2:
+        colours = cv2.GaussianBlur(colours[:, None, :], (0, 0), 1.0)[:, 0, :]
+    out: np.ndarray = np.repeat(colours[:, None, :], rgb.shape[1], axis=1)
     return out
 
 
@@ -183,8 +223,8 @@ def _photo_weight(
         nz.astype(np.float32), m, (tw, th), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0.0
     )
     lo, hi = WALL_NZ
-    t = np.clip((sampled - lo) / (hi - lo), 0.0, 1.0)
-    weight: np.ndarray = t * t * (3.0 - 2.0 * t)
+    t = np.clip((sampled - lo) * (1.0 / (hi - lo)), 0.0, 1.0)
+    weight: np.ndarray = (t * t * (3.0 - 2.0 * t)).astype(np.float32)
     return weight
 
 
@@ -208,7 +248,7 @@ def sheet_uv(
     x, y_down = vertices_px[:, 0], -vertices_px[:, 1]
     tiles = face_tiles(vertices_px, faces, atlas.mirrored)
     on_detail = tiles == 1
-    used_detail = np.unique(faces[on_detail])
+    used_detail = quality.used_vertices(faces[on_detail], len(vertices_px))
     remap = np.full(len(vertices_px), -1, np.int64)
     remap[used_detail] = len(vertices_px) + np.arange(len(used_detail))
     out_faces = faces.copy()
@@ -218,7 +258,7 @@ def sheet_uv(
         [atlas.uv(x, y_down, detail=False), atlas.uv(x[used_detail], y_down[used_detail], detail=True)]
     )
     # Drop vertices no face uses any more (those only detail-tile faces used).
-    used = np.unique(out_faces)
+    used = quality.used_vertices(out_faces, len(vertices))
     compact = np.full(len(vertices), -1, np.int64)
     compact[used] = np.arange(len(used))
     return vertices[used], compact[out_faces], uv[used]
