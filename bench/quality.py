@@ -106,6 +106,29 @@ def _tile_of(path: Path):
         return board.convert("RGB")
 
 
+def _stretch(model) -> tuple[float, float]:
+    """Share of the model's surface that shows photo texels stretched 2× or more by the front projection (|n_z| ≤
+    0.5), now (only faces on the photo tile, where the photo still dominates the wall colour) and with the plain
+    projection everywhere (every face)."""
+    import numpy as np
+
+    from image2model.core.generators.local import texturing
+    from image2model.core.mesh.model import face_normals
+
+    v, f = model.closed
+    n = face_normals(v, f)
+    area = np.linalg.norm(n, axis=1)
+    nz = np.abs(n[:, 2]) / np.maximum(area, 1e-30)
+    stretched = nz <= 0.5
+    lo, hi = texturing.WALL_NZ
+    photo_dominates = nz > (lo + hi) / 2
+    on_photo = texturing.face_tiles(v, f, model.figures["back"] == "mirrored") == 0
+    total = float(area.sum()) or 1.0
+    return float(area[stretched & on_photo & photo_dominates].sum()) / total, float(
+        area[stretched].sum()
+    ) / total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -151,7 +174,7 @@ def main() -> None:
             v, f = model.closed
             true_iou = pipeline.silhouette_iou(v, f, np.asarray(truth, bool))
         med = {k: statistics.median(v) for k, v in stages.items()}
-        rows.append((name, meta, true_iou, statistics.median(totals), med))
+        rows.append((name, meta, true_iou, statistics.median(totals), med, _stretch(model)))
         renderer = preview.Renderer(model.preview_mesh)
         tiles = [
             _label(_tile_of(path), name),
@@ -165,18 +188,18 @@ def main() -> None:
         f"\nface_limit {args.face_limit}; warm; median of {args.repeat}; times in ms; IoU = model silhouette vs TRUE mask"
     )
     head = (
-        f"{'photo':<17}{'cutout':<9}{'IoU':>6}{'pieces':>7}{'d/w':>6}{'base':>6}  {'shape':<16}{'back':<9}"
+        f"{'photo':<17}{'cutout':<9}{'IoU':>6}{'pieces':>7}{'d/w':>6}{'base':>6}{'str2x':>12}  {'shape':<16}{'back':<9}"
         f"{'cut':>6}{'shape':>6}{'tex':>5}{'glb':>5}{'prev':>6}{'cut.png':>8}{'item':>6}  warning"
     )
     print(head)
-    for name, meta, true_iou, total, med in rows:
+    for name, meta, true_iou, total, med, stretch in rows:
         iou = f"{true_iou:.3f}" if true_iou is not None else "  –  "
         previews = med.get("preview_png", 0) + med.get("turntable", 0)
         shape_ms = med.get("plan", 0) + med.get("shape", 0) + med.get("photo_check", 0)
         warning = (meta.get("warning") or "")[:60]
         print(
             f"{name:<17}{meta['cutout']['method']:<9}{iou:>6}{meta['pieces']:>7}{meta['depth_width']:>6.2f}"
-            f"{meta['base_footprint']:>6.2f}  {meta['shape']:<16}{meta['back']:<9}{med.get('cutout', 0):>6.0f}"
+            f"{meta['base_footprint']:>6.2f}{stretch[0]:>6.0%}/{stretch[1]:<5.0%}  {meta['shape']:<16}{meta['back']:<9}{med.get('cutout', 0):>6.0f}"
             f"{shape_ms:>6.0f}{med.get('texture', 0):>5.0f}{med.get('glb', 0):>5.0f}{previews:>6.0f}"
             f"{med.get('cutout_png', 0):>8.0f}{total * 1000:>6.0f}  {warning}"
         )

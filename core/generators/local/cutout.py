@@ -94,7 +94,9 @@ def cut_out(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Cutout:
     doubts = _doubts(figures, problem)
     figures["doubts"] = doubts
     if not doubts and mode == "auto":
-        return _finish(_soften(mask, shape), "backdrop", figures, score=score)
+        return _finish(
+            _soften_cut(mask, backdrop_score_map, figures, shape), "backdrop", figures, score=score
+        )
     learned_cut = _learned_cut(
         rgb, mask, figures, problem, "; ".join(doubts) or "learned segmenter requested", score
     )
@@ -109,7 +111,7 @@ def cut_out(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Cutout:
         # No learned cut: the backdrop cut passed its gates, so it is used, joined into one object, and the doubt
         # that sent it to the learned segmenter is reported. `learned` takes it only when nothing is in doubt.
         figures["learned_unavailable"] = unavailable
-        cut = _finish(_soften(mask, shape), "backdrop", figures, score=score)
+        cut = _finish(_soften_cut(mask, backdrop_score_map, figures, shape), "backdrop", figures, score=score)
         hint = f"The cut-out may be imperfect ({'; '.join(doubts) or 'learned segmenter requested'}) and {unavailable}."
         cut.figures["hint"] = hint
         if mode == "learned":
@@ -282,6 +284,25 @@ def _soften(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if soft.shape != shape:
         soft = cv2.resize(soft, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
     return soft
+
+
+def _soften_cut(
+    mask: np.ndarray, score: np.ndarray, figures: dict[str, Any], shape: tuple[int, int]
+) -> np.ndarray:
+    """The backdrop cut at the working size with a sub-pixel edge: along the outline, where the upsampled score
+    crosses the object threshold (a binary mask upsampled would step by whole model pixels, which shows as rings
+    on a revolved solid); inside and outside, the binary cut's own answer (filled holes, closed gaps)."""
+    import cv2
+
+    binary = _soften(mask, shape)
+    if score.shape == shape:
+        up = score
+    else:
+        up = cv2.resize(score, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    threshold = float(figures["threshold"])
+    edge = np.clip((up - threshold) * (2.0 / threshold) + 0.5, 0.0, 1.0)
+    out: np.ndarray = np.where(binary > 0.99, 1.0, np.where(binary > 0.01, edge, 0.0)).astype(np.float32)
+    return out
 
 
 def _gate_figures(fg: np.ndarray) -> dict[str, Any]:

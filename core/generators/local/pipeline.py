@@ -141,7 +141,7 @@ def _shape(mask: np.ndarray, plan: silhouette.Plan, face_limit: int, depth: floa
         if plaque:
             solid = shaping.inflate(mask, dense, depth, max_depth)
         else:
-            solid = shaping.shape_solid(mask, plan.kind, plan.flat, dense, depth, plan.body)
+            solid = shaping.shape_solid(mask, plan.kind, plan.flat, dense, depth, plan.body, axis=plan.axis)
         for agg, z_scale in ((7.0, 1.0), (5.0, 1.0), (7.0, 0.2)):
             v, f = shaping.decimate(solid, face_limit, agg, z_scale)
             topo = quality.topology(f, len(v))
@@ -173,7 +173,9 @@ def _shape(mask: np.ndarray, plan: silhouette.Plan, face_limit: int, depth: floa
         if plaque:
             solid = shaping.inflate(mask, target, depth, max_depth, thin_cells=0)
         else:
-            solid = shaping.shape_solid(mask, plan.kind, plan.flat, target, depth, plan.body, thin_cells=0)
+            solid = shaping.shape_solid(
+                mask, plan.kind, plan.flat, target, depth, plan.body, thin_cells=0, axis=plan.axis
+            )
         if len(solid.faces) <= face_limit:
             info = {
                 "dense_faces": solid.dense_faces,

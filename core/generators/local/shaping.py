@@ -18,6 +18,8 @@ from image2model.core.images import mask_bounds
 from image2model.core.mesh import quality
 
 _T_MIN = 0.05  # crossings are kept off the grid nodes so no triangle degenerates
+EDGE_SMOOTHING = 0.006
+"""Revolved outlines are smoothed along y over this share of the object's height (σ)."""
 
 
 def _case_table() -> dict[int, list[tuple[int, int, int]]]:
@@ -367,10 +369,16 @@ def poisson_height(grid: Grid, neumann: dict[tuple[int, int], np.ndarray] | None
     return np.maximum(np.atleast_1d(spsolve(matrix, np.full(n_nodes, 4.0), permc_spec="MMD_AT_PLUS_A")), 0.0)
 
 
-def row_ellipse_depth(grid: Grid, region: np.ndarray) -> np.ndarray:
+def row_ellipse_depth(
+    grid: Grid, region: np.ndarray, soft: np.ndarray | None = None, axis: float | None = None
+) -> np.ndarray:
     """Depth at every node for a solid whose every horizontal slice through `region` (bool, working-image size)
     is round: across each run of a row, z = √((x − left)(right − x)). A symmetric silhouette with one run per row
-    becomes its surface of revolution. Nodes outside `region` get 0."""
+    becomes its surface of revolution. Nodes outside `region` get 0.
+
+    With `soft` (the soft mask), rows crossing `region` once take their edges to a fraction of a pixel, smoothed
+    over neighbouring rows, so the surface has no ridges from the outline's pixel steps; where the run ends inside
+    the mask (a mug's body meeting its handle) that edge is the other one mirrored about `axis`."""
     h, w = region.shape
     x = grid.xy[: grid.n_nodes, 0]
     y = grid.xy[: grid.n_nodes, 1]
@@ -383,8 +391,61 @@ def row_ellipse_depth(grid: Grid, region: np.ndarray) -> np.ndarray:
     last = np.where(has, h - 1 - np.argmax(region[::-1], axis=0), h - 1)
     row = np.clip(row, first[col], last[col])
     left_edge, right_edge = _run_edges(region, row, col)
+    if soft is not None:
+        rows_left, rows_right = _row_edges(soft, region, axis)
+        yq = np.clip(y, 0, h - 1)
+        r0 = np.clip(np.floor(yq).astype(np.int64), 0, h - 1)
+        r1 = np.minimum(r0 + 1, h - 1)
+        r0, r1 = np.clip(r0, first[col], last[col]), np.clip(r1, first[col], last[col])
+        t = np.clip(yq - r0, 0.0, 1.0)
+        smooth_left = rows_left[r0] * (1 - t) + rows_left[r1] * t
+        smooth_right = rows_right[r0] * (1 - t) + rows_right[r1] * t
+        ok = np.isfinite(smooth_left) & np.isfinite(smooth_right)
+        left_edge = np.where(ok, smooth_left, left_edge)
+        right_edge = np.where(ok, smooth_right, right_edge)
     depth = np.sqrt(np.clip((x - left_edge) * (right_edge - x), 0.0, None))
     return np.where(region[row, col], depth, 0.0)
+
+
+def _row_edges(soft: np.ndarray, region: np.ndarray, axis: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the sub-pixel left and right edges of `region`'s single run (NaN where the row crosses it more
+    or less than once), where the soft mask crosses 0.5; an edge where the mask goes on is mirrored about `axis`."""
+    import cv2
+
+    h, w = region.shape
+    runs = np.count_nonzero(region[:, 1:] & ~region[:, :-1], axis=1) + region[:, 0]
+    single = runs == 1
+    rows = np.arange(h)
+    first = np.argmax(region, axis=1)
+    last = w - 1 - np.argmax(region[:, ::-1], axis=1)
+    before = soft[rows, np.maximum(first - 1, 0)]
+    at_first = soft[rows, first]
+    left = (first - 1) + (0.5 - before) / np.maximum(at_first - before, 1e-6)
+    left = np.where(first == 0, -0.5, np.clip(left, first - 1.0, first + 0.0))
+    after = soft[rows, np.minimum(last + 1, w - 1)]
+    at_last = soft[rows, last]
+    right = last + (at_last - 0.5) / np.maximum(at_last - after, 1e-6)
+    right = np.where(last == w - 1, w - 0.5, np.clip(right, last + 0.0, last + 1.0))
+    if axis is not None:
+        cut_left = (first > 0) & (before > 0.5)
+        cut_right = (last < w - 1) & (after > 0.5)
+        left = np.where(cut_left & ~cut_right, 2 * axis - right, left)
+        right = np.where(cut_right & ~cut_left, 2 * axis - left, right)
+    left = np.where(single, left, np.nan)
+    right = np.where(single, right, np.nan)
+    # Smooth the edges along y: a cut-out upsampled from a coarser mask steps by whole pixels of that mask, which
+    # would show as rings round the solid. The blur spans EDGE_SMOOTHING of the object's height.
+    sigma = max(1.5, EDGE_SMOOTHING * float(np.count_nonzero(single)))
+    size = 2 * int(3 * sigma) + 1
+    for edge in (left, right):
+        valid = np.isfinite(edge)
+        if valid.sum() > 3:
+            filled = np.where(valid, edge, 0.0).astype(np.float32)[:, None]
+            weight = valid.astype(np.float32)[:, None]
+            num = cv2.GaussianBlur(filled, (1, size), 0, sigmaY=sigma)[:, 0]
+            den = cv2.GaussianBlur(weight, (1, size), 0, sigmaY=sigma)[:, 0]
+            edge[valid] = (num / np.maximum(den, 1e-6))[valid]
+    return left, right
 
 
 def _run_edges(region: np.ndarray, row: np.ndarray, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -449,19 +510,22 @@ def shape_solid(
     depth: float,
     body: np.ndarray | None = None,
     thin_cells: int = 8,
+    axis: float | None = None,
 ) -> Solid:
     """The solid for a shaping plan (`silhouette.Plan`): "inflate" (Poisson), "revolve" (every slice round) or
-    "revolve+inflate" (a revolved `body` with the rest of the mask inflated and blended into it), with the `flat`
-    sides cut flat. Revolved parts are exactly round (depth = width), whatever `depth`."""
+    "revolve+inflate" (a revolved `body`, symmetric about the column `axis`, with the rest of the mask inflated and
+    blended into it), with the `flat` sides cut flat. Revolved parts are exactly round (depth = width), whatever
+    `depth`."""
     grid = triangulate(mask, dense_faces, thin_cells)
     cap = caps(grid, flat)
     region = mask > 0.5
     if kind == "revolve":
-        z_nodes = row_ellipse_depth(grid, region)
+        z_nodes = row_ellipse_depth(grid, region, mask)
     else:
         z_nodes = np.sqrt(poisson_height(grid, cap.neumann)) * depth
         if kind == "revolve+inflate" and body is not None:
-            z_nodes = _blend_attachment(grid, z_nodes, row_ellipse_depth(grid, body & region), body, region)
+            body_depth = row_ellipse_depth(grid, body & region, mask, axis)
+            z_nodes = _blend_attachment(grid, z_nodes, body_depth, body, region)
     # Every node is strictly inside: keep its two copies apart (welding merges equal positions).
     z_nodes = np.maximum(z_nodes, 0.02 * grid.cell)
     return drop_slivers(assemble(grid, z_nodes, cap))

@@ -53,6 +53,8 @@ class Plan:
     """Sides cut flat ("bottom", "top", "left", "right") → intervals along that side (pixel coordinates) where the
     outline is a straight line: a base to stand on, or where the frame cuts the object."""
     figures: dict[str, Any] = field(default_factory=dict)
+    axis: float | None = None
+    """Column (working-image pixels) of the silhouette's mirror axis."""
 
 
 def plan(soft: np.ndarray, shape: str) -> Plan:
@@ -82,11 +84,8 @@ def plan(soft: np.ndarray, shape: str) -> Plan:
             core = _attachment_core(small, axis2)
             if core is not None:
                 kind = "revolve+inflate"
-                body = np.zeros_like(mask)
-                body[top : bottom + 1, left : right + 1] = _upsample(
-                    core, (bottom - top + 1, right - left + 1)
-                )
-                body &= mask
+                # The body at full resolution: the silhouette and its mirror image about the axis, overlapping.
+                body = mask & mirrored(mask, round(2 * (left + (axis2 / 2.0 + 0.5) / scale - 0.5)))
                 figures["attachment_share"] = round(1.0 - float(body.sum()) / float(mask.sum()), 4)
     if kind != "inflate" and "top" not in flat:
         top_line = _flat_line(soft, "top")
@@ -99,8 +98,9 @@ def plan(soft: np.ndarray, shape: str) -> Plan:
         back = "mirrored"
     else:
         back = "smooth"
-    figures["axis_px"] = round(left + (axis2 / 2.0 + 0.5) / scale - 0.5, 2)
-    return Plan(kind, back, body, flat, figures)
+    axis_px = left + (axis2 / 2.0 + 0.5) / scale - 0.5
+    figures["axis_px"] = round(axis_px, 2)
+    return Plan(kind, back, body, flat, figures, axis_px)
 
 
 def _analysis_copy(crop: np.ndarray) -> tuple[np.ndarray, float]:
@@ -113,15 +113,6 @@ def _analysis_copy(crop: np.ndarray) -> tuple[np.ndarray, float]:
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     small = cv2.resize(crop.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
     return small, size[0] / crop.shape[1]
-
-
-def _upsample(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    out: np.ndarray = cv2.resize(
-        small.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR
-    )
-    return out > 0.5
 
 
 def mirror_axis(mask: np.ndarray) -> tuple[int, float]:
