@@ -65,7 +65,7 @@ SPEC = GeneratorSpec(
 
 
 class LocalGenerator(Generator):
-    """Silhouette inflation generator (see `pipeline` for the stages)."""
+    """Single-photo generator: cut-out, then a surface of revolution or an inflated silhouette (see `pipeline`)."""
 
     spec = SPEC
 
