@@ -52,52 +52,56 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-generator-"))
     shots = {**studio.SHOTS, "bottle": studio.SCENES["bottle"]}
-    rows = []
+    cases = []  # (label, path, options)
     for name, draw in shots.items():
         shot = draw(1024)
         path = tmp / (f"{name}.png" if shot.image.mode == "RGBA" else f"{name}.jpg")
         shot.image.save(path, quality=90)
         for shape in ("auto", "inflate") if name == "bottle" else ("auto",):
-            options = {"face_limit": args.face_limit, "shape": shape}
-            t_glb, t_other, t_png, t_webp, t_gif, t_cut, t_item = [], [], [], [], [], [], []
-            stages: dict[str, list[float]] = {}
-            for k in range(args.repeat):
-                t0 = time.perf_counter()
-                image = load_image(path)
-                model = pipeline.build_model(image, options, lambda f, s: None)
-                export.write_glb(model.mesh, tmp / "m.glb")
-                t1 = time.perf_counter()
-                export.write_obj_zip(model.mesh, tmp / "m.obj.zip", "m")
-                export.write_stl(model.mesh, tmp / "m.stl")
-                export.write_ply(model.mesh, tmp / "m.ply")
-                t2 = time.perf_counter()
-                preview.write_thumbnail(model.preview_mesh, tmp / "m.png")
-                t3 = time.perf_counter()
-                frames = preview.turntable_frames(model.turntable_mesh)
-                preview.write_turntable(frames, tmp / "m.webp", None)
-                t4 = time.perf_counter()
-                preview.write_turntable(frames, None, tmp / "m.gif")
-                t5 = time.perf_counter()
-                pipeline.write_cutout(model.rgb, model.cutout.mask, tmp / "m.cutout.png")
-                t6 = time.perf_counter()
-                request = GenerationRequest([path], options, ["glb"], tmp / f"item-{name}-{k}", name)
-                result = gen.generate(request, lambda f, s: None)
-                t_item.append(time.perf_counter() - t6)
-                for key, value in model.timings.ms.items():
-                    stages.setdefault(key, []).append(value)
-                for bucket, dt in zip(
-                    (t_glb, t_other, t_png, t_webp, t_gif, t_cut),
-                    (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5),
-                    strict=True,
-                ):
-                    bucket.append(dt)
-            med = {k: statistics.median(v) for k, v in stages.items()}
-            ms = [statistics.median(t) * 1000 for t in (t_glb, t_other, t_png, t_webp, t_gif, t_cut, t_item)]
             label = name if shape == "auto" else f"{name}/{shape}"
-            rows.append(
-                (label, model.cutout.method, model.figures["shape"], model.figures["faces"], *ms, med)
+            cases.append((label, path, {"face_limit": args.face_limit, "shape": shape}))
+    # Repeats outermost, so a change in the machine's load falls on every shot alike (revolve vs inflate).
+    times: dict[str, list[list[float]]] = {label: [[] for _ in range(7)] for label, _, _ in cases}
+    stages: dict[str, dict[str, list[float]]] = {label: {} for label, _, _ in cases}
+    last: dict[str, pipeline.Model] = {}
+    for k in range(args.repeat):
+        for label, path, options in cases:
+            t0 = time.perf_counter()
+            image = load_image(path)
+            model = pipeline.build_model(image, options, lambda f, s: None)
+            export.write_glb(model.mesh, tmp / "m.glb")
+            t1 = time.perf_counter()
+            export.write_obj_zip(model.mesh, tmp / "m.obj.zip", "m")
+            export.write_stl(model.mesh, tmp / "m.stl")
+            export.write_ply(model.mesh, tmp / "m.ply")
+            t2 = time.perf_counter()
+            preview.write_thumbnail(model.preview_mesh, tmp / "m.png")
+            t3 = time.perf_counter()
+            frames = preview.turntable_frames(model.turntable_mesh)
+            preview.write_turntable(frames, tmp / "m.webp", None)
+            t4 = time.perf_counter()
+            preview.write_turntable(frames, None, tmp / "m.gif")
+            t5 = time.perf_counter()
+            pipeline.write_cutout(model.rgb, model.cutout.mask, tmp / "m.cutout.png")
+            t6 = time.perf_counter()
+            request = GenerationRequest(
+                [path], options, ["glb"], tmp / f"item-{label.replace('/', '-')}-{k}", "i"
             )
-            assert result.metadata["faces"] == model.figures["faces"]
+            gen.generate(request, lambda f, s: None)
+            t7 = time.perf_counter()
+            for bucket, dt in zip(
+                times[label], (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6), strict=True
+            ):
+                bucket.append(dt)
+            for key, value in model.timings.ms.items():
+                stages[label].setdefault(key, []).append(value)
+            last[label] = model
+    rows = []
+    for label, _, _ in cases:
+        model = last[label]
+        ms = [statistics.median(t) * 1000 for t in times[label]]
+        med = {key: statistics.median(v) for key, v in stages[label].items()}
+        rows.append((label, model.cutout.method, model.figures["shape"], model.figures["faces"], *ms, med))
     print()
     print(
         "shot            cutout    shape            faces   →GLB  OBJ+STL+PLY   PNG  turntable   gif  cutout.png"

@@ -390,7 +390,8 @@ def row_ellipse_depth(
     first = np.where(has, np.argmax(region, axis=0), 0)
     last = np.where(has, h - 1 - np.argmax(region[::-1], axis=0), h - 1)
     row = np.clip(row, first[col], last[col])
-    left_edge, right_edge = _run_edges(region, row, col)
+    left_edge = np.full(len(x), np.nan)
+    right_edge = np.full(len(x), np.nan)
     if soft is not None:
         rows_left, rows_right = _row_edges(soft, region, axis)
         yq = np.clip(y, 0, h - 1)
@@ -400,9 +401,10 @@ def row_ellipse_depth(
         t = np.clip(yq - r0, 0.0, 1.0)
         smooth_left = rows_left[r0] * (1 - t) + rows_left[r1] * t
         smooth_right = rows_right[r0] * (1 - t) + rows_right[r1] * t
-        ok = np.isfinite(smooth_left) & np.isfinite(smooth_right)
-        left_edge = np.where(ok, smooth_left, left_edge)
-        right_edge = np.where(ok, smooth_right, right_edge)
+        left_edge, right_edge = smooth_left, smooth_right
+    rest = ~(np.isfinite(left_edge) & np.isfinite(right_edge))
+    if rest.any():
+        left_edge[rest], right_edge[rest] = _run_edges(region, row[rest], col[rest])
     depth = np.sqrt(np.clip((x - left_edge) * (right_edge - x), 0.0, None))
     return np.where(region[row, col], depth, 0.0)
 

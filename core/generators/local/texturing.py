@@ -7,7 +7,8 @@ colour, so the walls carry colour that fits instead of streaks stretched from th
 The detail-free tile, by `back`:
 - "smooth": a normalised-convolution blur of the object's colours inside its mask: no copied detail, so no mirrored
   text and no second face.
-- "wrapped": a running median of each band of rows (revolved shapes: bands continue round, text does not).
+- "wrapped": each row's median colour, median-filtered over a band of rows (revolved shapes: bands continue round,
+  text does not).
 - "mirrored": as "smooth", but the back faces show the photo seen from behind (right for side-on shots of
   mirror-symmetric things: the other side of a shoe, an animal in profile).
 It is stored at a quarter of the photo tile's resolution next to it. The side walls and flat caps always use it,
@@ -180,22 +181,22 @@ def _smooth(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 def _row_colours(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Each row's colour across the whole row: the median object colour over a band of rows around it (printed
-    lines of text melt into their label's colour), rows without object taking the nearest row's."""
+    """Each row's colour across the whole row: its median object colour, then the median of those over a band of
+    rows around it (printed lines of text melt into their label's colour); rows without object take the nearest
+    row's."""
     import cv2
+    from scipy.ndimage import median_filter
 
     rows = np.zeros((rgb.shape[0], 3), np.float32)
-    has = np.zeros(rgb.shape[0], bool)
-    half = max(1, round(ROW_BAND * rgb.shape[0] / 2))
-    for r in range(rgb.shape[0]):
-        band = slice(max(0, r - half), r + half + 1)
-        sel = weight[band] > 0.5
-        if weight[r].max() > 0.5:
-            rows[r] = np.median(rgb[band][sel], axis=0)
-            has[r] = True
+    has = (weight > 0.5).any(axis=1)
+    for r in np.flatnonzero(has):
+        rows[r] = np.median(rgb[r][weight[r] > 0.5], axis=0)
     if not has.any():
         return _smooth(rgb, weight)
     idx = np.arange(len(rows))
+    band = max(1, round(ROW_BAND * int(has.sum()))) | 1
+    present = rows[has]
+    rows[has] = median_filter(present, size=(band, 1), mode="nearest")
     colours: np.ndarray = np.column_stack([np.interp(idx, idx[has], rows[has, k]) for k in range(3)])
     colours = colours.astype(np.float32)
     if len(colours) > 2:
