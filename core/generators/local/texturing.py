@@ -7,8 +7,8 @@ colour, so the walls carry colour that fits instead of streaks stretched from th
 The detail-free tile, by `back`:
 - "smooth": a normalised-convolution blur of the object's colours inside its mask: no copied detail, so no mirrored
   text and no second face.
-- "wrapped": each row's median colour, median-filtered over a band of rows (revolved shapes: bands continue round,
-  text does not).
+- "wrapped": the median colour of a band of rows round each row (revolved shapes: bands continue round, text does
+  not).
 - "mirrored": as "smooth", but the back faces show the photo seen from behind (right for side-on shots of
   mirror-symmetric things: the other side of a shoe, an animal in profile).
 It is stored at a quarter of the photo tile's resolution next to it. The side walls and flat caps always use it,
@@ -29,6 +29,7 @@ BACK_SCALE = 4
 """The detail-free back tile is this many times smaller than the front tile, per side."""
 WALL_NZ = (0.2, 0.55)
 """The front fades from the photo (surface normal's z ≥ the upper value) to the detail-free colour (≤ the lower)."""
+BAND_SAMPLES = 600
 ROW_BAND = 0.08
 """Height of the band of rows whose median colour a revolved shape's row wraps round with (share of the height)."""
 SMOOTH_SIGMA = 0.04
@@ -181,22 +182,22 @@ def _smooth(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 def _row_colours(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Each row's colour across the whole row: its median object colour, then the median of those over a band of
-    rows around it (printed lines of text melt into their label's colour); rows without object take the nearest
-    row's."""
+    """Each row's colour across the whole row: the median object colour over a band of rows around it (printed
+    lines of text melt into their label's colour), from at most `BAND_SAMPLES` pixels of the band; rows without
+    object take the nearest row's."""
     import cv2
-    from scipy.ndimage import median_filter
 
     rows = np.zeros((rgb.shape[0], 3), np.float32)
     has = (weight > 0.5).any(axis=1)
-    for r in np.flatnonzero(has):
-        rows[r] = np.median(rgb[r][weight[r] > 0.5], axis=0)
     if not has.any():
         return _smooth(rgb, weight)
+    half = max(1, round(ROW_BAND * int(has.sum()) / 2))
+    for r in np.flatnonzero(has):
+        band = slice(max(0, r - half), r + half + 1)
+        pixels = rgb[band][weight[band] > 0.5]
+        step = max(1, len(pixels) // BAND_SAMPLES)
+        rows[r] = np.median(pixels[::step], axis=0)
     idx = np.arange(len(rows))
-    band = max(1, round(ROW_BAND * int(has.sum()))) | 1
-    present = rows[has]
-    rows[has] = median_filter(present, size=(band, 1), mode="nearest")
     colours: np.ndarray = np.column_stack([np.interp(idx, idx[has], rows[has, k]) for k in range(3)])
     colours = colours.astype(np.float32)
     if len(colours) > 2:
