@@ -345,6 +345,9 @@ class JobService:
                 continue
             previews = {o["format"]: url(o["filename"]) for o in item.outputs if o["role"] == "preview"}
             preview_url = previews.get("png") or next(iter(previews.values()), None)
+            cutout = next((o for o in item.outputs if o["role"] == "cutout"), None)
+            if cutout is not None:  # the generator's cut-out of the photo (an RGBA PNG), not a thumbnail
+                previews["cutout"] = url(cutout["filename"])
             for out in item.outputs:
                 if out["role"] != "model":
                     continue

@@ -1,7 +1,10 @@
-"""Local generator figures: 1024 px photo → GLB at 10k faces (warm, one core), other formats, previews, peak RSS.
+"""Local generator figures: 1024 px photo → GLB at 10k faces (warm, one core), other formats, previews, cut-out PNG,
+the whole item as a worker runs it, peak RSS.
 
+Shots: the drawn studio shots (the white-on-white shoe takes the learned path, the RGBA bottle is revolved) and a
+labelled bottle on a backdrop, shaped both as a revolution (auto) and inflated, so the revolve's cost shows.
 Usage: python bench/generator.py [--repeat 7] [--face-limit 10000] [--cores 1]
-Prints medians per shot in ms; targets from issue 3 in brackets. No asserts: this reports, CI tests correctness.
+Prints medians in ms and PASS/FAIL against issue 12's targets. No asserts: this reports, CI tests correctness.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def main() -> None:
     import cv2
 
     cv2.setNumThreads(args.cores)
+    from image2model.core.generators.base import GenerationRequest
     from image2model.core.generators.local import LocalGenerator, pipeline, studio
     from image2model.core.images import load_image
     from image2model.core.mesh import export, preview
@@ -47,63 +51,86 @@ def main() -> None:
     print(f"cores pinned: {args.cores}; face_limit {args.face_limit}; median of {args.repeat}")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-generator-"))
-    rows = []
-    for name, draw in studio.SHOTS.items():
+    shots = {**studio.SHOTS, "bottle": studio.SCENES["bottle"]}
+    cases = []  # (label, path, options)
+    for name, draw in shots.items():
         shot = draw(1024)
         path = tmp / (f"{name}.png" if shot.image.mode == "RGBA" else f"{name}.jpg")
         shot.image.save(path, quality=90)
-        t_glb, t_other, t_png, t_webp, t_gif = [], [], [], [], []
-        stages: dict[str, list[float]] = {}
-        for _ in range(args.repeat):
+        for shape in ("auto", "inflate") if name == "bottle" else ("auto",):
+            label = name if shape == "auto" else f"{name}/{shape}"
+            cases.append((label, path, {"face_limit": args.face_limit, "shape": shape}))
+    # Repeats outermost, so a change in the machine's load falls on every shot alike (revolve vs inflate).
+    times: dict[str, list[list[float]]] = {label: [[] for _ in range(7)] for label, _, _ in cases}
+    stages: dict[str, dict[str, list[float]]] = {label: {} for label, _, _ in cases}
+    last: dict[str, pipeline.Model] = {}
+    for k in range(args.repeat):
+        for label, path, options in cases:
             t0 = time.perf_counter()
             image = load_image(path)
-            model = pipeline.build_model(image, {"face_limit": args.face_limit}, lambda f, s: None)
+            model = pipeline.build_model(image, options, lambda f, s: None)
             export.write_glb(model.mesh, tmp / "m.glb")
             t1 = time.perf_counter()
             export.write_obj_zip(model.mesh, tmp / "m.obj.zip", "m")
             export.write_stl(model.mesh, tmp / "m.stl")
             export.write_ply(model.mesh, tmp / "m.ply")
             t2 = time.perf_counter()
-            preview.write_thumbnail(model.mesh, tmp / "m.png")
+            preview.write_thumbnail(model.preview_mesh, tmp / "m.png")
             t3 = time.perf_counter()
-            frames = preview.turntable_frames(model.mesh)
+            frames = preview.turntable_frames(model.turntable_mesh)
             preview.write_turntable(frames, tmp / "m.webp", None)
             t4 = time.perf_counter()
             preview.write_turntable(frames, None, tmp / "m.gif")
             t5 = time.perf_counter()
-            for key, value in model.timings.ms.items():
-                stages.setdefault(key, []).append(value)
-            t_glb.append(t1 - t0)
-            t_other.append(t2 - t1)
-            t_png.append(t3 - t2)
-            t_webp.append(t4 - t3)
-            t_gif.append(t5 - t4)
-        med = {k: statistics.median(v) for k, v in stages.items()}
-        rows.append(
-            (
-                name,
-                model.cutout.method,
-                model.figures["faces"],
-                model.figures["silhouette_iou"],
-                *(statistics.median(t) * 1000 for t in (t_glb, t_other, t_png, t_webp, t_gif)),
-                med,
+            pipeline.write_cutout(model.rgb, model.cutout.mask, tmp / "m.cutout.png")
+            t6 = time.perf_counter()
+            request = GenerationRequest(
+                [path], options, ["glb"], tmp / f"item-{label.replace('/', '-')}-{k}", "i"
             )
-        )
+            gen.generate(request, lambda f, s: None)
+            t7 = time.perf_counter()
+            for bucket, dt in zip(
+                times[label], (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6), strict=True
+            ):
+                bucket.append(dt)
+            for key, value in model.timings.ms.items():
+                stages[label].setdefault(key, []).append(value)
+            last[label] = model
+    rows = []
+    for label, _, _ in cases:
+        model = last[label]
+        ms = [statistics.median(t) * 1000 for t in times[label]]
+        med = {key: statistics.median(v) for key, v in stages[label].items()}
+        rows.append((label, model.cutout.method, model.figures["shape"], model.figures["faces"], *ms, med))
     print()
-    header = (
-        "shot     cutout    faces  IoU    →GLB[150]  OBJ+STL+PLY[150]  PNG[80]  turntable webp[800]  +gif"
+    print(
+        "shot            cutout    shape            faces   →GLB  OBJ+STL+PLY   PNG  turntable   gif  cutout.png"
+        "  item(glb+previews+cutout)"
     )
-    print(header)
-    for name, method, faces, iou, glb, other, png, webp, gif, _ in rows:
+    for label, method, shape, faces, glb, other, png, webp, gif, cut, item, _ in rows:
         print(
-            f"{name:<8} {method:<9} {faces:>5}  {iou:.3f}  {glb:>8.1f}  {other:>16.1f}  {png:>7.1f}  "
-            f"{webp:>19.1f}  {gif:>5.1f}"
+            f"{label:<15} {method:<9} {shape:<16} {faces:>5}  {glb:>5.0f}  {other:>11.0f}  {png:>4.0f}  {webp:>9.0f}"
+            f"  {gif:>4.0f}  {cut:>10.0f}  {item:>8.0f}"
         )
     print("\nstage medians (ms):")
-    for name, *_, med in rows:
-        print(f"  {name:<8} " + "  ".join(f"{k} {v:.1f}" for k, v in med.items()))
+    for label, *_, med in rows:
+        print(f"  {label:<15} " + "  ".join(f"{k} {v:.1f}" for k, v in med.items()))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak RSS of this process (a worker's equivalent): {peak:.0f} MB [300]")
+    by = {r[0]: r for r in rows}
+    backdrop = [r for r in rows if r[1] == "backdrop" and r[2] == "inflate"]
+    learned_rows = [r for r in rows if r[1] == "learned"]
+    print()
+    _verdict("backdrop path → GLB, worst shot (ms)", max(r[4] for r in backdrop), 100)
+    if "bottle" in by and "bottle/inflate" in by:
+        _verdict("revolve adds (bottle auto − inflate, ms)", by["bottle"][4] - by["bottle/inflate"][4], 30)
+    if learned_rows:
+        _verdict("learned path → GLB (ms)", max(r[4] for r in learned_rows), 600)
+    _verdict("whole item on the backdrop path, worst shot (ms)", max(r[10] for r in backdrop), 400)
+    _verdict("peak RSS of this process, learned path included (MB)", peak, 450)
+
+
+def _verdict(what: str, value: float, target: float) -> None:
+    print(f"{'PASS' if value <= target else 'FAIL'}  {what}: {value:.0f} (target ≤ {target})")
 
 
 if __name__ == "__main__":

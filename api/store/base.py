@@ -373,7 +373,8 @@ class JobStore(abc.ABC):
                 return False
             item.outputs = outputs
             item.metadata = metadata
-            self._end_item(state, item, ItemStatus.COMPLETED, "completed")
+            # A generator's caveat (a fallback it took, part of the photo it left out) is the item's message.
+            self._end_item(state, item, ItemStatus.COMPLETED, str(metadata.get("warning") or "completed"))
             return True
 
     def fail(

@@ -190,8 +190,9 @@ class OutputFile:
 
     path: Path
     format: str
-    role: Literal["model", "preview", "master"] = "model"
-    """`master`: the full-resolution GLB the service keeps for exports (not listed)."""
+    role: Literal["model", "preview", "cutout", "master"] = "model"
+    """"cutout": the object as the generator cut it out of the photo (an RGBA PNG), listed with the previews;
+    "master": the full-resolution GLB the service keeps for exports (not listed)."""
 
     @property
     def mime_type(self) -> str:

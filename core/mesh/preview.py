@@ -90,11 +90,17 @@ class Renderer:
         face_at = ids[rows, cols] - 1
         c = coef[face_at]
         px, py = cols.astype(np.float32), rows.astype(np.float32)
-        b0 = np.clip(c[:, 0] * px + c[:, 1] * py + c[:, 2], 0.0, 1.0)
-        b1 = np.clip(c[:, 3] * px + c[:, 4] * py + c[:, 5], 0.0, 1.0)
-        b2 = np.clip(1.0 - b0 - b1, 0.0, 1.0)
-        total = np.maximum(b0 + b1 + b2, 1e-6)  # renormalise after clipping or rim pixels sample wrong texels
-        b0, b1, b2 = b0 / total, b1 / total, b2 / total
+        b0 = c[:, 0] * px + c[:, 1] * py + c[:, 2]
+        b1 = c[:, 3] * px + c[:, 4] * py + c[:, 5]
+        b2 = 1.0 - b0 - b1
+        outside = np.nonzero((b0 < 0) | (b1 < 0) | (b2 < 0))[0]
+        if len(outside):
+            # Pixels drawn just outside their face: shade the face's closest point, not a clipped extrapolation
+            # (which, on a long thin face, lands far along it and smears the texture).
+            t = tri[face_at[outside]]
+            corners = np.stack([np.stack([sx[t[:, k]], sy_[t[:, k]]], axis=1) for k in range(3)], axis=1)
+            bary = _closest_barycentric(np.stack([px[outside], py[outside]], axis=1), corners)
+            b0[outside], b1[outside], b2[outside] = bary[:, 0], bary[:, 1], bary[:, 2]
         cu, cv_, cl = corner_u[face_at], corner_v[face_at], corner_l[face_at]
         u = b0 * cu[:, 0] + b1 * cu[:, 1] + b2 * cu[:, 2]
         v = b0 * cv_[:, 0] + b1 * cv_[:, 1] + b2 * cv_[:, 2]
@@ -105,6 +111,25 @@ class Renderer:
         ]
         image[rows, cols] = np.clip(colour * light[:, None], 0, 255).astype(np.uint8)
         return image
+
+
+def _closest_barycentric(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Barycentric coordinates of the point of each triangle (corners (n, 3, 2)) closest to each point (n, 2),
+    for points outside it: the closest point lies on one of the three edges."""
+    best_d = np.full(len(points), np.inf)
+    best = np.zeros((len(points), 3))
+    for k in range(3):
+        a, b = corners[:, k], corners[:, (k + 1) % 3]
+        ab = b - a
+        t = np.clip(((points - a) * ab).sum(axis=1) / np.maximum((ab * ab).sum(axis=1), 1e-12), 0.0, 1.0)
+        d = ((a + t[:, None] * ab - points) ** 2).sum(axis=1)
+        closer = d < best_d
+        best_d = np.where(closer, d, best_d)
+        bary = np.zeros((len(points), 3))
+        bary[:, k] = 1.0 - t
+        bary[:, (k + 1) % 3] = t
+        best[closer] = bary[closer]
+    return best
 
 
 def write_thumbnail(mesh: TexturedMesh, path: Path, size: int = 512) -> Path:

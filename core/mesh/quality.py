@@ -27,19 +27,23 @@ def topology(faces: np.ndarray, n_vertices: int) -> Topology:
     undirected_key = np.minimum(directed[:, 0], directed[:, 1]) * n + np.maximum(
         directed[:, 0], directed[:, 1]
     )
-    _, und_counts = np.unique(undirected_key, return_counts=True)
+    # Sorting, not np.unique: numpy's hash-based unique is ~20× slower on these keys.
+    und = np.sort(undirected_key)
+    starts = np.flatnonzero(np.concatenate([[True], und[1:] != und[:-1]]))
+    und_counts = np.diff(np.append(starts, len(und)))
     watertight = bool(np.all(und_counts == 2)) and not np.any(directed[:, 0] == directed[:, 1])
-    winding = bool(distinct_count(directed_key) == len(directed_key))
-    used = distinct_count(f)
+    dk = np.sort(directed_key)
+    winding = bool(np.all(dk[1:] != dk[:-1]))
+    used = len(used_vertices(f, int(n)))
     euler = int(used - len(und_counts) + len(f))
     return Topology(watertight, winding and watertight, euler)
 
 
-def distinct_count(values: np.ndarray) -> int:
-    """How many different values an integer array holds. By sorting: numpy 2.4's plain `np.unique` takes a
-    hashing path that was ~100x slower here (130 ms for 60k keys against 1 ms)."""
-    flat = np.sort(values, axis=None)
-    return int(len(flat) and 1 + np.count_nonzero(flat[1:] != flat[:-1]))
+def used_vertices(faces: np.ndarray, n_vertices: int) -> np.ndarray:
+    """Sorted indices of the vertices that some face uses."""
+    used = np.zeros(max(n_vertices, int(faces.max()) + 1 if len(faces) else 0), bool)
+    used[faces.ravel()] = True
+    return np.flatnonzero(used)
 
 
 def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
@@ -75,3 +79,37 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two boolean masks (1.0 when both are empty)."""
     union = np.count_nonzero(a | b)
     return 1.0 if union == 0 else float(np.count_nonzero(a & b) / union)
+
+
+def pieces(faces: np.ndarray, n_vertices: int) -> int:
+    """Connected pieces of a mesh (faces joined through shared vertices); weld UV seams first."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(faces) == 0:
+        return 0
+    f = faces.astype(np.int64)
+    rows = np.concatenate([f[:, 0], f[:, 1]])
+    cols = np.concatenate([f[:, 1], f[:, 2]])
+    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(n_vertices, n_vertices))
+    _, labels = connected_components(graph, directed=False)
+    return int(len(np.unique(labels[used_vertices(f, n_vertices)])))
+
+
+def stance(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 5e-3) -> dict[str, float]:
+    """How the model stands (Y up): `depth_width` = depth / width of its bounding box, and `base_footprint` = the
+    area of its flat bottom (faces facing straight down at its lowest level) as a share of width × depth."""
+    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+    width, depth = float(hi[0] - lo[0]), float(hi[2] - lo[2])
+    tri = vertices[faces]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area2 = np.linalg.norm(normals, axis=1)
+    extent = float((hi - lo).max()) or 1.0
+    down = (normals[:, 1] < -0.995 * np.maximum(area2, 1e-30)) & (
+        tri[:, :, 1].max(axis=1) <= lo[1] + tolerance * extent
+    )
+    footprint = float(area2[down].sum() / 2.0)
+    return {
+        "depth_width": depth / width if width > 0 else 0.0,
+        "base_footprint": footprint / (width * depth) if width > 0 and depth > 0 else 0.0,
+    }

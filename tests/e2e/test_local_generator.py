@@ -50,13 +50,19 @@ def test_local_generator_makes_every_format_and_previews(stack):
                 assert any(n.endswith(".mtl") for n in archive.namelist()), name
             continue
         mesh = trimesh.load(io.BytesIO(data), file_type=entry["format"], force="mesh")
+        mesh.merge_vertices(merge_tex=True, merge_norm=True)  # the GLB's UV seams duplicate vertices
         assert mesh.is_watertight, name
         assert len(mesh.faces) <= 2000, name
         assert entry["metadata"]["watertight"] is True
         assert entry["metadata"]["faces"] <= 2000
     chair = by_name["chair.glb"]
-    assert set(chair["previews"]) == {"png", "webp", "gif"}
+    assert set(chair["previews"]) == {"png", "webp", "gif", "cutout"}
+    assert chair["preview_url"] == chair["previews"]["png"] and chair["preview_url"].split("?")[0].endswith(
+        "chair.preview.png"
+    )
     assert httpx.get(chair["preview_url"]).content[:8] == b"\x89PNG\r\n\x1a\n"
+    cutout = httpx.get(chair["previews"]["cutout"])
+    assert cutout.headers["content-type"] == "image/png" and cutout.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert httpx.get(chair["previews"]["webp"]).content[8:12] == b"WEBP"
     assert httpx.get(chair["previews"]["gif"]).content[:4] == b"GIF8"
 

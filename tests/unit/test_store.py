@@ -103,6 +103,15 @@ def test_stale_attempt_cannot_complete_or_report(store):
     assert store.load(job_id).job.status == JobStatus.COMPLETED
 
 
+def test_a_completed_item_carries_the_generators_warning_as_its_message(store):
+    job_id = make_job(store)
+    for index, metadata in ((0, {"warning": "Could not separate the object; made a plaque."}), (1, {})):
+        item = store.claim(job_id, index, 30)
+        assert store.complete(job_id, index, item.attempt, [{"filename": f"{index}.glb"}], metadata)
+    items = store.load(job_id).items
+    assert [i.message for i in items] == ["Could not separate the object; made a plaque.", "completed"]
+
+
 def test_reaper_fails_an_item_after_max_attempts(store):
     job_id = make_job(store, n=1)
     store.claim(job_id, 0, lease_seconds=0.01)

@@ -20,9 +20,13 @@ SPEC = GeneratorSpec(
     name="local",
     title="Local (offline, CPU)",
     description=(
-        "Turns the object in a product-style photo (plain background, or a PNG with transparency) into a rounded, "
-        "textured, watertight solid by inflating its silhouette. Runs offline on the CPU in well under a second; "
-        "the back mirrors the front."
+        "Turns the object in a photo into a textured, watertight solid, offline on the CPU in well under a "
+        "second. It cuts the object out (transparency, the plain backdrop, or a learned segmenter for white-on-"
+        "white, busy or close-up shots) and keeps it in one piece; round things (bottles, vases, glasses, cans, "
+        "lamps, a mug's body) become surfaces of revolution, everything else an inflated silhouette. A flat bottom "
+        "becomes a flat base the model stands on. The back mirrors the front only for side-on shots (a shoe, an "
+        "animal in profile); otherwise it carries the front's colours without copied detail. The cut-out is "
+        "offered as an RGBA PNG next to the previews."
     ),
     formats=FORMATS,
     default_formats=FORMATS,
@@ -41,17 +45,27 @@ SPEC = GeneratorSpec(
             "background_removal",
             "choice",
             "auto",
-            "auto: use transparency if present, else detect the backdrop (the learned segmenter only when that "
-            "fails); learned: use the learned segmenter (the `segment` extra; best for white-on-white, ~0.5 s); "
-            "alpha: use the PNG's transparency only; off: keep the whole photo (makes a flat plaque).",
+            "auto: use transparency if present, else detect the backdrop, and use the learned segmenter whenever "
+            "that cut is doubtful (several pieces, an edge like the backdrop, the object touching the frame, a "
+            "failed check); learned: always use the learned segmenter (the `segment` extra, ~0.5 s); alpha: use "
+            "the PNG's transparency only; off: keep the whole photo (makes a flat plaque).",
             choices=("auto", "learned", "alpha", "off"),
+        ),
+        OptionSpec(
+            "shape",
+            "choice",
+            "auto",
+            "auto: a surface of revolution for silhouettes that are mirror-symmetric with one run per row (bottles, "
+            "vases, glasses; a mug's body, its handle inflated), else inflate; inflate: always inflate the "
+            "silhouette; revolve: make every horizontal slice round.",
+            choices=("auto", "inflate", "revolve"),
         ),
     ),
 )
 
 
 class LocalGenerator(Generator):
-    """Silhouette inflation generator (see `pipeline` for the stages)."""
+    """Single-photo generator: cut-out, then a surface of revolution or an inflated silhouette (see `pipeline`)."""
 
     spec = SPEC
 

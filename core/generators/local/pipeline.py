@@ -17,8 +17,8 @@ from PIL import Image
 from image2model.core.errors import GenerationError
 from image2model.core.generators.base import GenerationRequest, GenerationResult, OutputFile, ProgressCallback
 from image2model.core.generators.local import cutout as _cutout
-from image2model.core.generators.local import shaping, texturing
-from image2model.core.images import load_image
+from image2model.core.generators.local import shaping, silhouette, texturing
+from image2model.core.images import load_image, mask_bounds
 from image2model.core.mesh import export, preview, quality
 from image2model.core.mesh.model import TexturedMesh
 
@@ -40,7 +40,11 @@ DEFAULTS: dict[str, Any] = {
     "inflation_depth": 0.75,
     "texture_size": 1024,
     "background_removal": "auto",
+    "shape": "auto",
 }
+GATE_SLACK = 0.03
+"""An outline this far below the gate after every rebuild is still offered (a hard shape at a small budget); below
+that, the input is broken and the item fails."""
 
 
 def iou_threshold(face_limit: int) -> float | None:
@@ -73,6 +77,10 @@ class Model:
     preview_mesh: TexturedMesh
     turntable_mesh: TexturedMesh
     cutout: _cutout.Cutout
+    rgb: np.ndarray
+    """The working image the cut-out belongs to."""
+    closed: tuple[np.ndarray, np.ndarray]
+    """The model before its UV seams, in working-image pixels (y up): vertices and faces."""
     figures: dict[str, Any]
     timings: Timer
 
@@ -100,59 +108,153 @@ def working_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return rgb, alpha
 
 
-def _shape(
-    mask: np.ndarray, face_limit: int, depth: float, plaque: bool
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Inflate and decimate within the budget, keeping the mesh closed; retries as the decimator needs."""
+@dataclass
+class Shaped:
+    """The closed solid at the budget (pixel units, y up) and how it was reached."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    solid: shaping.Solid
+    """The dense solid it was decimated from."""
+    outline: Outline
+    info: dict[str, Any]
+
+    @property
+    def iou(self) -> float:
+        return self.outline.iou
+
+
+def _shape(mask: np.ndarray, plan: silhouette.Plan, face_limit: int, depth: float, plaque: bool) -> Shaped:
+    """Shape and decimate within the budget, keeping the mesh closed and its outline on the cut-out.
+
+    When the outline misses the silhouette gate, the solid is rebuilt rather than the item failed: a
+    boundary-preserving decimation (on a copy flattened in depth), then a grid twice as fine; the best attempt
+    wins. Only an outline far below the gate (a broken input) fails."""
     h, w = mask.shape
+    inside = mask > 0.5
+    threshold = None if plaque else iou_threshold(face_limit)
     max_depth = PLAQUE_THICKNESS * max(h, w) if plaque else None
-    dense = max(DENSE_FACTOR * face_limit, 4000)
-    dense = min(dense, face_limit + 60_000)  # big budgets: bound the solve's time and memory
-    solid = shaping.inflate(mask, dense, depth, max_depth)
-    info: dict[str, Any] = {"dense_faces": solid.dense_faces, "grid_cell_px": round(solid.grid_cell, 3)}
-    for agg in (7.0, 5.0):
-        v, f = shaping.decimate(solid, face_limit, agg)
-        topo = quality.topology(f, len(v))
-        if topo.watertight and topo.winding_consistent and len(f) <= face_limit:
-            info["decimation"] = f"qem agg={agg:g}" if len(f) < len(solid.faces) else "none"
-            return v, f, info
+    best: Shaped | None = None
+    for factor in (DENSE_FACTOR, 2 * DENSE_FACTOR):
+        dense = max(factor * face_limit, 4000)
+        dense = min(dense, face_limit + factor * 20_000)  # big budgets: bound the solve's time and memory
+        if plaque:
+            solid = shaping.inflate(mask, dense, depth, max_depth)
+        else:
+            solid = shaping.shape_solid(mask, plan.kind, plan.flat, dense, depth, plan.body, axis=plan.axis)
+        for agg, z_scale in ((7.0, 1.0), (5.0, 1.0), (7.0, 0.2)):
+            v, f = shaping.decimate(solid, face_limit, agg, z_scale)
+            topo = quality.topology(f, len(v))
+            if not (topo.watertight and topo.winding_consistent and len(f) <= face_limit):
+                continue
+            drawn = outline(v, f, inside)
+            iou = drawn.iou
+            decimation = "none" if len(f) == len(solid.faces) else f"qem agg={agg:g}"
+            if z_scale != 1.0:
+                decimation += f" z×{z_scale:g}"
+            info = {
+                "dense_faces": solid.dense_faces,
+                "grid_cell_px": round(solid.grid_cell, 3),
+                "decimation": decimation,
+            }
+            if best is None or iou > best.iou:
+                best = Shaped(v, f, solid, drawn, info)
+            if threshold is None or iou >= threshold:
+                return best
+            if len(f) == len(solid.faces):
+                break  # not decimated: another decimation cannot help, a finer grid might
+    if best is not None and (threshold is None or best.iou >= threshold - GATE_SLACK):
+        best.info["silhouette_gate"] = "best attempt"
+        return best
     # The decimator could not keep the mesh closed: build directly at the budget instead.
     target = face_limit
     for _ in range(12):
         target = max(8, int(target * 0.8))
-        solid = shaping.inflate(mask, target, depth, max_depth, thin_cells=0)
-        if len(solid.faces) <= face_limit:
-            info.update(
-                dense_faces=solid.dense_faces, grid_cell_px=round(solid.grid_cell, 3), decimation="rebuild"
+        if plaque:
+            solid = shaping.inflate(mask, target, depth, max_depth, thin_cells=0)
+        else:
+            solid = shaping.shape_solid(
+                mask, plan.kind, plan.flat, target, depth, plan.body, thin_cells=0, axis=plan.axis
             )
-            return solid.vertices, solid.faces, info
+        if len(solid.faces) <= face_limit:
+            info = {
+                "dense_faces": solid.dense_faces,
+                "grid_cell_px": round(solid.grid_cell, 3),
+                "decimation": "rebuild",
+            }
+            drawn = outline(solid.vertices, solid.faces, inside)
+            if best is None or drawn.iou > best.iou:
+                best = Shaped(solid.vertices, solid.faces, solid, drawn, info)
+            return best
     raise GenerationError(
         f"Could not fit this shape into {face_limit} faces; raise face_limit and try again.",
         {"face_limit": face_limit},
     )
 
 
-def silhouette_iou(vertices_px: np.ndarray, faces: np.ndarray, inside: np.ndarray) -> float:
-    """IoU of the model's front silhouette and the cut-out mask, on a raster that puts the object at
-    `IOU_RASTER` pixels whatever its size in the photo."""
+@dataclass(frozen=True)
+class Outline:
+    """The model's front silhouette rasterised with the object at `IOU_RASTER` pixels, and where that raster lies:
+    working-image pixel (x, y) is raster pixel ((x − x0 + 0.5)·scale − 0.5, (y − y0 + 0.5)·scale − 0.5)."""
+
+    raster: np.ndarray
+    reference: np.ndarray
+    """The mask it is compared with, on the same raster."""
+    x0: float
+    y0: float
+    scale: float
+
+    @property
+    def iou(self) -> float:
+        return quality.iou(self.raster, self.reference)
+
+    def resampled(self, shape: tuple[int, int], pixel: float) -> np.ndarray:
+        """The silhouette on a grid of `shape` whose pixels are `pixel` working-image pixels wide (bool)."""
+        import cv2
+
+        r = self.scale
+        m = np.array(
+            [
+                [r * pixel, 0, r * (0.5 * pixel - self.x0) - 0.5],
+                [0, r * pixel, r * (0.5 * pixel - self.y0) - 0.5],
+            ]
+        )
+        out = cv2.warpAffine(
+            self.raster.astype(np.uint8) * 255,
+            m,
+            (shape[1], shape[0]),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        )
+        resampled: np.ndarray = out > 127
+        return resampled
+
+
+def outline(vertices_px: np.ndarray, faces: np.ndarray, inside: np.ndarray) -> Outline:
+    """The model's front silhouette and the mask `inside`, on a raster that puts the object at `IOU_RASTER` pixels
+    whatever its size in the photo."""
     import cv2
 
-    ys, xs = np.nonzero(inside)
-    if len(xs) == 0:
-        return 0.0
+    top, bottom, left, right = mask_bounds(inside) or (0, 0, 0, 0)
     pad = 3
-    x0, y0 = xs.min() - pad, ys.min() - pad
-    span = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1 + 2 * pad
+    x0, y0 = left - pad, top - pad
+    span = max(right - left, bottom - top) + 1 + 2 * pad
     r = IOU_RASTER / span
-    bw = math.ceil((xs.max() - x0 + 1 + pad) * r)
-    bh = math.ceil((ys.max() - y0 + 1 + pad) * r)
+    bw = math.ceil((right - x0 + 1 + pad) * r)
+    bh = math.ceil((bottom - y0 + 1 + pad) * r)
     # Resample the mask: crop position (x - x0), pixel centres at (k + 0.5)·r − 0.5.
     m = np.array([[r, 0, (0.5 - x0) * r - 0.5], [0, r, (0.5 - y0) * r - 0.5]], np.float64)
     ref = cv2.warpAffine(inside.astype(np.float32), m, (bw, bh), flags=cv2.INTER_LINEAR) > 0.5
     pts = np.column_stack([vertices_px[:, 0], -vertices_px[:, 1]])
     pts = (pts - (x0, y0) + 0.5) * r - 0.5
     sil = quality.rasterize_silhouette(pts, faces, (bh, bw))
-    return quality.iou(sil, ref)
+    return Outline(sil, ref, float(x0), float(y0), r)
+
+
+def silhouette_iou(vertices_px: np.ndarray, faces: np.ndarray, inside: np.ndarray) -> float:
+    """IoU of the model's front silhouette and the mask `inside` (see `outline`)."""
+    if not inside.any():
+        return 0.0
+    return outline(vertices_px, faces, inside).iou
 
 
 def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressCallback) -> Model:
@@ -160,54 +262,79 @@ def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressC
     timer = Timer()
     opts = {**DEFAULTS, **options}
     face_limit = int(opts["face_limit"])
+    mode = str(opts["background_removal"])
     with timer.stage("decode"):
         rgb, alpha = working_image(image)
     progress(0.1, "cutting out")
     with timer.stage("cutout"):
-        cut = _cutout.cut_out(rgb, alpha, str(opts["background_removal"]))
+        cut = _cutout.cut_out(rgb, alpha, mode)
     progress(0.25, "shaping")
-    with timer.stage("shape"):
-        v_px, faces, shape_info = _shape(cut.mask, face_limit, float(opts["inflation_depth"]), cut.is_plaque)
+    shaped, plan, photo = _shape_and_check(rgb, cut, opts, timer)
+    if photo is not None and not photo["passed"] and cut.method == "backdrop" and mode == "auto":
+        # The model's outline leaves object-looking regions outside: the backdrop cut missed part of the object.
+        with timer.stage("cutout"):
+            second = _cutout.cut_out(rgb, alpha, "learned")
+        if second.method == "learned":
+            cut = second
+            cut.figures["backdrop_reason"] = "the model failed its photo check"
+            shaped, plan, photo = _shape_and_check(rgb, cut, opts, timer)
     progress(0.45, "texturing")
     inside = cut.mask > 0.5
+    v_px, faces = shaped.vertices, shaped.faces
     with timer.stage("texture"):
-        texture, box = texturing.make_texture(
-            rgb, inside, int(opts["texture_size"]), erode_px=0 if cut.is_plaque else 2
+        atlas = texturing.make_texture(
+            rgb,
+            inside,
+            int(opts["texture_size"]),
+            erode_px=0 if cut.is_plaque else 2,
+            back=plan.back,
+            normal_z=shaped.solid.normal_z_image(),
         )
-        uv = texturing.planar_uv(v_px[:, 0], -v_px[:, 1], box)
         lo, hi = v_px.min(axis=0), v_px.max(axis=0)
         extent = float((hi - lo).max()) or 1.0
-        vertices = (v_px - (lo + hi) / 2.0) / extent
-        mesh = TexturedMesh(vertices, faces, uv, texture)
+
+        def textured(vp: np.ndarray, fp: np.ndarray) -> TexturedMesh:
+            sv, sf, uv = texturing.sheet_uv(vp, fp, atlas)
+            return TexturedMesh((sv - (lo + hi) / 2.0) / extent, sf, uv, atlas.image)
+
+        mesh = textured(v_px, faces)
 
         def reduced(target: int) -> TexturedMesh:
             if len(faces) <= target:
                 return mesh
             pv, pf = shaping.decimate(shaping.Solid(v_px, faces, 0.0, len(faces)), target)
-            puv = texturing.planar_uv(pv[:, 0], -pv[:, 1], box)
-            return TexturedMesh((pv - (lo + hi) / 2.0) / extent, pf, puv, texture)
+            return textured(pv, pf)
 
         preview_mesh = reduced(PREVIEW_FACES)
         turntable_mesh = reduced(TURNTABLE_FACES)
     progress(0.55, "checking")
     with timer.stage("checks"):
-        topo = quality.topology(faces, len(vertices))
-        volume = quality.signed_volume(vertices, faces)
-        iou = silhouette_iou(v_px, faces, inside)
-    # The plaque is a fallback whose outline is ours, not the object's: no silhouette gate for it.
+        welded = mesh.welded
+        topo = quality.topology(welded.faces, len(welded.vertices))
+        volume = quality.signed_volume(welded.vertices, welded.faces)
+        stance = quality.stance(welded.vertices, welded.faces)
     threshold = None if cut.is_plaque else iou_threshold(face_limit)
+    iou = shaped.iou
     figures = {
-        "faces": int(len(faces)),
-        "vertices": int(len(vertices)),
+        "faces": int(len(mesh.faces)),
+        "vertices": int(len(mesh.vertices)),
         "watertight": topo.watertight,
         "winding_consistent": topo.winding_consistent,
         "euler_number": topo.euler_number,
+        "pieces": quality.pieces(welded.faces, len(welded.vertices)),
         "volume": round(volume, 6),
-        "extents": [round(float(e), 4) for e in (vertices.max(axis=0) - vertices.min(axis=0))],
+        "extents": [round(float(e), 4) for e in (mesh.vertices.max(axis=0) - mesh.vertices.min(axis=0))],
         "silhouette_iou": round(iou, 4),
         "silhouette_iou_threshold": threshold,
-        **shape_info,
+        "shape": plan.kind,
+        "back": plan.back,
+        "flat_sides": sorted(plan.flat),
+        **{k: round(v, 4) for k, v in stance.items()},
+        **plan.figures,
+        **shaped.info,
     }
+    if photo is not None:
+        figures["photo_check"] = photo
     problems = []
     if not topo.watertight:
         problems.append("the mesh is not closed")
@@ -215,9 +342,9 @@ def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressC
         problems.append("the mesh's faces are not consistently oriented")
     if volume <= 0:
         problems.append("the mesh encloses no volume")
-    if len(faces) > face_limit:
-        problems.append(f"it has {len(faces)} faces, more than face_limit {face_limit}")
-    if threshold is not None and iou < threshold:
+    if len(mesh.faces) > face_limit:
+        problems.append(f"it has {len(mesh.faces)} faces, more than face_limit {face_limit}")
+    if threshold is not None and iou < threshold - GATE_SLACK:
         problems.append(f"its outline matches the cut-out only to IoU {iou:.3f} (needs {threshold})")
     if problems:
         raise GenerationError(
@@ -227,7 +354,43 @@ def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressC
             "and a clearly separated object, or a higher face_limit.",
             {"quality": figures, "cutout": {"method": cut.method, **cut.figures}},
         )
-    return Model(mesh, preview_mesh, turntable_mesh, cut, figures, timer)
+    if photo is not None and not photo["passed"] and cut.warning is None:
+        cut.warning = (
+            "Part of the object may be missing from the model: regions next to it look like neither the backdrop "
+            "nor the object. background_removal=learned (the `segment` extra) may cut it out better."
+        )
+    return Model(mesh, preview_mesh, turntable_mesh, cut, rgb, (v_px, faces), figures, timer)
+
+
+def _shape_and_check(
+    rgb: np.ndarray, cut: _cutout.Cutout, opts: dict[str, Any], timer: Timer
+) -> tuple[Shaped, silhouette.Plan, dict[str, Any] | None]:
+    """Plan and shape the cut-out, then check the model's outline against the photo itself (not only against
+    the cut-out it came from, which would hide a wrong cut-out)."""
+    inside = cut.mask > 0.5
+    with timer.stage("plan"):
+        if cut.is_plaque:
+            plan = silhouette.Plan("inflate", "smooth")
+        else:
+            plan = silhouette.plan(cut.mask, str(opts["shape"]))
+    with timer.stage("shape"):
+        shaped = _shape(
+            cut.mask, plan, int(opts["face_limit"]), float(opts["inflation_depth"]), cut.is_plaque
+        )
+    with timer.stage("photo_check"):
+        photo = photo_check(shaped.outline, cut, inside.shape)
+    return shaped, plan, photo
+
+
+def photo_check(drawn: Outline, cut: _cutout.Cutout, shape: tuple[int, int]) -> dict[str, Any] | None:
+    """The model's front silhouette against the photo's own evidence: the backdrop model's score around it. Faint,
+    thick regions touching the outline (a little off the backdrop's colour) are parts of the object the model
+    left out. None when the photo has no plain backdrop to judge by."""
+    if cut.score is None or cut.is_plaque or "threshold" not in cut.figures:
+        return None
+    sil = drawn.resampled(cut.score.shape, shape[1] / cut.score.shape[1])
+    share = _cutout.faint_share(sil, cut.score, float(cut.figures["threshold"]))
+    return {"faint_share": share, "passed": share <= _cutout.MAX_FAINT_SHARE}
 
 
 _WRITERS: dict[str, tuple[str, Callable[[TexturedMesh, Path, str], Path]]] = {
@@ -267,6 +430,9 @@ def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationRes
         webp, gif = out_dir / f"{stem}.turntable.webp", out_dir / f"{stem}.turntable.gif"
         preview.write_turntable(frames, webp, gif)
     files += [OutputFile(webp, "webp", "preview"), OutputFile(gif, "gif", "preview")]
+    with timer.stage("cutout_png"):
+        cut_png = write_cutout(model.rgb, model.cutout.mask, out_dir / f"{stem}.cutout.png")
+    files.append(OutputFile(cut_png, "png", "cutout"))
     timer.ms["total"] = round((time.perf_counter() - start) * 1000.0, 2)
     progress(1.0, "done")
     metadata: dict[str, Any] = {
@@ -281,6 +447,20 @@ def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationRes
     if model.cutout.warning:
         metadata["warning"] = model.cutout.warning
     return GenerationResult(files=files, metadata=metadata)
+
+
+def write_cutout(rgb: np.ndarray, mask: np.ndarray, path: Path) -> Path:
+    """The cut-out the model was made from: an RGBA PNG of the working image cropped to the object, alpha = the
+    mask (colour cleared where fully transparent, which also keeps the file small)."""
+    alpha = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    top, bottom, left, right = mask_bounds(alpha > 0) or (0, alpha.shape[0] - 1, 0, alpha.shape[1] - 1)
+    m = max(2, round(0.01 * max(alpha.shape)))
+    y0, y1 = max(top - m, 0), min(bottom + m + 1, alpha.shape[0])
+    x0, x1 = max(left - m, 0), min(right + m + 1, alpha.shape[1])
+    a = alpha[y0:y1, x0:x1]
+    rgba = np.dstack([rgb[y0:y1, x0:x1] * (a > 0)[..., None], a])
+    Image.fromarray(rgba, "RGBA").save(path, format="PNG", compress_level=1)
+    return path
 
 
 def warm_up() -> None:

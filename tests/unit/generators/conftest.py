@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,19 @@ SHOT_SIZE = 512
 @pytest.fixture(scope="session")
 def shots() -> dict[str, studio.Shot]:
     return {name: draw(SHOT_SIZE) for name, draw in studio.SHOTS.items()}
+
+
+@pytest.fixture(scope="session")
+def scenes() -> dict[str, studio.Shot]:
+    return {name: draw(SHOT_SIZE) for name, draw in studio.SCENES.items()}
+
+
+def jpeg(image: Image.Image, quality: int = 80) -> Image.Image:
+    """The image after a round trip through JPEG at `quality` (what most uploads are)."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=quality)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
 
 
 @pytest.fixture(scope="session")

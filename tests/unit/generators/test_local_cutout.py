@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from image2model.core.generators.local import cutout, learned, studio
+from image2model.core.generators.local import cutout, learned, pieces, studio
 from image2model.core.mesh.quality import iou
+
+from .conftest import jpeg
 
 
 def _cut(shot: studio.Shot, mode: str = "auto") -> cutout.Cutout:
@@ -36,16 +38,71 @@ def test_rgba_cutout_uses_the_alpha_channel_exactly(shots: dict) -> None:
     assert iou(cut.mask > 0.5, shots["cutout"].truth) >= 0.999
 
 
-def test_white_sole_on_white_is_a_known_partial_cutout(shots: dict, monkeypatch) -> None:
-    # The border model cannot see a near-white sole on a white backdrop; it must still find the red upper
-    # as one object rather than falling back or taking the backdrop, and flag its edge as ambiguous with a hint
-    # to use background_removal=learned (test_learned.py).
+def test_without_the_extra_a_white_sole_on_white_is_a_partial_cutout_with_a_hint(
+    shots: dict, monkeypatch
+) -> None:
+    # The border model cannot see a near-white sole on a white backdrop; without the learned segmenter it must still
+    # give the shoe as one object, not fall back or mesh pieces, and say that its edge is doubtful.
     monkeypatch.setattr(learned, "segment", lambda rgb: None)  # as without the extra
     cut = _cut(shots["shoe"])
-    assert cut.method == "backdrop"
+    assert cut.method == "backdrop" and cut.warning is None
     score = iou(cut.mask > 0.5, shots["shoe"].truth)
     assert 0.6 <= score < 0.97
-    assert cut.figures["edge_ambiguity"] > cutout.MAX_EDGE_AMBIGUITY
+    assert cut.figures["faint_share"] > cutout.MAX_FAINT_SHARE
+    assert "not installed" in cut.figures["hint"]
+    assert pieces.select_object(cut.mask > 0.5).pieces == 1
+
+
+def test_learned_mode_without_the_extra_refuses_a_doubtful_backdrop_cut(shots: dict, monkeypatch) -> None:
+    monkeypatch.setattr(learned, "segment", lambda rgb: None)
+    cut = _cut(shots["shoe"], "learned")
+    assert cut.is_plaque and "not installed" in cut.warning and "looks like the backdrop" in cut.warning
+    clean = _cut(shots["toy"], "learned")
+    assert clean.method == "backdrop" and "not installed" in clean.warning
+
+
+def test_busy_table_keeps_the_cup_and_drops_the_crumbs(scenes: dict) -> None:
+    shot = scenes["table_cup"]
+    cut = cutout.cut_out(np.asarray(jpeg(shot.image)), None, "auto")
+    inside = cut.mask > 0.5
+    assert iou(inside, shot.truth) >= 0.97
+    assert pieces.select_object(inside).pieces == 1
+
+
+def _blob(mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    y0, y1, x0, x1 = box
+    mask[y0:y1, x0:x1] = True
+
+
+def test_a_part_across_a_thin_gap_is_joined_and_crumbs_and_far_objects_are_dropped() -> None:
+    fg = np.zeros((400, 600), bool)
+    _blob(fg, (100, 240, 100, 500))  # the upper
+    _blob(fg, (246, 270, 90, 510))  # the sole, under a 6 px line the backdrop model could not see
+    for y, x in ((30, 40), (350, 560), (20, 580)):
+        _blob(fg, (y, y + 4, x, x + 4))  # crumbs
+    selection = pieces.select_object(fg)
+    assert selection.pieces == 2 and selection.joined == 1 and selection.dropped == 0
+    assert selection.mask[243, 300]  # the gap is bridged
+    assert not selection.mask[30:34, 40:44].any()  # crumbs dropped
+    import cv2
+
+    assert (
+        cv2.connectedComponents(selection.mask.astype(np.uint8))[0] == 2
+    )  # one object (label 0 = background)
+    _blob(fg, (300, 390, 540, 598))  # another object, far away
+    far = pieces.select_object(fg)
+    assert far.dropped == 1 and far.dropped_share > 0.05 and not far.mask[350, 560]
+
+
+def test_several_separate_objects_keep_the_largest_with_a_warning(monkeypatch) -> None:
+    monkeypatch.setattr(learned, "segment", lambda rgb: None)
+    rgb = np.full((300, 600, 3), 235, np.uint8)
+    rgb[60:240, 40:250] = (200, 40, 40)
+    rgb[100:200, 360:500] = (40, 60, 190)
+    cut = cutout.cut_out(rgb, None, "auto")
+    assert not cut.is_plaque and cut.figures["pieces_dropped"] == 1
+    assert "several separate objects" in cut.warning
+    assert (cut.mask[150, 100] > 0.5) != (cut.mask[150, 440] > 0.5)
 
 
 def test_blank_image_falls_back_to_a_reported_plaque() -> None:

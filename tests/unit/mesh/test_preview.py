@@ -38,3 +38,11 @@ def test_thumbnail_and_turntable_files(cube: TexturedMesh, tmp_path: Path) -> No
     for path, fmt in ((webp, "WEBP"), (gif, "GIF")):
         with Image.open(path) as im:
             assert im.format == fmt and im.n_frames == 6 and im.is_animated
+
+
+def test_pixels_just_outside_a_thin_face_take_its_closest_texel() -> None:
+    # A long, thin triangle: a clipped extrapolation of barycentrics lands far along it; the closest point does not.
+    tri = np.array([[[10.0, 0.0], [10.5, 100.0], [11.0, 100.0]]])
+    bary = preview._closest_barycentric(np.array([[9.0, 50.0]]), tri)
+    point = (bary[0][:, None] * tri[0]).sum(axis=0)
+    assert abs(point[1] - 50.0) < 1.0 and abs(point[0] - 10.25) < 0.5

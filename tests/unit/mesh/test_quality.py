@@ -44,3 +44,17 @@ def test_iou_of_disjoint_masks_is_zero() -> None:
     a[0, 0], b[3, 3] = True, True
     assert quality.iou(a, b) == 0.0
     assert quality.iou(a, a) == 1.0
+
+
+def test_a_cube_stands_on_its_whole_bottom_and_is_one_piece(cube: TexturedMesh) -> None:
+    stance = quality.stance(cube.vertices, cube.faces)
+    assert stance["depth_width"] == 1.0 and abs(stance["base_footprint"] - 1.0) < 1e-9
+    assert quality.pieces(cube.faces, len(cube.vertices)) == 1
+    two = np.concatenate([cube.faces, cube.faces + len(cube.vertices)])
+    assert quality.pieces(two, 2 * len(cube.vertices)) == 2
+
+
+def test_a_tilted_cube_has_no_flat_base(cube: TexturedMesh) -> None:
+    c, s = np.cos(0.3), np.sin(0.3)
+    tilted = cube.vertices @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]).T
+    assert quality.stance(tilted, cube.faces)["base_footprint"] == 0.0
