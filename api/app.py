@@ -18,7 +18,7 @@ from image2model.api.errors import install_error_handlers
 from image2model.api.hub import EventHub
 from image2model.api.metrics import Metrics, MetricsMiddleware
 from image2model.api.ratelimit import build_limiter
-from image2model.api.routes import download, health, jobs, models, status, upload
+from image2model.api.routes import download, health, jobs, models, status, upload, webhooks
 from image2model.api.security import KeyRing, LinkSigner, load_secret
 from image2model.api.service import JobService
 from image2model.api.worker.queue import pending_count
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter=build_limiter(settings),
     )
     install_error_handlers(app)
-    for module in (upload, status, download, jobs, models, health):
+    for module in (upload, status, download, jobs, models, health, webhooks):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -67,6 +67,7 @@ class Stack:
         self.api: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
         self.io_worker: subprocess.Popen | None = None
+        self.webhook_worker: subprocess.Popen | None = None
 
     @property
     def redis_url(self) -> str:
@@ -108,6 +109,10 @@ class Stack:
         """The thread worker that drives remote generators."""
         self.io_worker = self._spawn("io-worker", "worker", "--queue", "io", "--workers", str(threads))
 
+    def start_webhook_worker(self) -> None:
+        """The webhook deliverer (`worker --queue webhooks`)."""
+        self.webhook_worker = self._spawn("webhooks", "worker", "--queue", "webhooks")
+
     def start(self, workers: int = 1) -> Stack:
         self.start_api()
         self.start_worker(workers)
@@ -137,7 +142,11 @@ class Stack:
     def kill_io_worker(self) -> None:
         self._stop(self.io_worker, signal.SIGKILL)
 
+    def kill_webhook_worker(self) -> None:
+        self._stop(self.webhook_worker, signal.SIGKILL)
+
     def stop(self) -> None:
+        self._stop(self.webhook_worker)
         self._stop(self.io_worker)
         self._stop(self.worker)
         self._stop(self.api)
