@@ -8,11 +8,14 @@ redirect (`redirect_to`); every request it saw is kept in `requests`, the de-dup
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from standardwebhooks import Webhook
@@ -138,3 +141,19 @@ class Receiver:
     def bodies(self) -> list[dict[str, Any]]:
         with self._lock:
             return [json.loads(r.body) for r in self.requests]
+
+
+def readme_verifiers() -> dict[str, Callable[[bytes, dict[str, str], str], Any]]:
+    """The README's two receiver snippets (the `standardwebhooks` one and the `hmac` one), run as written:
+    `{"standardwebhooks": verify, "hmac": verify}`."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## Webhooks\n", 1)[1].split("\n## ", 1)[0]
+    found: dict[str, Callable[[bytes, dict[str, str], str], Any]] = {}
+    for block in re.findall(r"```python\n(.*?)```", section, flags=re.S):
+        code = textwrap.dedent(block)
+        if "def verify" not in code:
+            continue
+        namespace: dict[str, Any] = {}
+        exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
+        found["standardwebhooks" if "standardwebhooks" in code else "hmac"] = namespace["verify"]
+    return found
