@@ -151,9 +151,7 @@ class Deliverer:
     async def _follow(self, cursor: Any) -> None:
         blocking = self.jobs.blocking_tail
         while True:
-            if len(self._in_flight) >= self.max_in_flight:
-                await asyncio.sleep(self.poll_interval)
-                continue
+            await self._room()
             try:
                 if blocking:
                     cursor, rows = await asyncio.to_thread(
@@ -169,6 +167,11 @@ class Deliverer:
                 continue
             if not blocking and len(rows) < self.PAGE:
                 await asyncio.sleep(self.poll_interval)
+
+    async def _room(self) -> None:
+        """Wait until fewer than `max_in_flight` attempts are running."""
+        while len(self._in_flight) >= self.max_in_flight:
+            await asyncio.sleep(self.poll_interval)
 
     async def _take(self, rows: list[tuple[str, Event]]) -> None:
         unknown = list({job_id for job_id, _ in rows if job_id not in self._subscriptions})
@@ -197,7 +200,11 @@ class Deliverer:
     async def _sweep(self) -> None:
         """Catch up: every subscription not yet done, from its job's own events after its `scanned_seq`."""
         after = ""
-        while batch := await asyncio.to_thread(self.hooks.active, self.SWEEP_BATCH, after):
+        while True:
+            await self._room()
+            batch = await asyncio.to_thread(self.hooks.active, self.SWEEP_BATCH, after)
+            if not batch:
+                return
             after = batch[-1].job_id
             rows, orphans = await asyncio.to_thread(self._unseen_events, batch)
             await self._record(*plan(rows, {s.job_id: s for s in batch}))

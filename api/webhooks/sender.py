@@ -12,16 +12,17 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
+from yarl import URL
 
 from image2model.api.webhooks.targets import RefusedTarget, check_addresses, literal_address
 
 USER_AGENT = "image2model-webhooks/0.1"
 DNS_CACHE_SECONDS = 10
+TARGET_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -98,16 +99,30 @@ class Sender:
             trust_env=False,
         )
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._targets: dict[str, tuple[URL, str]] = {}
+
+    def _target(self, url: str) -> tuple[URL, str]:
+        """The parsed URL and its host, remembered (thousands of deliveries go to a few URLs); an IP literal is
+        checked here, as aiohttp connects to one without asking the resolver."""
+        known = self._targets.get(url)
+        if known is None:
+            parsed = URL(url)
+            host = parsed.host or ""
+            literal = literal_address(host)
+            if literal is not None:
+                check_addresses(host, [str(literal)], self._allow)
+            if len(self._targets) >= TARGET_CACHE:
+                self._targets.clear()
+            known = self._targets[url] = (parsed, host)
+        return known
 
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> Attempt:
         """POST `body` to `url`; never raises for what the receiver or the network does."""
-        host = urlsplit(url).hostname or ""
-        literal = literal_address(host)
+        host = ""
         try:
-            if literal is not None:  # aiohttp connects to IP literals without asking the resolver
-                check_addresses(host, [str(literal)], self._allow)
+            target, host = self._target(url)
             async with self._session.post(
-                url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
+                target, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
             ) as response:
                 # The status line is the answer; a body is not waited for (a small one is already read, and
                 # the connection goes back to the pool; a large or slow one closes it).

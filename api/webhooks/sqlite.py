@@ -136,27 +136,26 @@ class SqliteWebhookStore(WebhookStore):
         return [_delivery(row) for row in rows]
 
     def finish(self, outcomes: list[Outcome]) -> int:
-        recorded = 0
         with self._write() as conn:
-            for o in outcomes:
-                due = o.next_attempt_at if o.status == PENDING else o.finished_at
-                recorded += conn.execute(
-                    "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, last_status = ?, "
-                    "last_error = ?, delivered_at = ?, next_attempt_at = ?, due_at = ? "
-                    "WHERE webhook_id = ? AND attempts = ? AND status = ?",
+            return conn.executemany(
+                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, last_status = ?, "
+                "last_error = ?, delivered_at = ?, next_attempt_at = ?, due_at = ? "
+                "WHERE webhook_id = ? AND attempts = ? AND status = ?",
+                [
                     (
                         o.status,
                         o.last_status,
                         o.last_error,
                         o.finished_at if o.status == DELIVERED else None,
                         o.next_attempt_at if o.status == PENDING else None,
-                        due,
+                        o.next_attempt_at if o.status == PENDING else o.finished_at,
                         o.webhook_id,
                         o.attempts,
                         PENDING,
-                    ),
-                ).rowcount
-        return recorded
+                    )
+                    for o in outcomes
+                ],
+            ).rowcount
 
     def deliveries(self, job_id: str) -> list[Delivery]:
         rows = self._conn().execute(
