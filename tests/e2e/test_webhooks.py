@@ -18,7 +18,7 @@ from image2model.core.models import WebhookLog
 from tests.conftest import stored_files
 from tests.support.images import photo
 from tests.support.stack import Stack
-from tests.support.webhooks import Receiver, readme_verifiers
+from tests.support.webhooks import Receiver, readme_verifiers, webhook_records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -186,19 +186,6 @@ def test_redirects_are_not_followed(client, secret):
     assert target.requests == []
 
 
-def subscriptions(stack: Stack) -> int:
-    """Webhook subscriptions in the stack's store, read from the store itself."""
-    if stack.redis_url:
-        import redis
-
-        with redis.Redis.from_url(stack.redis_url) as conn:
-            return len(list(conn.scan_iter("i2m:wh:sub:*")))
-    import sqlite3
-
-    with sqlite3.connect(stack.data_dir / "state.db") as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM webhook_subscriptions").fetchone()[0])
-
-
 REFUSED = [
     "http://localhost:{port}/hook",  # a name resolving to loopback (only the address 127.0.0.1 is allowed)
     "http://127.0.0.2:{port}/hook",
@@ -223,7 +210,7 @@ REFUSED = [
 def test_refused_webhook_targets_are_400_and_store_nothing(hooked, client, secret):
     with Receiver(secret) as receiver:
         port = receiver.url.split(":")[2].split("/")[0]
-        jobs_before, subs_before = hooked.stored_jobs(), subscriptions(hooked)
+        jobs_before, subs_before = hooked.stored_jobs(), webhook_records(hooked)[0]
         files_before = set(stored_files(hooked.data_dir))
         for url in [u.format(port=port) for u in REFUSED] + [
             "ftp://127.0.0.1/x",
@@ -238,7 +225,7 @@ def test_refused_webhook_targets_are_400_and_store_nothing(hooked, client, secre
             client.submit(photo(), webhook_url=receiver.url, webhook_events="task_done,task_completed")
         with pytest.raises(ValidationFailed, match="needs a webhook_url"):
             client.submit(photo(), webhook_events="task_completed")
-        assert (hooked.stored_jobs(), subscriptions(hooked)) == (jobs_before, subs_before)
+        assert (hooked.stored_jobs(), webhook_records(hooked)[0]) == (jobs_before, subs_before)
         assert set(stored_files(hooked.data_dir)) == files_before
         assert receiver.requests == []
     assert "could not be resolved" not in hooked.log("api")  # refused for the address, not a lookup failure

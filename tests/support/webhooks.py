@@ -21,6 +21,8 @@ from typing import Any
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from tests.support.stack import Stack
+
 HANG_LIMIT_S = 30.0
 
 
@@ -157,3 +159,19 @@ def readme_verifiers() -> dict[str, Callable[[bytes, dict[str, str], str], Any]]
         exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
         found["standardwebhooks" if "standardwebhooks" in code else "hmac"] = namespace["verify"]
     return found
+
+
+def webhook_records(stack: Stack) -> tuple[int, int]:
+    """(subscriptions, deliveries) in a stack's store, read from the store itself."""
+    if stack.redis_url:
+        import redis
+
+        with redis.Redis.from_url(stack.redis_url) as conn:
+            return len(list(conn.scan_iter("i2m:wh:sub:*"))), len(list(conn.scan_iter("i2m:wh:d:*")))
+    import sqlite3
+
+    with sqlite3.connect(stack.data_dir / "state.db") as conn:
+        return tuple(  # type: ignore[return-value]
+            int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+            for table in ("webhook_subscriptions", "webhook_deliveries")
+        )
