@@ -125,8 +125,13 @@ class Deliverer:
         return len(self._in_flight)
 
     async def run(self) -> None:
-        cursor = await asyncio.to_thread(self.jobs.head)  # before the sweep: nothing falls between the two
-        await self._sweep()
+        cursor = await self._start_cursor()
+        if cursor is None:
+            return
+        try:
+            await self._sweep()
+        except Exception:  # the store is down: the sweep runs again later, live events flow meanwhile
+            log.exception("event=webhooks_sweep_failed")
         loops = [
             asyncio.create_task(self._follow(cursor), name="webhooks-follow"),
             asyncio.create_task(self._claim_due(), name="webhooks-claim"),
@@ -146,6 +151,18 @@ class Deliverer:
             await flusher
         await self._flush()
 
+    async def _start_cursor(self) -> Any:
+        """The log's head, taken before the first sweep so nothing falls between the two (retried while the
+        store cannot be reached; None when stopped first)."""
+        while not self._stopping.is_set():
+            try:
+                return await asyncio.to_thread(self.jobs.head)
+            except Exception:
+                log.exception("event=webhooks_store_unavailable")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 2.0)
+        return None
+
     # ---- events into deliveries -------------------------------------------------------------------
 
     async def _follow(self, cursor: Any) -> None:
@@ -154,13 +171,14 @@ class Deliverer:
             await self._room()
             try:
                 if blocking:
-                    cursor, rows = await asyncio.to_thread(
+                    after, rows = await asyncio.to_thread(
                         self.jobs.wait_tail, cursor, self.BLOCK_SECONDS, self.PAGE
                     )
                 else:
-                    cursor, rows = await asyncio.to_thread(self.jobs.tail, cursor, self.PAGE)
+                    after, rows = await asyncio.to_thread(self.jobs.tail, cursor, self.PAGE)
                 if rows:
                     await self._take(rows)
+                cursor = after  # only once recorded: a failed page is read again
             except Exception:
                 log.exception("event=webhooks_tail_failed")
                 await asyncio.sleep(1.0)

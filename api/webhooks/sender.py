@@ -137,7 +137,7 @@ class Sender:
             return Attempt(None, f"could not resolve {host}: {exc.os_error}")
         except aiohttp.ClientConnectorError as exc:
             return Attempt(None, f"could not connect to {host}: {exc.os_error.strerror or exc.os_error}")
-        except (aiohttp.ClientError, OSError) as exc:
+        except Exception as exc:  # anything else a receiver or the network can cause (bad URL, TLS, protocol)
             return Attempt(None, f"{type(exc).__name__}: {exc}"[:300])
 
     async def close(self) -> None:
