@@ -128,10 +128,6 @@ class Deliverer:
         cursor = await self._start_cursor()
         if cursor is None:
             return
-        try:
-            await self._sweep()
-        except Exception:  # the store is down: the sweep runs again later, live events flow meanwhile
-            log.exception("event=webhooks_sweep_failed")
         loops = [
             asyncio.create_task(self._follow(cursor), name="webhooks-follow"),
             asyncio.create_task(self._claim_due(), name="webhooks-claim"),
@@ -152,8 +148,8 @@ class Deliverer:
         await self._flush()
 
     async def _start_cursor(self) -> Any:
-        """The log's head, taken before the first sweep so nothing falls between the two (retried while the
-        store cannot be reached; None when stopped first)."""
+        """The log's head, taken before the first sweep starts so nothing falls between the two (retried while
+        the store cannot be reached; None when stopped first)."""
         while not self._stopping.is_set():
             try:
                 return await asyncio.to_thread(self.jobs.head)
@@ -242,12 +238,13 @@ class Deliverer:
         return rows, orphans
 
     async def _sweep_now_and_then(self) -> None:
+        """The sweep at start (alongside live events: creating a delivery twice is a no-op), then now and then."""
         while True:
-            await asyncio.sleep(self.SWEEP_INTERVAL)
             try:
                 await self._sweep()
             except Exception:
                 log.exception("event=webhooks_sweep_failed")
+            await asyncio.sleep(self.SWEEP_INTERVAL)
 
     async def _claim_due(self) -> None:
         while True:

@@ -32,6 +32,7 @@ async def test_a_delivery_reaches_an_allowed_receiver_signed():
     assert attempt.ok and attempt.status == 204
     assert receiver.payloads() == [json.loads(BODY)]
     assert receiver.requests[0].headers["user-agent"].startswith("image2model-webhooks/")
+    assert receiver.requests[0].headers["content-type"] == "application/json"
 
 
 async def test_redirects_are_not_followed():
