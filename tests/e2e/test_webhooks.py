@@ -175,6 +175,24 @@ def test_deliveries_pending_when_the_webhook_worker_is_killed_are_delivered_afte
         assert log.deliveries[0].status == "delivered"
 
 
+def test_two_webhook_workers_send_each_delivery_once(hooked, client, secret):
+    second = hooked.start_webhook_worker("webhooks-2")
+    try:
+        with Receiver(secret) as receiver:
+            jobs = [
+                client.submit(
+                    photo(), webhook_url=receiver.url, webhook_events="task_queued,task_completed", **FAST
+                )
+                for _ in range(8)
+            ]
+            assert receiver.wait_for(lambda r: len(r.application) == 16, 60), receiver.requests
+            for job in jobs:
+                wait_log(client, job.job_id, lambda lg: all(d.status == "delivered" for d in lg.deliveries))
+        assert len(receiver.requests) == 16  # leased: neither worker sent one the other was sending
+    finally:
+        hooked.stop_process(second)
+
+
 def test_redirects_are_not_followed(client, secret):
     with Receiver(secret) as target, Receiver(secret, redirect_to=target.url) as redirector:
         job = client.submit(photo(), webhook_url=redirector.url, **FAST)

@@ -109,9 +109,17 @@ class Stack:
         """The thread worker that drives remote generators."""
         self.io_worker = self._spawn("io-worker", "worker", "--queue", "io", "--workers", str(threads))
 
-    def start_webhook_worker(self) -> None:
-        """The webhook deliverer (`worker --queue webhooks`)."""
-        self.webhook_worker = self._spawn("webhooks", "worker", "--queue", "webhooks")
+    def start_webhook_worker(self, name: str = "webhooks") -> subprocess.Popen:
+        """A webhook deliverer (`worker --queue webhooks`): the stack's own, or another one called `name` that
+        the caller stops (`stop_process`)."""
+        proc = self._spawn(name, "worker", "--queue", "webhooks")
+        if name == "webhooks":
+            self.webhook_worker = proc
+        return proc
+
+    def stop_process(self, proc: subprocess.Popen) -> None:
+        """SIGTERM a process this stack started (and its group), waiting for it."""
+        self._stop(proc)
 
     def start(self, workers: int = 1) -> Stack:
         self.start_api()
