@@ -79,7 +79,8 @@ class Deliverer:
     """Delivers webhooks until `stop()`; `run()` returns once in-flight attempts have ended (or timed out)."""
 
     CLAIM_INTERVAL = 0.25
-    FLUSH_INTERVAL = 0.01
+    FLUSH_INTERVAL = 0.05
+    """Results are written in batches this often (one transaction for all the attempts that ended since)."""
     SWEEP_INTERVAL = 300.0
     SWEEP_BATCH = 200
     ORPHAN_AFTER = 3600.0
