@@ -19,7 +19,7 @@ from image2model.api.exports import ExportService
 from image2model.api.hub import EventHub
 from image2model.api.metrics import Metrics, MetricsMiddleware
 from image2model.api.ratelimit import build_limiter
-from image2model.api.routes import download, exports, health, jobs, models, status, upload
+from image2model.api.routes import download, exports, health, jobs, models, status, upload, webhooks
 from image2model.api.security import KeyRing, LinkSigner, load_secret
 from image2model.api.service import JobService
 from image2model.api.worker.queue import pending_count
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exports=ExportService(services, enqueue_export),
     )
     install_error_handlers(app)
-    for module in (upload, status, download, jobs, exports, models, health):
+    for module in (upload, status, download, jobs, exports, models, health, webhooks):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -42,7 +42,8 @@ def run_api(host: str, port: int, processes: int) -> int:
 
 
 def run_worker(workers: int, periodic: bool | None, queue: str) -> int:
-    """Run Huey's consumer: process workers for the `cpu` queue, threads for the `io` queue of remote generators.
+    """Run Huey's consumer: process workers for the `cpu` queue, threads for the `io` queue of remote generators;
+    or, for `webhooks`, the webhook deliverer (one asyncio process; several may run, their deliveries are leased).
 
     The periodic tasks (reaper, retention) run on exactly one `cpu` worker of a deployment: by default the one
     worker of embedded mode, and in scale-out mode (Redis) only the worker started with `--periodic`."""
@@ -52,6 +53,10 @@ def run_worker(workers: int, periodic: bool | None, queue: str) -> int:
     from image2model.core.settings import get_settings
 
     settings = get_settings()
+    if queue == "webhooks":
+        from image2model.api.webhooks.worker import run_webhook_worker
+
+        return run_webhook_worker(settings)
     configure_logging(settings.log_level)
     io = queue == "io"
     if periodic is None:
@@ -122,6 +127,7 @@ def serve(host: str, port: int, ui_port: int, workers: int, ui: bool) -> int:
     procs: dict[str, subprocess.Popen] = {
         "api": _spawn(["api", "--host", host, "--port", str(port)], env),
         "worker": _spawn(["worker", "--workers", str(workers), "--periodic"], env),
+        "webhooks": _spawn(["worker", "--queue", "webhooks"], env),
     }
     if _has_remote_generators():
         procs["io-worker"] = _spawn(["worker", "--queue", "io"], env)
@@ -194,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--processes", type=int, default=1, help="API processes sharing the port (each with its own listener)"
     )
 
-    p = sub.add_parser("worker", help="run only the queue workers (Huey consumer)")
+    p = sub.add_parser("worker", help="run only the queue workers (Huey consumer) or the webhook deliverer")
     p.add_argument("--workers", type=int, default=settings.workers, help="worker processes (0: one per core)")
     periodic = p.add_mutually_exclusive_group()
     periodic.add_argument(
@@ -213,9 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--queue",
-        choices=("cpu", "io"),
+        choices=("cpu", "io", "webhooks"),
         default="cpu",
-        help="cpu: local generation; io: remote generators (FAL)",
+        help="cpu: local generation; io: remote generators (FAL); webhooks: deliver the jobs' webhooks",
     )
 
     p = sub.add_parser("ui", help="run the Gradio web UI against a running server")

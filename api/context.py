@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from image2model.api.store import JobStore, open_store
+from image2model.api.webhooks import WebhookStore, open_webhook_store
 from image2model.core.settings import Settings, get_settings
 from image2model.core.storage import BlobStore, open_blob_store
 
@@ -15,12 +16,16 @@ class Services:
     settings: Settings
     store: JobStore
     blobs: BlobStore
+    webhooks: WebhookStore
 
 
 def build_services(settings: Settings) -> Services:
     """Open the stores the settings select."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Services(settings=settings, store=open_store(settings), blobs=open_blob_store(settings))
+    store = open_store(settings)
+    return Services(
+        settings=settings, store=store, blobs=open_blob_store(settings), webhooks=open_webhook_store(store)
+    )
 
 
 @lru_cache(maxsize=1)

@@ -9,6 +9,7 @@ import math
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,17 +93,23 @@ def load_secret(settings: Settings) -> bytes:
     process of the deployment (kept in Redis in scale-out mode, under the data directory otherwise)."""
     if settings.signing_secret:
         return settings.signing_secret.encode()
+    return shared_secret(settings, "signing.key", SECRET_KEY, lambda: secrets.token_urlsafe(48)).encode()
+
+
+def shared_secret(settings: Settings, filename: str, redis_key: str, generate: Callable[[], str]) -> str:
+    """A deployment-wide secret made by `generate` once, by whichever process asks first, and read by all the
+    others: the Redis key `redis_key` in scale-out mode, the file `filename` under the data directory otherwise."""
     if settings.redis_url:
         import redis
 
         with redis.Redis.from_url(settings.redis_url) as conn:
-            conn.set(SECRET_KEY, secrets.token_urlsafe(48), nx=True)  # first writer wins
-            return bytes(conn.get(SECRET_KEY) or b"")
-    path: Path = settings.data_dir / "signing.key"
+            conn.set(redis_key, generate(), nx=True)  # first writer wins
+            return bytes(conn.get(redis_key) or b"").decode()
+    path: Path = settings.data_dir / filename
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{secrets.token_hex(4)}")
-        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.write_text(generate())
         tmp.chmod(0o600)
         try:
             os.link(tmp, path)  # first writer wins; every process reads the same secret
@@ -110,4 +117,4 @@ def load_secret(settings: Settings) -> bytes:
             pass
         finally:
             tmp.unlink()
-    return path.read_text().strip().encode()
+    return path.read_text().strip()

@@ -17,6 +17,8 @@ from image2model.api.exports import export_entries, export_output
 from image2model.api.security import Caller, LinkSigner
 from image2model.api.store import ExportRecord, ItemRecord, JobRecord, JobState
 from image2model.api.uploads import StagedUpload
+from image2model.api.webhooks.records import Subscription
+from image2model.api.webhooks.targets import WebhookTarget, allow_list, parse_target
 from image2model.core import recipes
 from image2model.core.errors import (
     FileNotFound,
@@ -39,11 +41,12 @@ from image2model.core.models import (
     ModelsAvailable,
     UploadedFile,
     UploadResponse,
+    WebhookConfig,
 )
 
 log = logging.getLogger("image2model.api")
 
-RESERVED_FIELDS = ("generator", "formats", "multiview")
+RESERVED_FIELDS = ("generator", "formats", "multiview", "webhook_url", "webhook_events")
 _TRUE = ("1", "true", "yes", "on")
 PRESIGNED_URL_SECONDS = 300
 """Lifetime of the object-storage URL a download redirects to: the client follows it at once."""
@@ -125,8 +128,9 @@ class JobService:
                 )
             spec, options, formats = self._options(upload)
             multiview = self._multiview(upload, spec)
+            webhook = self._webhook(upload)
             infos = self._inspect(upload)
-            return self._create(caller, upload, spec, options, formats, infos, multiview, base_url)
+            return self._create(caller, upload, spec, options, formats, infos, multiview, base_url, webhook)
         finally:
             upload.discard()
 
@@ -152,6 +156,27 @@ class JobService:
                 {"errors": [{"field": "files", "message": f"2..{most} views for multiview"}]},
             )
         return True
+
+    def _webhook(self, upload: StagedUpload) -> WebhookTarget | None:
+        """The webhook the upload asks for, checked (form, events, and the addresses its host resolves to)."""
+        return parse_target(
+            upload.field("webhook_url"),
+            upload.field("webhook_events"),
+            allow_list(self.settings.webhook_allow_hosts),
+        )
+
+    def _store_job(self, job: JobRecord, items: list[ItemRecord], webhook: WebhookTarget | None) -> None:
+        """Store the job, its webhook's subscription first: the deliverer must know of it by the job's first
+        event. Either both are stored or neither."""
+        if webhook is not None:
+            subscription = Subscription(job.job_id, webhook.url, list(webhook.events), job.created_at)
+            self.services.webhooks.subscribe(subscription)
+        try:
+            self.store.create_job(job, items)
+        except BaseException:
+            if webhook is not None:
+                self.services.webhooks.forget([job.job_id])
+            raise
 
     def _inspect(self, upload: StagedUpload) -> list[ImageInfo]:
         infos: list[ImageInfo] = []
@@ -188,6 +213,7 @@ class JobService:
         infos: list[ImageInfo],
         multiview: bool,
         base_url: str,
+        webhook: WebhookTarget | None = None,
     ) -> UploadResponse:
         job_id = str(uuid.uuid4())
         t = time.time()
@@ -227,7 +253,7 @@ class JobService:
                 created_at=t,
                 updated_at=t,
             )
-            self.store.create_job(job, items)
+            self._store_job(job, items, webhook)
         except BaseException:
             self.blobs.delete_prefix(job_id)
             raise
@@ -237,6 +263,7 @@ class JobService:
         except Exception as exc:
             log.exception("event=enqueue_failed job_id=%s", job_id)
             self.store.delete([job_id])
+            self.services.webhooks.forget([job_id])
             self.blobs.delete_prefix(job_id)
             raise NotReady("The job queue is not available right now; try again in a moment.") from exc
         log.info("event=job_created job_id=%s files=%d generator=%s", job_id, len(items), spec.name)
@@ -261,6 +288,7 @@ class JobService:
                 for n, staged in enumerate(upload.files)
             ],
             multiview=multiview,
+            webhook=WebhookConfig(url=webhook.url, events=list(webhook.events)) if webhook else None,
             message=f"{len(items)} file(s) uploaded; processing started",
             links=self.links(job_id, base_url),
         )

@@ -91,6 +91,13 @@ class UploadedFile(_Model):
     status: str
 
 
+class WebhookConfig(_Model):
+    """The webhook a job was created with: where its events go and which events."""
+
+    url: str
+    events: list[str]
+
+
 class UploadResponse(_Model):
     job_id: str
     task_id: str
@@ -102,6 +109,7 @@ class UploadResponse(_Model):
     formats: list[str] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
     multiview: bool = False
+    webhook: WebhookConfig | None = None
     uploaded_files: list[UploadedFile]
     message: str
     links: dict[str, str] = Field(default_factory=dict)
@@ -250,3 +258,29 @@ class ExportResponse(_Model):
     error: str | None = None
     created_at: float
     finished_at: float | None = None
+
+
+class WebhookDelivery(_Model):
+    """One event's delivery to a job's webhook. `webhook_id` (`<job_id>:<seq>`) is the `webhook-id` header every
+    attempt carries: receivers de-duplicate on it. `status` is pending (will be tried again at
+    `next_attempt_at`), delivered (a 2xx at `delivered_at`) or failed (given up after the retry window); times
+    are Unix seconds."""
+
+    webhook_id: str
+    event: str
+    status: str
+    attempts: int
+    last_status: int | None = None
+    last_error: str | None = None
+    created_at: float
+    delivered_at: float | None = None
+    next_attempt_at: float | None = None
+
+
+class WebhookLog(_Model):
+    """`GET /jobs/{job_id}/webhooks`: the job's webhook (null `url` without one) and its deliveries."""
+
+    job_id: str
+    url: str | None = None
+    events: list[str] = Field(default_factory=list)
+    deliveries: list[WebhookDelivery]

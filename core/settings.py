@@ -142,6 +142,35 @@ class Settings(BaseSettings):
         0.25, description="Least time between two progress events of one file (s)."
     )
 
+    # Webhooks (`webhook_url` on uploads), delivered by `image2model worker --queue webhooks`.
+    webhook_secret: str = Field(
+        "",
+        description="Key of the Standard Webhooks signatures, `whsec_<base64>`; generated when empty and kept "
+        "next to the signing secret (data_dir/webhook.key, or the Redis key `i2m:webhook-secret`).",
+    )
+    webhook_allow_hosts: CommaList = Field(
+        default_factory=list,
+        description="Webhook hosts allowed although they are (or resolve to) loopback, private or link-local "
+        "addresses (comma-separated host names or IPs); every other such target is refused.",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, description="An attempt that has no answer after this long fails and is retried (s)."
+    )
+    webhook_retry_first_seconds: float = Field(
+        5.0, description="Wait before the first retry of a failed delivery; it doubles per attempt (s)."
+    )
+    webhook_retry_max_seconds: float = Field(3600.0, description="Longest wait between two attempts (s).")
+    webhook_retry_window_seconds: float = Field(
+        24 * 3600.0, description="A delivery not accepted this long after its event is given up (s)."
+    )
+    webhook_max_in_flight: int = Field(
+        256,
+        description="Most deliveries one webhook worker sends at once (a quarter of them to any one host).",
+    )
+    webhook_poll_interval: float = Field(
+        0.02, description="How often the webhook worker tails the event log on SQLite (s)."
+    )
+
     # Clients (CLI, web UI, bot, notebook).
     server_url: str = Field("http://127.0.0.1:8000", description="API base URL used by every client.")
     api_key: str = Field("", description="API key clients send to the server.")
@@ -170,7 +199,7 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="Log level of every process.")
 
-    @field_validator("api_keys", "extra_generators", "cors_origins", mode="before")
+    @field_validator("api_keys", "extra_generators", "cors_origins", "webhook_allow_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -39,6 +39,17 @@ _BODY = {
                             "type": "string",
                             "description": "Comma-separated output formats, e.g. glb,obj.",
                         },
+                        "webhook_url": {
+                            "type": "string",
+                            "format": "uri",
+                            "description": "http(s) URL that receives the job's events as signed POSTs "
+                            "(Standard Webhooks); loopback, private and link-local targets are refused.",
+                        },
+                        "webhook_events": {
+                            "type": "string",
+                            "description": "Comma-separated event names to send (default: task_completed,"
+                            "task_failed,task_cancelled).",
+                        },
                     },
                     "additionalProperties": {
                         "type": "string",
@@ -51,7 +62,10 @@ _BODY = {
 }
 
 _ERRORS = {
-    400: {"description": "VALIDATION_ERROR: bad option or damaged image (details.errors per file/field)"},
+    400: {
+        "description": "VALIDATION_ERROR: bad option, damaged image or refused webhook_url (details.errors per "
+        "file/field)"
+    },
     401: {"description": "UNAUTHORIZED"},
     413: {"description": "FILE_TOO_LARGE / TOO_MANY_FILES"},
     415: {"description": "UNSUPPORTED_MEDIA_TYPE: not a JPEG, PNG or WebP image"},

@@ -144,10 +144,12 @@ def reap() -> None:
 
 @huey.periodic_task(Every(_settings.retention_interval_seconds))
 def purge() -> None:
-    """Delete jobs, events and files older than the retention period, and abandoned upload staging dirs."""
+    """Delete jobs, events, webhook deliveries and files older than the retention period, and abandoned upload
+    staging dirs."""
     s = services()
     cutoff = time.time() - s.settings.retention_seconds
     removed = s.store.purge_before(cutoff)
+    s.webhooks.forget(removed)
     for job_id in removed:
         s.blobs.delete_prefix(job_id)
     for scratch in (s.settings.staging_dir, s.settings.data_dir / "work"):

@@ -21,6 +21,7 @@ from image2model.core.models import (
     JobSnapshot,
     ModelsAvailable,
     UploadResponse,
+    WebhookLog,
 )
 
 from ._base import (
@@ -49,6 +50,7 @@ from ._base import (
     select_formats,
     unavailable,
     upload_files,
+    webhook_fields,
 )
 from ._sse import SSEDecoder
 
@@ -116,10 +118,17 @@ class AsyncClient:
         face_limit: int | None = None,
         generator: str | None = None,
         formats: str | Sequence[str] | None = None,
+        webhook_url: str | None = None,
+        webhook_events: str | Sequence[str] | None = None,
         **options: Any,
     ) -> UploadResponse:
-        """Upload one or more images (paths, bytes, binary file objects or PIL images) as one job."""
-        data = form_fields(face_limit, generator, formats, options)
+        """Upload one or more images (paths, bytes, binary file objects or PIL images) as one job.
+
+        `webhook_url` gets the job's events (`webhook_events`, default the terminal ones) as signed POSTs."""
+        data = {
+            **form_fields(face_limit, generator, formats, options),
+            **webhook_fields(webhook_url, webhook_events),
+        }
         with upload_files(images) as files:
             body = await self._request("POST", path("/upload/"), data=data, files=files)
         return UploadResponse.model_validate(body)
@@ -146,6 +155,10 @@ class AsyncClient:
         """The server's liveness answer."""
         body = await self._request("GET", path("/health"))
         return body if isinstance(body, dict) else {"status": body}
+
+    async def webhooks(self, job_id: str) -> WebhookLog:
+        """The delivery log of the job's webhook: each event's attempts, last status, when delivered."""
+        return WebhookLog.model_validate(await self._request("GET", path("/jobs", job_id, "webhooks")))
 
     # -- events --
 

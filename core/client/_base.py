@@ -178,6 +178,16 @@ def _option_value(value: Any) -> str:
     return str(value)
 
 
+def webhook_fields(url: str | None, events: str | Sequence[str] | None) -> dict[str, str]:
+    """The upload's `webhook_url` / `webhook_events` fields (events: a list or a comma-separated string)."""
+    fields: dict[str, str] = {}
+    if url:
+        fields["webhook_url"] = url
+    if events:
+        fields["webhook_events"] = events if isinstance(events, str) else ",".join(events)
+    return fields
+
+
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", ".png", "image/png"),
     (b"\xff\xd8\xff", ".jpg", "image/jpeg"),

@@ -19,6 +19,7 @@ from image2model.core.models import (
     JobSnapshot,
     ModelsAvailable,
     UploadResponse,
+    WebhookLog,
 )
 
 from ._base import (
@@ -47,6 +48,7 @@ from ._base import (
     select_formats,
     unavailable,
     upload_files,
+    webhook_fields,
 )
 from ._sse import SSEDecoder
 
@@ -113,10 +115,17 @@ class Client:
         face_limit: int | None = None,
         generator: str | None = None,
         formats: str | Sequence[str] | None = None,
+        webhook_url: str | None = None,
+        webhook_events: str | Sequence[str] | None = None,
         **options: Any,
     ) -> UploadResponse:
-        """Upload one or more images (paths, bytes, binary file objects or PIL images) as one job."""
-        data = form_fields(face_limit, generator, formats, options)
+        """Upload one or more images (paths, bytes, binary file objects or PIL images) as one job.
+
+        `webhook_url` gets the job's events (`webhook_events`, default the terminal ones) as signed POSTs."""
+        data = {
+            **form_fields(face_limit, generator, formats, options),
+            **webhook_fields(webhook_url, webhook_events),
+        }
         with upload_files(images) as files:
             body = self._request("POST", path("/upload/"), data=data, files=files)
         return UploadResponse.model_validate(body)
@@ -141,6 +150,10 @@ class Client:
         """The server's liveness answer."""
         body = self._request("GET", path("/health"))
         return body if isinstance(body, dict) else {"status": body}
+
+    def webhooks(self, job_id: str) -> WebhookLog:
+        """The delivery log of the job's webhook: each event's attempts, last status, when delivered."""
+        return WebhookLog.model_validate(self._request("GET", path("/jobs", job_id, "webhooks")))
 
     # -- events --
 

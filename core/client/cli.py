@@ -39,6 +39,15 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     add_download_arguments(parser)
     parser.add_argument("--generator", metavar="NAME", help="generator to use (default: the server's)")
     parser.add_argument(
+        "--webhook", metavar="URL", help="also POST the job's events, signed, to this URL (Standard Webhooks)"
+    )
+    parser.add_argument(
+        "--webhook-events",
+        dest="webhook_events",
+        metavar="EVENT[,EVENT...]",
+        help="events sent to --webhook (default: task_completed,task_failed,task_cancelled)",
+    )
+    parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar; print only the saved paths"
     )
     return parser
@@ -145,6 +154,8 @@ def generate_command(
     api_key: str | None = None,
     generator: str | None = None,
     quiet: bool = False,
+    webhook: str | None = None,
+    webhook_events: str | None = None,
     *,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
@@ -170,10 +181,20 @@ def generate_command(
     job_id: str | None = None
     client = Client(server_url=server, api_key=api_key)
     try:
-        upload = client.submit(images, face_limit=face_limit, generator=generator, formats=formats)
+        upload = client.submit(
+            images,
+            face_limit=face_limit,
+            generator=generator,
+            formats=formats,
+            webhook_url=webhook,
+            webhook_events=webhook_events,
+        )
         job_id = upload.job_id
         if not quiet:
             print(f"job {job_id}: {upload.total_files} image(s) submitted to {client.server_url}", file=err)
+            if upload.webhook is not None:
+                events = ",".join(upload.webhook.events)
+                print(f"job {job_id}: webhook {upload.webhook.url} gets {events}", file=err)
         state = ProgressState.from_upload(upload)
         _follow(client, job_id, state, quiet, err)
         snapshot = client.status(job_id)

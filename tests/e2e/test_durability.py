@@ -10,6 +10,7 @@ import pytest
 from tests.e2e.test_jobs import stream_url, upload
 from tests.support.images import photo
 from tests.support.sse import read_events, wait_file_status, wait_status
+from tests.support.webhooks import webhook_records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -71,11 +72,17 @@ def test_stream_resumes_across_an_api_restart(fresh_stack):
 def test_retention_purges_old_jobs_and_their_files(tmp_path):
     from tests.support.stack import Stack
 
-    stack = Stack(tmp_path / "data", retention_seconds="6", retention_interval_seconds="1").start(workers=1)
+    stack = Stack(
+        tmp_path / "data",
+        retention_seconds="6",
+        retention_interval_seconds="1",
+        webhook_allow_hosts="127.0.0.1",
+    ).start(workers=1)
     try:
-        job = upload(stack.url, [("old.jpg", photo())])
+        job = upload(stack.url, [("old.jpg", photo())], webhook_url="http://127.0.0.1:9/nobody-listens")
         wait_status(stack.url, job["job_id"], {"completed"}, timeout=20)
         assert (stack.data_dir / "blobs" / job["job_id"]).is_dir()
+        assert webhook_records(stack) == (1, 0)  # the job's webhook (no deliverer runs here)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if httpx.get(f"{stack.url}/api/v1/status/tasks/{job['job_id']}").status_code == 404:
@@ -86,5 +93,6 @@ def test_retention_purges_old_jobs_and_their_files(tmp_path):
             == "JOB_NOT_FOUND"
         )
         assert not (stack.data_dir / "blobs" / job["job_id"]).exists()
+        assert webhook_records(stack) == (0, 0)
     finally:
         stack.stop()

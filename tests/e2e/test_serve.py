@@ -14,6 +14,7 @@ import pytest
 from tests.support.images import photo
 from tests.support.sse import wait_status
 from tests.support.stack import REPO, TEST_ENV, free_port
+from tests.support.webhooks import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -44,6 +45,7 @@ def test_serve_runs_a_job_and_shuts_down_cleanly(tmp_path, how):
         **{k: v for k, v in os.environ.items() if not k.startswith("IMAGE2MODEL_")},
         **TEST_ENV,
         "IMAGE2MODEL_DATA_DIR": str(tmp_path / "data"),
+        "IMAGE2MODEL_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
         "PYTHONPATH": str(REPO),
     }
     proc = subprocess.Popen(
@@ -75,8 +77,19 @@ def test_serve_runs_a_job_and_shuts_down_cleanly(tmp_path, how):
                 break
         assert any(f"http://127.0.0.1:{port}" in line for line in banner), banner
         base = f"http://127.0.0.1:{port}"
-        job = httpx.post(f"{base}/api/v1/upload/", files=[("files", ("s.jpg", photo(), "image/jpeg"))]).json()
-        assert wait_status(base, job["job_id"], {"completed"}, timeout=30)["completed_files"] == 1
+        key = tmp_path / "data" / "webhook.key"  # made by the webhook worker serve started
+        for _ in range(300):
+            if key.exists():
+                break
+            time.sleep(0.1)
+        with Receiver(key.read_text().strip()) as receiver:
+            job = httpx.post(
+                f"{base}/api/v1/upload/",
+                files=[("files", ("s.jpg", photo(), "image/jpeg"))],
+                data={"webhook_url": receiver.url},
+            ).json()
+            assert wait_status(base, job["job_id"], {"completed"}, timeout=30)["completed_files"] == 1
+            assert receiver.wait_for(lambda r: len(r.application) == 1, 30)
 
         family = _descendants(proc.pid)
         assert len(family) >= 3, family  # api, consumer and its worker process at least

@@ -67,6 +67,7 @@ class Stack:
         self.api: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
         self.io_worker: subprocess.Popen | None = None
+        self.webhook_worker: subprocess.Popen | None = None
 
     @property
     def redis_url(self) -> str:
@@ -108,6 +109,18 @@ class Stack:
         """The thread worker that drives remote generators."""
         self.io_worker = self._spawn("io-worker", "worker", "--queue", "io", "--workers", str(threads))
 
+    def start_webhook_worker(self, name: str = "webhooks") -> subprocess.Popen:
+        """A webhook deliverer (`worker --queue webhooks`): the stack's own, or another one called `name` that
+        the caller stops (`stop_process`)."""
+        proc = self._spawn(name, "worker", "--queue", "webhooks")
+        if name == "webhooks":
+            self.webhook_worker = proc
+        return proc
+
+    def stop_process(self, proc: subprocess.Popen) -> None:
+        """SIGTERM a process this stack started (and its group), waiting for it."""
+        self._stop(proc)
+
     def start(self, workers: int = 1) -> Stack:
         self.start_api()
         self.start_worker(workers)
@@ -137,7 +150,11 @@ class Stack:
     def kill_io_worker(self) -> None:
         self._stop(self.io_worker, signal.SIGKILL)
 
+    def kill_webhook_worker(self) -> None:
+        self._stop(self.webhook_worker, signal.SIGKILL)
+
     def stop(self) -> None:
+        self._stop(self.webhook_worker)
         self._stop(self.io_worker)
         self._stop(self.worker)
         self._stop(self.api)

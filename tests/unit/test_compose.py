@@ -24,7 +24,9 @@ def ours(services: dict[str, dict]) -> dict[str, dict]:
 
 
 def test_compose_has_every_role_of_a_scale_out_deployment(services):
-    assert {"redis", "api", "worker", "worker-periodic", "worker-io", "ui", "bot"} <= services.keys()
+    assert {"redis", "api", "worker", "worker-periodic", "worker-io", "worker-webhooks", "ui", "bot"} <= set(
+        services
+    )
     assert services["api"]["deploy"]["replicas"] >= 2
     assert services["bot"]["profiles"] == ["bot"]
     assert "--appendonly" in services["redis"]["command"]
@@ -51,7 +53,7 @@ def test_exactly_one_worker_runs_the_periodic_tasks(services):
 
 
 def test_api_and_workers_share_redis_and_the_files_volume(services):
-    for name in ("api", "worker", "worker-periodic", "worker-io"):
+    for name in ("api", "worker", "worker-periodic", "worker-io", "worker-webhooks"):
         service = services[name]
         env = service["environment"]
         assert env["IMAGE2MODEL_REDIS_URL"].startswith("redis://redis:"), name
@@ -59,6 +61,18 @@ def test_api_and_workers_share_redis_and_the_files_volume(services):
         assert service["depends_on"]["redis"]["condition"] == "service_healthy", name
         ours = {k for k in env if not k.startswith("AWS_")}  # boto3 reads the AWS_* credentials itself
         assert ours <= {f"IMAGE2MODEL_{f.upper()}" for f in Settings.model_fields}, name
+
+
+def test_one_service_delivers_the_webhooks(services):
+    parser = build_parser()
+    deliverers = [
+        name
+        for name, service in ours(services).items()
+        if (args := parser.parse_args(service["command"][1:])).command == "worker"
+        and args.queue == "webhooks"
+    ]
+    assert deliverers == ["worker-webhooks"]
+    assert "IMAGE2MODEL_WEBHOOK_SECRET" in services["worker-webhooks"]["environment"]
 
 
 def test_clients_reach_the_api_over_http_only(services):

@@ -113,6 +113,10 @@ def test_arguments_parse_into_generate_command_parameters() -> None:
             "--generator",
             "local",
             "-q",
+            "--webhook",
+            "https://hooks.example.com/in",
+            "--webhook-events",
+            "task_queued,task_completed",
         ]
     )
     assert vars(args) == {
@@ -124,6 +128,8 @@ def test_arguments_parse_into_generate_command_parameters() -> None:
         "api_key": "k",
         "generator": "local",
         "quiet": True,
+        "webhook": "https://hooks.example.com/in",
+        "webhook_events": "task_queued,task_completed",
     }
 
 

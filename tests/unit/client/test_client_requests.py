@@ -66,6 +66,21 @@ def test_submit_sends_each_image_as_a_files_part_with_form_fields(
     assert got["headers"]["authorization"] == "Bearer k-123"
 
 
+async def test_submit_sends_the_webhook_fields_sync_and_async(fake: FakeAPI, url: str) -> None:
+    with Client(url) as client:
+        client.submit(
+            PNG, webhook_url="https://hooks.example.com/in", webhook_events=["task_queued", "task_failed"]
+        )
+    async with AsyncClient(url) as client:
+        await client.submit(PNG, webhook_url="https://hooks.example.com/in", webhook_events="task_completed")
+        await client.submit(PNG)
+    assert [u["fields"] for u in fake.uploads] == [
+        {"webhook_url": "https://hooks.example.com/in", "webhook_events": "task_queued,task_failed"},
+        {"webhook_url": "https://hooks.example.com/in", "webhook_events": "task_completed"},
+        {},
+    ]
+
+
 async def test_async_submit_streams_a_single_path(fake: FakeAPI, url: str, tmp_path: Path) -> None:
     photo = tmp_path / "a.png"
     photo.write_bytes(PNG * 1000)
