@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -393,14 +392,6 @@ def photo_check(drawn: Outline, cut: _cutout.Cutout, shape: tuple[int, int]) -> 
     return {"faint_share": share, "passed": share <= _cutout.MAX_FAINT_SHARE}
 
 
-_WRITERS: dict[str, tuple[str, Callable[[TexturedMesh, Path, str], Path]]] = {
-    "glb": (".glb", lambda m, p, s: export.write_glb(m, p)),
-    "obj": (".obj.zip", lambda m, p, s: export.write_obj_zip(m, p, s)),
-    "stl": (".stl", lambda m, p, s: export.write_stl(m, p)),
-    "ply": (".ply", lambda m, p, s: export.write_ply(m, p)),
-}
-
-
 def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
     """The Generator.generate body: build the model, write the requested formats and the previews."""
     start = time.perf_counter()
@@ -416,9 +407,8 @@ def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationRes
     files: list[OutputFile] = []
     progress(0.6, "exporting")
     for fmt in request.formats:
-        suffix, writer = _WRITERS[fmt]
         with timer.stage(fmt):
-            path = writer(model.mesh, out_dir / f"{stem}{suffix}", stem)
+            path = export.write(fmt, model.mesh, out_dir / f"{stem}{export.SUFFIXES[fmt]}")
         files.append(OutputFile(path, fmt, "model"))
     progress(0.7, "rendering previews")
     with timer.stage("preview_png"):
