@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from image2model.core.models import FileEntry, FileListing, ItemStatus
 
-from .jobview import JobView, url_filename
+from .jobview import JobView, preview_urls, url_filename
 
 if TYPE_CHECKING:
     from image2model.core.models import Event
@@ -24,10 +24,12 @@ def _needs_entries(view: JobView) -> bool:
 
 def preview_entry(entry: FileEntry, kind: str) -> FileEntry:
     """The preview of `kind` (png, gif, webp) of a model, as a downloadable entry of its own."""
-    url = entry.previews.get(kind) or (entry.preview_url if kind == "png" else None)
+    urls = preview_urls(entry)
+    url = urls.get(kind)
     if not url:
-        made = sorted(entry.previews) or (["png"] if entry.preview_url else [])
-        raise KeyError(f"{entry.filename} has no {kind} preview (it has: {', '.join(made) or 'none'})")
+        raise KeyError(
+            f"{entry.filename} has no {kind} preview (it has: {', '.join(sorted(urls)) or 'none'})"
+        )
     return entry.model_copy(update={"download_url": url, "filename": url_filename(url), "format": kind})
 
 

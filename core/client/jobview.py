@@ -27,7 +27,7 @@ from image2model.core.models import (
     UploadResponse,
 )
 
-__all__ = ["FileView", "JobView", "url_filename"]
+__all__ = ["FileView", "JobView", "preview_urls", "url_filename"]
 
 _TERMINAL_JOB = {
     EventType.TASK_COMPLETED: JobStatus.COMPLETED,
@@ -39,6 +39,14 @@ _TERMINAL_JOB = {
 def url_filename(url: str) -> str:
     """The file name a download or preview URL ends in (percent-decoded, query string dropped)."""
     return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+def preview_urls(entry: FileEntry) -> dict[str, str]:
+    """A model's preview URLs by kind (png still, gif/webp turntable); servers that list only `preview_url`
+    give a png."""
+    if entry.previews:
+        return dict(entry.previews)
+    return {"png": entry.preview_url} if entry.preview_url else {}
 
 
 @dataclass(frozen=True)
@@ -72,11 +80,7 @@ class FileView:
     @property
     def previews(self) -> dict[str, str]:
         """Preview URLs by kind (png still, gif/webp turntable) from the first entry that has any."""
-        for e in self.entries:
-            found = {**({"png": e.preview_url} if e.preview_url else {}), **e.previews}
-            if found:
-                return found
-        return {}
+        return next((found for e in self.entries if (found := preview_urls(e))), {})
 
     @property
     def metadata(self) -> dict[str, Any]:

@@ -226,6 +226,10 @@ def test_previews_come_from_the_listing_entry_and_url_names_are_decoded() -> Non
         previews={"gif": "http://h/api/v1/download/j/a_b.turntable.gif?token=t"},
     )
     view = JobView("j", files=(FileView(0, "f"),)).with_entries([entry])
-    assert view.files[0].previews == {"png": entry.preview_url, "gif": entry.previews["gif"]}
+    assert view.files[0].previews == {"gif": entry.previews["gif"]}  # the listing's previews win
+    bare = entry.model_copy(update={"previews": {}})
+    assert JobView("j", files=(FileView(0, "f"),)).with_entries([bare]).files[0].previews == {
+        "png": entry.preview_url
+    }
     assert url_filename(entry.preview_url or "") == "a b.preview.png"
     assert url_filename(entry.download_url) == "a_b.glb"
