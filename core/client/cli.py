@@ -1,7 +1,7 @@
 """`image2model generate`: submit images, show a live progress bar, download the results.
 
-`api/cli.py` registers the subcommand with `add_generate_arguments(parser)` and runs
-`generate_command(**vars(args))`. Heavy imports (httpx, pydantic, tqdm) happen only when the command runs.
+The `image2model` command (`image2model.cli.main.COMMANDS`) registers the subcommand with
+`add_generate_arguments(parser)` and runs `generate_command(**vars(args))`. Heavy imports (httpx, pydantic, tqdm) happen only when the command runs.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def test_serve_runs_a_job_and_shuts_down_cleanly(tmp_path, how):
         [
             sys.executable,
             "-m",
-            "image2model.api.cli",
+            "image2model.cli",
             "serve",
             "--port",
             str(port),
@@ -108,7 +108,7 @@ def test_serve_starts_the_web_ui_too(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "image2model.api.cli",
+        "image2model.cli",
         "serve",
         "--port",
         str(port),

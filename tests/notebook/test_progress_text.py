@@ -16,7 +16,9 @@ def test_the_label_follows_each_recorded_stream_from_the_queue_to_its_end(name: 
     assert labels[0] == "queued"
     final = views[-1]
     assert labels[-1] == (final.error if final.status == "failed" else final.status.value)
-    running = [label for v, label in zip(views, labels, strict=True) if v.current is not None and not v.finished]
+    running = [
+        label for v, label in zip(views, labels, strict=True) if v.current is not None and not v.finished
+    ]
     assert running and all(label.split(": ", 1)[0] in {f.filename for f in final.files} for label in running)
     positions = [v.queue_position for v in views if v.queue_position]
     assert [label for label in labels if "position" in label] == [f"queued, position {p}" for p in positions]

@@ -56,7 +56,9 @@ class InstantGenerator(Generator):
             if delay:
                 time.sleep(delay / steps)
             progress(0.1 + 0.8 * (step + 1) / steps, "shaping")
-        if request.options["fail"] or (request.options["fail_on"] and request.options["fail_on"] in request.basename):
+        if request.options["fail"] or (
+            request.options["fail_on"] and request.options["fail_on"] in request.basename
+        ):
             raise GenerationError("The test generator was asked to fail.", {"reason": "fail option"})
         progress(0.95, "exporting")
         mesh = trimesh.creation.box(extents=(width / max(width, height), height / max(width, height), 0.2))

@@ -50,7 +50,10 @@ class Capture(threading.Thread):
 def _upload(stack: Stack, files: list[tuple[str, bytes]], **fields: Any) -> dict[str, Any]:
     response = httpx.post(
         f"{stack.url}/api/v1/upload/",
-        files=[("files", (name, data, "image/png" if name.endswith(".png") else "image/jpeg")) for name, data in files],
+        files=[
+            ("files", (name, data, "image/png" if name.endswith(".png") else "image/jpeg"))
+            for name, data in files
+        ],
         data={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in fields.items()},
         timeout=30,
     )
@@ -93,9 +96,15 @@ def record_running(stack: Stack) -> None:
     upload = _upload(stack, [("shoe.png", shoe)], generator="local", face_limit=2000, formats="glb,stl")
     _record(stack, "local_one_photo", upload, _follow(stack, upload), "the local generator, one sample photo")
 
-    files = [("red.jpg", photo(color=(200, 40, 40))), ("broken.jpg", photo()), ("blue.jpg", photo(color=(40, 40, 200)))]
+    files = [
+        ("red.jpg", photo(color=(200, 40, 40))),
+        ("broken.jpg", photo()),
+        ("blue.jpg", photo(color=(40, 40, 200))),
+    ]
     upload = _upload(stack, files, generator="instant", fail_on="broken", delay=0.3, steps=2)
-    _record(stack, "three_photos_one_fails", upload, _follow(stack, upload), "instant, the middle photo fails")
+    _record(
+        stack, "three_photos_one_fails", upload, _follow(stack, upload), "instant, the middle photo fails"
+    )
 
     upload = _upload(stack, [("mug.jpg", photo())], generator="instant", fail=True)
     _record(stack, "every_photo_fails", upload, _follow(stack, upload), "instant with fail=true: task_failed")
@@ -109,8 +118,12 @@ def record_running(stack: Stack) -> None:
 
 def record_waiting(stack: Stack) -> None:
     """Jobs queued while no worker runs, so the recorded job hears its place move up."""
-    ahead = [_upload(stack, [("ahead.jpg", photo())], generator="instant", delay=0.6, steps=2) for _ in range(2)]
-    upload = _upload(stack, [("late.jpg", photo(color=(60, 160, 60)))], generator="instant", delay=0.2, steps=2)
+    ahead = [
+        _upload(stack, [("ahead.jpg", photo())], generator="instant", delay=0.6, steps=2) for _ in range(2)
+    ]
+    upload = _upload(
+        stack, [("late.jpg", photo(color=(60, 160, 60)))], generator="instant", delay=0.2, steps=2
+    )
     capture = _follow(stack, upload)
     _wait(lambda: capture.notices > 0, "a first queue notice")
     stack.start_worker(1)
