@@ -25,6 +25,7 @@ from image2model.core.models import GeneratorInfo, ModelsAvailable, OptionInfo  
 from image2model.core.settings import Settings  # noqa: E402
 
 from .handlers import ItemResult, JobRunner, SessionFiles  # noqa: E402
+from .idle import quiet_queue  # noqa: E402
 from .view import (  # noqa: E402
     PROMINENT,
     ProgressGate,
@@ -442,6 +443,7 @@ def build_app(
         )
         demo.unload(on_unload)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    quiet_queue(demo)
     demo.image2model_runner = runner  # type: ignore[attr-defined] - for tests
     demo.image2model_root = files_root  # type: ignore[attr-defined] - removed by close_app
     return demo

@@ -132,6 +132,7 @@ class JobRunner:
                 async for view in client.watch(upload.job_id, start):
                     made = [f for f in view.files if f.entries and f.index not in {i.index for i in pending}]
                     for file in made:
+                        log.debug("generate job=%s phase=completed_event", upload.job_id)
                         item = await self._fetch_model(client, file, out_dir)
                         pending.append(item)
                         yield Update("item", view, upload, item)
