@@ -4,16 +4,12 @@ front-end uses to show a job. Mixed into both clients; it speaks to the server o
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from image2model.core.models import FileEntry, FileListing, ItemStatus
+from image2model.core.models import Event, FileEntry, FileListing, ItemStatus
 
 from .jobview import JobView, preview_urls, url_filename
-
-if TYPE_CHECKING:
-    from image2model.core.models import Event
 
 Dest = str | os.PathLike[str] | None
 
@@ -36,22 +32,10 @@ def preview_entry(entry: FileEntry, kind: str) -> FileEntry:
 class SyncJobViews:
     """`watch()` and `download_preview()` of `Client`."""
 
-    if TYPE_CHECKING:
-
-        def events(
-            self,
-            job_id: str,
-            last_event_id: int | None = None,
-            *,
-            timeout: float | None = None,
-            queue_positions: bool = False,
-        ) -> Iterator[Event]: ...
-
-        def files(self, job_id: str) -> FileListing: ...
-
-        def download(
-            self, job_id_or_entry: str | FileEntry, filename: str | None = None, dest_dir: Dest = None
-        ) -> Path: ...
+    # Client's own methods, as this mixin calls them.
+    events: Callable[..., Iterator[Event]]
+    files: Callable[[str], FileListing]
+    download: Callable[..., Path]
 
     def watch(
         self, job_id: str, view: JobView | None = None, *, timeout: float | None = None
@@ -82,22 +66,10 @@ class SyncJobViews:
 class AsyncJobViews:
     """`watch()` and `download_preview()` of `AsyncClient`."""
 
-    if TYPE_CHECKING:
-
-        def events(
-            self,
-            job_id: str,
-            last_event_id: int | None = None,
-            *,
-            timeout: float | None = None,
-            queue_positions: bool = False,
-        ) -> AsyncIterator[Event]: ...
-
-        async def files(self, job_id: str) -> FileListing: ...
-
-        async def download(
-            self, job_id_or_entry: str | FileEntry, filename: str | None = None, dest_dir: Dest = None
-        ) -> Path: ...
+    # AsyncClient's own methods, as this mixin calls them.
+    events: Callable[..., AsyncIterator[Event]]
+    files: Callable[[str], Awaitable[FileListing]]
+    download: Callable[..., Awaitable[Path]]
 
     async def watch(
         self, job_id: str, view: JobView | None = None, *, timeout: float | None = None

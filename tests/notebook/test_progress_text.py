@@ -10,11 +10,10 @@ from tests.support.recordings import NAMES, load
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_label_follows_each_recorded_stream_from_the_queue_to_its_end(name: str) -> None:
-    rec = load(name)
-    views = rec.views()
+    views = load(name).views()
+    final = views[-1]
     labels = [view_text(v) for v in views]
     assert labels[0] == "queued"
-    final = views[-1]
     assert labels[-1] == (final.error if final.status == "failed" else final.status.value)
     running = [
         label for v, label in zip(views, labels, strict=True) if v.current is not None and not v.finished

@@ -129,57 +129,30 @@ def _view(n: int) -> JobView:
     return JobView.from_upload(UploadResponse.model_validate(upload_body(n)))
 
 
+def _file(seq: int, index: int, status: str, **data: object) -> Event:
+    data = {"file_id": f"f{index + 1}", "index": index, "status": status, **data}
+    return Event(seq=seq, type=EventType.FILE_UPDATE, data=data)
+
+
 def test_the_bar_shows_the_queue_then_per_file_status() -> None:
     view = _view(2)
     assert description(view) == "waiting in queue"
     assert postfix(view) == "img1.png queued, img2.png queued"
     view = view.fold(
         [
-            Event(
-                seq=1,
-                type=EventType.FILE_UPDATE,
-                data={
-                    "file_id": "f1",
-                    "index": 0,
-                    "status": "processing",
-                    "progress": 30,
-                    "filename": "img1.png",
-                },
-            ),
+            _file(1, 0, "processing", progress=30),
             Event(seq=2, type=EventType.TASK_PROGRESS, data={"status": "processing", "progress": 15}),
         ]
     )
     assert description(view) == "processing 0/2"
     assert postfix(view) == "img1.png 30%, img2.png queued"
-    view = view.apply(
-        Event(
-            seq=3,
-            type=EventType.FILE_UPDATE,
-            data={"file_id": "f2", "index": 1, "status": "failed", "error": "bad"},
-        )
-    )
+    view = view.apply(_file(3, 1, "failed", error="bad"))
     assert description(view) == "processing 1/2"
+    assert view.failures[0].error == "bad"
 
 
 def test_the_bar_summarises_many_files() -> None:
-    view = _view(5).fold(
-        [
-            Event(
-                seq=1,
-                type=EventType.FILE_UPDATE,
-                data={
-                    "file_id": "f3",
-                    "index": 2,
-                    "status": "processing",
-                    "progress": 50,
-                    "filename": "img3.png",
-                },
-            ),
-            Event(
-                seq=2, type=EventType.FILE_UPDATE, data={"file_id": "f1", "index": 0, "status": "completed"}
-            ),
-        ]
-    )
+    view = _view(5).fold([_file(1, 2, "processing", progress=50), _file(2, 0, "completed")])
     assert postfix(view) == "1 completed, 3 queued, img3.png 50%"
 
 
