@@ -101,6 +101,14 @@ class EventHub:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        try:  # what was written since the last read still reaches the observers (the job lines of the log)
+            _, rows = await asyncio.to_thread(self.store.tail, self._cursor)
+        except Exception:
+            log.exception("event=hub_final_tail_failed")
+            rows = []
+        for job_id, event in rows:
+            for observe in self.observers:
+                observe(job_id, event)
         for subs in self._subs.values():
             for sub in subs:
                 sub.close()

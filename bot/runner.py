@@ -145,19 +145,20 @@ class JobRunner:
 
         consumer = asyncio.create_task(consume())
         try:
-            while not consumer.done():
+            while not consumer.done() and not latest.finished:
                 changed.clear()
                 text = progress_text(latest)
                 loop_now = time.monotonic()
                 wait = throttle.wait_for(text, loop_now) if _token_alive(interaction) else None
                 if wait == 0:
-                    throttle.sent(text, loop_now)
                     try:
                         await interaction.edit_original_response(
                             content=text, view=progress_view(job_id, interaction.user.id)
                         )
                     except discord.HTTPException as exc:
                         log.warning("progress edit failed job_id=%s status=%s", job_id, exc.status)
+                    # Counted from when Discord has the edit, so two edits reach it an interval apart at least.
+                    throttle.sent(text, time.monotonic())
                     continue
                 waiter = asyncio.create_task(changed.wait())
                 await asyncio.wait({consumer, waiter}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)

@@ -64,3 +64,18 @@ async def test_an_idle_hub_reads_the_log_rarely_and_a_new_stream_wakes_it() -> N
         assert log.tails > busy + 10, "with a stream open the hub polls at its interval"
     finally:
         await hub.stop()
+
+
+async def test_what_was_written_before_the_hub_stopped_still_reaches_its_observers() -> None:
+    from image2model.api import hub as hub_module
+    from image2model.core.models import Event, EventType
+
+    log = _CountingLog()
+    seen: list[tuple[str, int]] = []
+    hub = hub_module.EventHub(
+        log, interval=0.001, observers=[lambda job, event: seen.append((job, event.seq))]
+    )  # type: ignore[arg-type]
+    await hub.start()
+    log.rows.append(("j", Event(seq=1, type=EventType.TASK_COMPLETED, data={})))
+    await hub.stop()  # idle (no stream open): the hub had not read the log again yet
+    assert seen == [("j", 1)]
