@@ -4,7 +4,9 @@
 
     with Client() as client:  # IMAGE2MODEL_SERVER_URL / IMAGE2MODEL_API_KEY, or pass them
         result = client.generate(["chair.jpg"], dest_dir="out", face_limit=20_000)
-        for view in client.watch(job_id):  # a JobView per change: status, progress, stage, files
+
+        job = client.submit(["mug.jpg"])
+        for view in client.watch(job.job_id):  # a JobView per change: status, progress, stage, files
             print(view.status, view.progress, view.stage)
 
 Names are imported on first use, so `image2model.core.client.cli` starts without loading httpx or pydantic.
