@@ -24,16 +24,34 @@ from image2model.api.security import KeyRing, LinkSigner, load_secret
 from image2model.api.service import JobService
 from image2model.api.worker.queue import pending_count
 from image2model.api.worker.tasks import enqueue_export, enqueue_item, revoke_item
-from image2model.core.logs import configure_logging
+from image2model.core.logs import HEADLINE, configure_logging
+from image2model.core.models import Event
 from image2model.core.settings import Settings, get_settings
 
 log = logging.getLogger("image2model.api")
 
 
+def log_job_end(job_id: str, event: Event) -> None:
+    """One headline per finished job (what the terminal of `image2model serve` shows)."""
+    if not event.terminal:
+        return
+    summary = event.data.get("summary") or {}
+    error = event.data.get("error")
+    log.info(
+        "event=job_finished job_id=%s status=%s files=%s failed=%s%s",
+        job_id,
+        event.data.get("status"),
+        summary.get("total_files"),
+        summary.get("failed_files"),
+        f" error={error!r}" if error else "",
+        extra=HEADLINE,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for the given settings (default: from the environment)."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_file)
     services: Services = build_services(settings)
     keys = KeyRing(settings.api_keys)
     hub = EventHub(
@@ -44,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services, LinkSigner(load_secret(settings), settings.link_ttl_seconds), enqueue_item, revoke_item
     )
     metrics = Metrics(services.store, pending_count, lambda: hub.subscribers)
-    hub.observers.append(metrics.observe_event)
+    hub.observers += [metrics.observe_event, log_job_end]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -17,6 +17,9 @@ from image2model.core.models import Event, EventType
 log = logging.getLogger("image2model.hub")
 
 QUEUE_SIZE = 1000
+IDLE_POLL = 1.0
+"""How often the hub reads the event log while no stream is open (its observers need not hear at once); a new
+stream wakes it."""
 POSITION_BATCH = 100
 """Streams told their queue position per step; a step then yields the loop for `POSITION_PACE` seconds."""
 POSITION_PACE = 0.005
@@ -80,6 +83,7 @@ class EventHub:
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._tasks: list[asyncio.Task] = []
         self._cursor: object = None
+        self._subscribed = asyncio.Event()
 
     @property
     def subscribers(self) -> int:
@@ -97,6 +101,14 @@ class EventHub:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        try:  # what was written since the last read still reaches the observers (the job lines of the log)
+            _, rows = await asyncio.to_thread(self.store.tail, self._cursor)
+        except Exception:
+            log.exception("event=hub_final_tail_failed")
+            rows = []
+        for job_id, event in rows:
+            for observe in self.observers:
+                observe(job_id, event)
         for subs in self._subs.values():
             for sub in subs:
                 sub.close()
@@ -105,6 +117,7 @@ class EventHub:
     def subscribe(self, job_id: str) -> Subscription:
         sub = Subscription(job_id)
         self._subs[job_id].add(sub)
+        self._subscribed.set()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -131,11 +144,20 @@ class EventHub:
             for job_id, event in rows:
                 self._dispatch(job_id, event)
             if not blocking and len(rows) < 1000:
-                await asyncio.sleep(self.interval)
+                await self._pause(self.interval, IDLE_POLL)
+
+    async def _pause(self, interval: float, idle: float) -> None:
+        """Wait `interval` while streams are open; with none, up to `idle` seconds, cut short by a new stream."""
+        if self._subs:
+            await asyncio.sleep(interval)
+            return
+        self._subscribed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), idle)
 
     async def _tell_positions(self) -> None:
         while True:
-            await asyncio.sleep(self.position_interval)
+            await self._pause(self.position_interval, 3600.0)
             if not self._subs:
                 continue
             try:

@@ -40,7 +40,7 @@ def snapshot(rev: str, root: Path) -> str:
     pkg = root / "shim" / "image2model"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
-    for name in ("core", "api", "ui_gradio", "bot", "notebook_ext"):
+    for name in ("core", "api", "ui_gradio", "bot", "notebook_ext", "cli"):
         if (src / name).is_dir():
             (pkg / name).symlink_to(src / name)
     return f"{root / 'shim'}{os.pathsep}{src}"

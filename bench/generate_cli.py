@@ -34,7 +34,7 @@ def main() -> int:
         command = [
             sys.executable,
             "-m",
-            "image2model.api.cli",
+            "image2model.cli",
             "generate",
             str(photo),
             "--format",

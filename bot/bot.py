@@ -1,5 +1,6 @@
 """The Discord client: `create_bot(settings)` builds it with its command tree, persistent components, per-user
-limits and its own `AsyncClient` of the job API (the only way it reaches the service)."""
+limits, its job runner and its own `AsyncClient` of the job API (the only way it reaches the service).
+Commands and components reach the shared parts through `interaction.client`."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from image2model.core.client import AsyncClient
 from image2model.core.models import GeneratorInfo, ModelsAvailable
 from image2model.core.settings import Settings
 
+from . import commands
 from .messages import UserLimits
 from .records import JobRecords
+from .runner import JobRunner
+from .views import DYNAMIC_ITEMS
 
 log = logging.getLogger("image2model.bot")
 
@@ -43,19 +47,11 @@ class ModelBot(discord.Client):
         self.records = JobRecords(settings.bot_data_dir, float(settings.retention_seconds))
         self.sync_guild = sync_guild if sync_guild is not None else (settings.discord_guild_id or None)
         self.sync_on_start = sync_commands
-        # Jobs this bot submitted that have not started yet, oldest first (the API gives no queue position).
-        self.waiting: list[str] = []
-        # Jobs whose message the requester deleted: their runner must not post a result.
-        self.deleted: set[str] = set()
+        self.runner = JobRunner(self)
         self._models: tuple[float, ModelsAvailable] | None = None
-
-        from . import commands
-
         commands.register(self)
 
     async def setup_hook(self) -> None:
-        from .views import DYNAMIC_ITEMS
-
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         removed = self.records.prune()
         if removed:
@@ -89,16 +85,6 @@ class ModelBot(discord.Client):
         available = await self.models()
         wanted = name or available.default
         return next((m for m in available.models if m.name == wanted), None)
-
-    def queue_position(self, job_id: str) -> int | None:
-        try:
-            return self.waiting.index(job_id) + 1
-        except ValueError:
-            return None
-
-    def leave_queue(self, job_id: str) -> None:
-        if job_id in self.waiting:
-            self.waiting.remove(job_id)
 
 
 def create_bot(

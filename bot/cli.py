@@ -41,7 +41,7 @@ def run_bot(token: str | None, server: str | None, api_key: str | None, sync_gui
     if api_key is not None:
         overrides["api_key"] = api_key
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_file)
     token = token or settings.discord_token
     if not token:
         log.error("no Discord token: set IMAGE2MODEL_DISCORD_TOKEN or pass --token")

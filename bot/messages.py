@@ -1,12 +1,16 @@
-"""The bot's pure logic, free of Discord and of I/O: attachment checks, stage → text, edit throttling, the
-attach-or-link decision, component custom ids, per-user limits and the wording of API errors."""
+"""The bot's pure logic, free of Discord and of I/O: attachment checks, a job's view → progress text, edit
+throttling, the attach-or-link decision, component custom ids, per-user limits and the wording of API errors."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from image2model.core.client.jobview import JobView
+from image2model.core.models import ItemStatus, JobStatus
 
 # What the API recognises by content; Discord's declared type is checked first so nothing else is fetched.
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
@@ -50,6 +54,7 @@ class Stage(StrEnum):
     TEXTURING = "texturing"
     EXPORTING = "exporting"
     GENERATING = "generating"
+    RETRYING = "retrying"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -61,7 +66,7 @@ _STAGE_WORDS: tuple[tuple[str, Stage], ...] = (
     ("cutting", Stage.CUTTING_OUT),
     ("background", Stage.CUTTING_OUT),
     ("shaping", Stage.SHAPING),
-    ("checking", Stage.SHAPING),
+    ("checking", Stage.TEXTURING),  # the local generator checks the textured model before exporting it
     ("textur", Stage.TEXTURING),
     ("export", Stage.EXPORTING),
     ("render", Stage.EXPORTING),
@@ -76,9 +81,15 @@ _STAGE_TEXT = {
     Stage.TEXTURING: "🎨 Texturing…",
     Stage.EXPORTING: "📦 Exporting and rendering the preview…",
     Stage.GENERATING: "⚙️ Generating…",
+    Stage.RETRYING: "🔁 The worker stopped; trying again…",
     Stage.COMPLETED: "✅ Done.",
     Stage.FAILED: "❌ Failed.",
     Stage.CANCELLED: "🛑 Cancelled.",
+}
+_ENDED = {
+    JobStatus.COMPLETED: Stage.COMPLETED,
+    JobStatus.FAILED: Stage.FAILED,
+    JobStatus.CANCELLED: Stage.CANCELLED,
 }
 
 
@@ -98,47 +109,25 @@ def stage_text(stage: Stage, position: int | None = None) -> str:
     return _STAGE_TEXT[stage]
 
 
-@dataclass
-class Progress:
-    """The job's stage, folded from its events (`Event.type` and `Event.data`). Stages only move forward."""
+def job_stage(view: JobView) -> Stage:
+    """The stage a job is at: how it ended, waiting, or what the file being processed is doing."""
+    if view.finished:
+        return _ENDED[view.status]
+    if view.status == JobStatus.QUEUED:
+        return Stage.QUEUED
+    current = view.current
+    if current is not None:
+        return stage_for(current.stage) or Stage.GENERATING
+    if any(f.status == ItemStatus.QUEUED and f.stage.startswith("retrying") for f in view.files):
+        return Stage.RETRYING
+    if view.files and view.done == len(view.files):
+        return Stage.EXPORTING  # every file made: the job's own end follows in the same breath
+    return Stage.GENERATING
 
-    stage: Stage = Stage.QUEUED
-    position: int | None = None
-    error: str = ""
 
-    _ORDER = (
-        Stage.QUEUED,
-        Stage.GENERATING,
-        Stage.CUTTING_OUT,
-        Stage.SHAPING,
-        Stage.TEXTURING,
-        Stage.EXPORTING,
-    )
-
-    def apply(self, event_type: str, data: dict[str, Any]) -> None:
-        if isinstance(data.get("queue_position"), int):
-            self.position = data["queue_position"]
-        if event_type == "task_completed":
-            self.stage = Stage.COMPLETED
-        elif event_type == "task_failed":
-            self.stage, self.error = Stage.FAILED, str(data.get("error") or "")
-        elif event_type == "task_cancelled":
-            self.stage = Stage.CANCELLED
-        elif event_type == "file_update" and data.get("status") == "processing":
-            self._advance(stage_for(str(data.get("message") or "")) or Stage.GENERATING)
-        elif event_type == "file_update" and data.get("status") == "failed":
-            self.error = str(data.get("error") or self.error)
-
-    def _advance(self, stage: Stage) -> None:
-        if self.stage in self._ORDER and self._ORDER.index(stage) > self._ORDER.index(self.stage):
-            self.stage = stage
-
-    @property
-    def finished(self) -> bool:
-        return self.stage in (Stage.COMPLETED, Stage.FAILED, Stage.CANCELLED)
-
-    def text(self) -> str:
-        return stage_text(self.stage, self.position)
+def progress_text(view: JobView) -> str:
+    """The reply's progress line for a job."""
+    return stage_text(job_stage(view), view.queue_position)
 
 
 @dataclass
@@ -187,12 +176,10 @@ def choose_delivery(
     return Delivery(attach_preview, 0 < model_size <= budget - used)
 
 
-def pick_preview(previews: dict[str, str]) -> tuple[str, str] | None:
-    """(format, url) of the preview to show: the animated GIF turntable, else a still."""
-    for fmt in ("gif", "png", "webp"):
-        if fmt in previews:
-            return fmt, previews[fmt]
-    return None
+def pick_preview(previews: Iterable[str]) -> str | None:
+    """The kind of preview to show (of those made): the animated GIF turntable, else a still."""
+    made = set(previews)
+    return next((kind for kind in ("gif", "png", "webp") if kind in made), None)
 
 
 def stats_fields(

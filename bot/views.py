@@ -98,8 +98,6 @@ class RerunSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=custo
         return cls(match["job"], int(match["owner"]))
 
     async def callback(self, interaction: discord.Interaction[ModelBot]) -> None:  # type: ignore[override]
-        from .commands import run_model
-
         values = (interaction.data or {}).get("values") or []
         try:
             face_limit = int(values[0])
@@ -117,7 +115,7 @@ class RerunSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=custo
         async def load() -> list[tuple[str, bytes]]:
             return bot.records.images(record)
 
-        await run_model(interaction, load, face_limit, record.format, record.generator)
+        await bot.runner.run(interaction, load, face_limit, record.format, record.generator)
 
 
 class DeleteButton(
@@ -147,7 +145,7 @@ class DeleteButton(
 
     async def callback(self, interaction: discord.Interaction[ModelBot]) -> None:  # type: ignore[override]
         bot = interaction.client
-        bot.deleted.add(self.job_id)
+        bot.runner.deleted.add(self.job_id)
         await interaction.response.defer()
         with contextlib.suppress(JobFinished, JobNotFound):
             try:

@@ -198,6 +198,12 @@ class Settings(BaseSettings):
     )
 
     log_level: str = Field("INFO", description="Log level of every process.")
+    log_file: str = Field(
+        "",
+        description="Write every log line to this file (appended; processes may share it); stderr then shows only "
+        "warnings, errors and one line per finished job. `image2model serve` uses data_dir/logs/image2model.log "
+        "when this is empty.",
+    )
 
     @field_validator("api_keys", "extra_generators", "cors_origins", "webhook_allow_hosts", mode="before")
     @classmethod

@@ -1,5 +1,5 @@
-"""`generate()` and `generate_many()` for notebooks: submit through `image2model.core.client`, show progress while
-the job runs, and hand back `Result`s whose notebook display is the 3D viewer plus stats."""
+"""`generate()` and `generate_many()` for notebooks: submit through `image2model.core.client`, show the job's
+`JobView` as progress while it runs, and hand back `Result`s whose notebook display is the 3D viewer plus stats."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ import queue
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from image2model.core.client import Client
+from image2model.core.client import Client, JobView
+from image2model.core.client.jobview import preview_urls
 from image2model.core.errors import Image2ModelError
-from image2model.core.models import Event, EventType, FileEntry
+from image2model.core.models import FileEntry, JobStatus, UploadResponse
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # Stats shown in the display and in `generate_many`'s table, in this order, when the metadata has them.
@@ -55,10 +55,6 @@ def _as_upload(image: Any) -> Any:
             array = np.clip(array * scale, 0, 255).astype(np.uint8)
         return Image.fromarray(array)
     return image
-
-
-def _filename_of(url: str) -> str:
-    return urlsplit(url).path.rsplit("/", 1)[-1]
 
 
 # --- progress --------------------------------------------------------------------------------------------
@@ -114,15 +110,14 @@ class Progress:
             self._tqdm.close()
 
 
-def event_text(event: Event) -> str:
-    """A short stage label for an event: its message, else its status."""
-    data = event.data
-    if event.type is EventType.QUEUE_POSITION:
-        return f"queued, position {data.get('queue_position')}"
-    message = str(data.get("message") or "")
-    if event.type.value == "file_update" and data.get("filename"):
-        message = f"{data['filename']}: {message or data.get('status', '')}"
-    return message or str(data.get("status") or event.type.value)
+def view_text(view: JobView) -> str:
+    """A short stage label for a job: its place in the queue, the photo being made and its step, or its end."""
+    if view.status == JobStatus.QUEUED:
+        return f"queued, position {view.queue_position}" if view.queue_position else "queued"
+    current = view.current
+    if current is not None and not view.finished:
+        return f"{current.filename}: {current.stage or current.status.value}"
+    return view.error if view.status == JobStatus.FAILED and view.error else view.status.value
 
 
 # --- results ---------------------------------------------------------------------------------------------
@@ -254,40 +249,53 @@ class Result:
         return f"Result(source={self.source!r}, status={self.status!r}{more}{err})"
 
 
-def fetch_result(client: Client, job_id: str, source: str, api_key: str | None = None) -> Result:
-    """The finished job's `Result`: its listing, GLB bytes, PNG preview and the GLB's metadata."""
-    snapshot = client.status(job_id)
+def fetch_result(
+    client: Client, upload: UploadResponse, view: JobView, source: str, api_key: str | None = None
+) -> Result:
+    """The `Result` of a finished job's view: its listing, GLB bytes, PNG preview and the GLB's metadata."""
     result = Result(
-        job_id=job_id,
+        job_id=view.job_id,
         source=source,
-        status=snapshot.status.value,
-        error=snapshot.error,
+        status=view.status.value,
+        error=view.error,
         server_url=client.server_url,
         api_key=api_key,
     )
-    if snapshot.status.value != "completed":
-        result.error = result.error or snapshot.message or snapshot.status.value
+    if not view.ok:
+        failed = next((f.error for f in view.failures if f.error), None)
+        result.error = result.error or failed or view.status.value
         return result
-    result.files = client.files(job_id).files
+    result.files = view.entries()
     glb = next((f for f in result.files if f.format == "glb"), None)
     if glb is None:
         result.status, result.error = "failed", "the server made no GLB (ask for formats including 'glb')"
         return result
     with tempfile.TemporaryDirectory() as tmp:
         result.glb_bytes = client.download(glb, dest_dir=tmp).read_bytes()
-        if glb.preview_url:
-            png = client.download(job_id, _filename_of(glb.preview_url), dest_dir=tmp)
-            result.preview_png = png.read_bytes()
+        if "png" in preview_urls(glb):
+            result.preview_png = client.download_preview(glb, "png", tmp).read_bytes()
     result.metadata = {
         **glb.metadata,
-        "job_id": job_id,
-        "parameters": {
-            "generator": snapshot.generator,
-            "face_limit": snapshot.face_limit,
-            **snapshot.options,
-        },
+        "job_id": view.job_id,
+        "parameters": {"generator": upload.generator, "face_limit": upload.face_limit, **upload.options},
     }
     return result
+
+
+def follow(
+    client: Client, upload: UploadResponse, timeout: float | None, on_view: Callable[[JobView], object]
+) -> JobView:
+    """Watch the job to its end, calling `on_view` with each new view (the upload's first); the final view.
+    Interrupting (Ctrl-C, the kernel's stop button) cancels the job on the server."""
+    view = start = JobView.from_upload(upload)
+    on_view(view)
+    try:
+        for view in client.watch(upload.job_id, start, timeout=timeout):
+            on_view(view)
+    except KeyboardInterrupt:
+        client.cancel(upload.job_id)
+        raise
+    return view
 
 
 def _source_name(image: Any, index: int = 1) -> str:
@@ -323,13 +331,11 @@ def generate(
             _as_upload(image), face_limit=face_limit, generator=generator, formats=formats, **options
         )
         try:
-            for event in client.events(upload.job_id, timeout=timeout, queue_positions=True):
-                bar.update(float(event.data.get("progress") or 0), event_text(event))
+            view = follow(client, upload, timeout, lambda v: bar.update(v.progress, view_text(v)))
         except KeyboardInterrupt:
-            client.cancel(upload.job_id)
             bar.finish(False, "cancelled")
             raise
-        result = fetch_result(client, upload.job_id, _source_name(image), api_key)
+        result = fetch_result(client, upload, view, _source_name(image), api_key)
     bar.finish(result.ok, "done" if result.ok else (result.error or result.status))
     return result
 
@@ -456,9 +462,10 @@ def generate_many(
         try:
             with Client(server_url, api_key) as client:
                 upload = client.submit(_as_upload(items[index]), **options)
-                for event in client.events(upload.job_id, timeout=timeout, queue_positions=True):
-                    updates.put((index, float(event.data.get("progress") or 0), event_text(event)))
-                return fetch_result(client, upload.job_id, names[index], api_key)
+                view = follow(
+                    client, upload, timeout, lambda v: updates.put((index, v.progress, view_text(v)))
+                )
+                return fetch_result(client, upload, view, names[index], api_key)
         except (Image2ModelError, OSError, TimeoutError, ValueError, TypeError) as exc:
             return Result(job_id="", source=names[index], status="failed", error=str(exc))
 

@@ -1,6 +1,6 @@
 """`GLBViewer`: an anywidget that renders a GLB (textures, orbit controls, turntable, screenshot to PNG) with
-the three.js bundle shipped in this package (`static/viewer.js`, built from `js/`), so nothing is fetched
-from a CDN."""
+the three.js bundle shipped in this package (`static/viewer.js`, built from `js/` by the package build), so
+nothing is fetched from a CDN."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import traitlets
 
 BUNDLE = Path(__file__).parent / "static" / "viewer.js"
 
-# Shown instead of the viewer when the bundle was not built (a source checkout without `npm run build`).
+# Shown instead of the viewer when the bundle was not built: code run from a checkout that was never installed
+# (the package build bundles it, see setup.py).
 _MISSING_BUNDLE = """
 export default { render({ el }) {
-  el.textContent = "image2model viewer: static/viewer.js is missing; run `npm ci && npm run build` in notebook_ext/js";
+  el.textContent = "image2model viewer: static/viewer.js is missing; install image2model (pip install -e .) " +
+    "where npm is available: the build bundles the viewer";
 } };
 """
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from image2model.core.client import Client
+from image2model.core.client import Client, JobView
 from image2model.core.errors import Image2ModelError
 from image2model.core.models import GeneratorInfo, ModelsAvailable
 
-from .api import Result, event_text, fetch_result
+from .api import Result, fetch_result, follow, view_text
 from .viewer import GLBViewer
 
 
@@ -172,11 +172,8 @@ class Studio(widgets.VBox):
             self.job_id = submitted.job_id
             if self._cancel_requested.is_set():
                 self._client.cancel(submitted.job_id)
-            for event in self._client.events(submitted.job_id, timeout=600, queue_positions=True):
-                if not event.terminal:  # a cancelled job's terminal event reports 100 too
-                    self.progress.value = max(self.progress.value, int(event.data.get("progress") or 0))
-                self.stage.value = html.escape(event_text(event))
-            result = fetch_result(self._client, submitted.job_id, name, self._api_key)
+            view = follow(self._client, submitted, 600, self._show)
+            result = fetch_result(self._client, submitted, view, name, self._api_key)
             self.result = result
             if result.ok:
                 self.progress.value, self.progress.bar_style = 100, "success"
@@ -193,6 +190,11 @@ class Studio(widgets.VBox):
         finally:
             self.cancel_button.disabled = True
             self.generate_button.disabled = not self.upload.value
+
+    def _show(self, view: JobView) -> None:
+        if not view.finished:  # a cancelled job's files count as done: its bar does not jump to 100
+            self.progress.value = int(view.progress)
+        self.stage.value = html.escape(view_text(view))
 
     @staticmethod
     def _links(result: Result) -> str:

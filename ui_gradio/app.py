@@ -25,14 +25,17 @@ from image2model.core.models import GeneratorInfo, ModelsAvailable, OptionInfo  
 from image2model.core.settings import Settings  # noqa: E402
 
 from .handlers import ItemResult, JobRunner, SessionFiles  # noqa: E402
+from .idle import quiet_queue  # noqa: E402
 from .view import (  # noqa: E402
     PROMINENT,
     ProgressGate,
     collect_options,
     empty_scene_glb,
     error_text,
+    progress_line,
     size_text,
     stats_markdown,
+    status_table,
 )
 
 log = logging.getLogger("image2model.ui")
@@ -312,13 +315,13 @@ def build_app(
                     face_limit=face_limit,
                     options=options,
                 ):
-                    tracker = update.tracker
+                    view = update.view
                     log.debug("generate job=%s phase=%s", update.upload.job_id, update.kind)
-                    text, table = tracker.desc(), tracker.table()
+                    text, table = progress_line(view), status_table(view)
                     parts = gate.changes(text, table, force=update.kind != "progress")
                     if not parts:
                         continue
-                    progress(tracker.fraction, desc=text)
+                    progress(view.progress / 100, desc=text)
                     out: dict[Any, Any] = {}
                     if "stage" in parts:
                         out[stage] = f"**{text}**"
@@ -341,14 +344,14 @@ def build_app(
                             out.update(show_item(update.item))
                     elif update.kind == "done":
                         elapsed = time.monotonic() - started
-                        text = tracker.desc()
-                        if tracker.status == "completed":
+                        text = progress_line(view)
+                        if view.ok:
                             text = f"{text} in {elapsed:.1f} s"
                         out[stage] = f"**{text}**"
                         if shown is None:
                             failed = [
-                                ItemResult(i, f.filename, error=f.error or f.status)
-                                for i, f in enumerate(tracker.files)
+                                ItemResult(f.index, f.filename, error=f.error or f.status.value)
+                                for f in view.files
                             ]
                             shown = failed[0] if failed else None
                         # The last update carries the whole view, so API callers get every output.
@@ -363,8 +366,8 @@ def build_app(
                         out[cancel_btn] = gr.Button(interactive=False)
                         out[job_state] = ""
                     yield out
-                if tracker.status == "failed":
-                    raise gr.Error(tracker.error or "The job failed.", print_exception=False)
+                if view.status == "failed":
+                    raise gr.Error(view.error or "The job failed.", print_exception=False)
             except Image2ModelError as exc:
                 message = error_text(exc)
                 yield {
@@ -440,6 +443,7 @@ def build_app(
         )
         demo.unload(on_unload)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    quiet_queue(demo)
     demo.image2model_runner = runner  # type: ignore[attr-defined] - for tests
     demo.image2model_root = files_root  # type: ignore[attr-defined] - removed by close_app
     return demo

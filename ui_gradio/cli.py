@@ -1,5 +1,5 @@
-"""`image2model ui`: the web UI as a command. The `api` package's CLI registers it with `add_ui_arguments`
-and calls `run_ui(host, port, server, api_key)`."""
+"""`image2model ui`: the web UI as a command. The `image2model` command (`image2model.cli.main`) registers it
+with `add_ui_arguments` and calls `run_ui(host, port, server, api_key)`."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def run_ui(host: str, port: int, server: str | None = None, api_key: str | None 
     from .app import build_app, close_app, launch_options
 
     base = get_settings()
-    configure_logging(base.log_level)
+    configure_logging(base.log_level, base.log_file)
     settings = base.model_copy(
         update={
             "server_url": server or base.server_url,

@@ -1,5 +1,6 @@
-"""The web UI's work, free of Gradio: submit photos to the job API, follow the event stream, download the
-results into a per-session directory. Everything goes through `image2model.core.client` over HTTP."""
+"""The web UI's work, free of Gradio: submit photos to the job API, watch the job (`AsyncClient.watch`), download
+each result into a per-session directory as soon as it is made. Everything goes through `image2model.core.client`
+over HTTP."""
 
 from __future__ import annotations
 
@@ -12,13 +13,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from image2model.core.client import AsyncClient
+from image2model.core.client import AsyncClient, FileView, JobView
 from image2model.core.errors import Image2ModelError
-from image2model.core.models import EventType, FileEntry, ModelsAvailable, UploadResponse
-
-from .view import ProgressTracker
+from image2model.core.models import ModelsAvailable, UploadResponse
 
 log = logging.getLogger("image2model.ui")
 
@@ -43,10 +41,10 @@ class ItemResult:
 @dataclass
 class Update:
     """What `JobRunner.run` yields: `kind` is submitted, progress, item (an item's model is ready),
-    downloads (an item's other formats are ready) or done."""
+    downloads (an item's other formats are ready) or done; `view` is the job as it stands."""
 
     kind: str
-    tracker: ProgressTracker
+    view: JobView
     upload: UploadResponse
     item: ItemResult | None = None
 
@@ -72,10 +70,6 @@ class SessionFiles:
     @staticmethod
     def _safe(name: str) -> str:
         return _SESSION_RE.sub("_", name)[:80] or "anonymous"
-
-
-def _url_filename(url: str) -> str:
-    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
 
 
 class JobRunner:
@@ -131,82 +125,52 @@ class JobRunner:
             )
             self.active[session] = upload.job_id
             try:
-                tracker = ProgressTracker(upload)
-                yield Update("submitted", tracker, upload)
+                view = start = JobView.from_upload(upload)
+                yield Update("submitted", view, upload)
                 out_dir = self.files.job_dir(session, upload.job_id)
-                results: dict[int, ItemResult] = {}
                 pending: list[ItemResult] = []
-                async for event in client.events(upload.job_id, queue_positions=True):
-                    tracker.feed(event)
-                    if event.type is EventType.FILE_UPDATE and event.data.get("status") == "completed":
+                async for view in client.watch(upload.job_id, start):
+                    made = [f for f in view.files if f.entries and f.index not in {i.index for i in pending}]
+                    for file in made:
                         log.debug("generate job=%s phase=completed_event", upload.job_id)
-                        item = await self._fetch_model(client, upload, int(event.data["index"]), out_dir)
-                        if item is not None:
-                            results[item.index] = item
-                            pending.append(item)
-                            yield Update("item", tracker, upload, item)
-                            continue
-                    if event.type is EventType.FILE_UPDATE and event.data.get("status") == "failed":
-                        index = int(event.data.get("index", -1))
-                        if 0 <= index < len(upload.uploaded_files):
-                            results[index] = ItemResult(
-                                index,
-                                upload.uploaded_files[index].filename,
-                                error=str(event.data.get("error") or "failed"),
-                            )
-                    if not event.terminal:
-                        yield Update("progress", tracker, upload)
+                        item = await self._fetch_model(client, file, out_dir)
+                        pending.append(item)
+                        yield Update("item", view, upload, item)
+                    if not made and not view.finished:
+                        yield Update("progress", view, upload)
                 # The other formats after the stream ended, so the first model shows as early as possible.
                 for item in pending:
-                    await self._fetch_downloads(client, upload, item, out_dir)
-                    yield Update("downloads", tracker, upload, item)
-                yield Update("done", tracker, upload)
+                    await self._fetch_downloads(client, view.files[item.index], item, out_dir)
+                    yield Update("downloads", view, upload, item)
+                yield Update("done", view, upload)
             finally:
                 if self.active.get(session) == upload.job_id:
                     del self.active[session]
 
-    async def _entries(self, client: AsyncClient, upload: UploadResponse, index: int) -> list[FileEntry]:
-        file_id = upload.uploaded_files[index].file_id
-        listing = await client.files(upload.job_id)
-        return [e for e in listing.files if e.file_id == file_id]
-
-    async def _fetch_model(
-        self, client: AsyncClient, upload: UploadResponse, index: int, out_dir: Path
-    ) -> ItemResult | None:
+    async def _fetch_model(self, client: AsyncClient, file: FileView, out_dir: Path) -> ItemResult:
         """Download the item's GLB and previews (what the page shows first)."""
-        if not 0 <= index < len(upload.uploaded_files):
-            return None
-        entries = await self._entries(client, upload, index)
-        item = ItemResult(index, upload.uploaded_files[index].filename)
-        if not entries:
-            return item
-        item_dir = out_dir / str(index)
-        first = entries[0]
-        item.metadata = dict(first.metadata)
-        item.sizes = {e.format: e.size for e in entries}
-        glb = next((e for e in entries if e.format == "glb"), None)
-        jobs: list[Any] = []
+        item = ItemResult(file.index, file.filename, metadata=file.metadata)
+        item.sizes = {e.format: e.size for e in file.entries}
+        item_dir = out_dir / str(file.index)
+        glb = file.entry("glb")
+        kinds = list(file.previews)
+        jobs: list[Any] = [
+            client.download_preview(file.entries[0], kind, item_dir / "previews") for kind in kinds
+        ]
         if glb is not None:
             jobs.append(client.download(glb, dest_dir=item_dir))
-        previews = first.previews or ({"png": first.preview_url} if first.preview_url else {})
-        preview_names = {kind: _url_filename(url) for kind, url in previews.items() if url}
-        for name in preview_names.values():
-            jobs.append(client.download(upload.job_id, name, dest_dir=item_dir / "previews"))
         paths = await asyncio.gather(*jobs)
         if glb is not None:
-            item.model = paths.pop(0)
-            item.downloads["glb"] = item.model
-        by_kind = dict(zip(preview_names, paths, strict=True))
+            item.model = item.downloads["glb"] = paths.pop()
+        by_kind = dict(zip(kinds, paths, strict=True))
         item.preview = by_kind.get("png")
         item.turntable = by_kind.get("webp") or by_kind.get("gif")
         return item
 
     async def _fetch_downloads(
-        self, client: AsyncClient, upload: UploadResponse, item: ItemResult, out_dir: Path
+        self, client: AsyncClient, file: FileView, item: ItemResult, out_dir: Path
     ) -> None:
-        entries = [
-            e for e in await self._entries(client, upload, item.index) if e.format not in item.downloads
-        ]
+        entries = [e for e in file.entries if e.format not in item.downloads]
         paths = await asyncio.gather(
             *(client.download(e, dest_dir=out_dir / str(item.index)) for e in entries)
         )

@@ -1,130 +1,54 @@
-"""What the web UI shows, as plain functions and small classes: progress text from job events and which
-progress updates are worth sending, the per-file status table, mesh stats and quality figures, readable API
+"""What the web UI shows, as plain functions and small classes: a job's `JobView` as the stage line and the
+per-file status table, which progress updates are worth sending, mesh stats and quality figures, readable API
 errors, the viewer's empty scene. No Gradio here."""
 
 from __future__ import annotations
 
-import io
-import json
-import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from image2model.core.client import JobView
 from image2model.core.errors import Image2ModelError, ServerUnavailable
-from image2model.core.models import Event, EventType, ModelsAvailable, OptionInfo, UploadResponse
+from image2model.core.models import ItemStatus, JobStatus, ModelsAvailable, OptionInfo
 
 
-@dataclass
-class FileStatus:
-    """One input photo's state as the event stream reports it."""
-
-    filename: str
-    status: str = "queued"
-    progress: float = 0.0
-    message: str = ""
-    error: str | None = None
-    outputs: list[str] = field(default_factory=list)
-
-
-class ProgressTracker:
-    """Folds a job's events into what the UI shows: overall fraction, a one-line stage, a per-file table.
-
-    The overall fraction never goes backwards (the stream guarantees it; a replay after a reconnect must
-    not make the bar jump either)."""
-
-    def __init__(self, upload: UploadResponse) -> None:
-        self.job_id = upload.job_id
-        self.files: list[FileStatus] = [FileStatus(f.filename) for f in upload.uploaded_files]
-        self.fraction = 0.0
-        self.stage = "Queued: waiting for a worker"
-        self.status = upload.status
-        self.error: str | None = None
-        self.queue_position: int | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("completed", "failed", "cancelled")
-
-    def feed(self, event: Event) -> None:
-        data = event.data
-        progress = data.get("progress")
-        if event.type is not EventType.FILE_UPDATE and isinstance(progress, (int, float)):
-            self.fraction = max(self.fraction, min(float(progress), 100.0) / 100.0)
-        position = data.get("queue_position")
-        if isinstance(position, int):
-            self.queue_position = position
-        if event.type is EventType.FILE_UPDATE:
-            self._file_update(data)
-        elif event.type is EventType.TASK_QUEUED:
-            self.status = "queued"
-            self.stage = self._queued_text()
-        elif event.type is EventType.QUEUE_POSITION:
-            if self.status == "queued":
-                self.stage = self._queued_text()
-        elif event.type is EventType.TASK_PROGRESS:
-            self.status = str(data.get("status", self.status))
-        elif event.type is EventType.TASK_COMPLETED:
-            self.status = "completed"
-            self.fraction = 1.0
-            summary = data.get("summary") or {}
-            failed = int(summary.get("failed_files", 0) or 0)
-            self.stage = "Done" if not failed else f"Done ({failed} of {len(self.files)} photo(s) failed)"
-        elif event.type is EventType.TASK_FAILED:
-            self.status = "failed"
-            self.error = str(data.get("error") or data.get("message") or "the job failed")
-            self.stage = f"Failed: {self.error}"
-        elif event.type is EventType.TASK_CANCELLED:
-            self.status = "cancelled"
-            self.stage = "Cancelled"
-
-    def _queued_text(self) -> str:
-        if self.queue_position is not None:
-            return f"Queued: #{self.queue_position} in line"
+def stage_line(view: JobView) -> str:
+    """The one-line stage: the place in the queue, the photo being made and its step, or how the job ended."""
+    n = len(view.files)
+    if view.status == JobStatus.COMPLETED:
+        failed = view.count(ItemStatus.FAILED)
+        return "Done" if not failed else f"Done ({failed} of {n} photo(s) failed)"
+    if view.status == JobStatus.FAILED:
+        return f"Failed: {view.error or 'the job failed'}"
+    if view.status == JobStatus.CANCELLED:
+        return "Cancelled"
+    current = view.current
+    if current is not None:
+        prefix = f"{current.filename}: " if n == 1 else f"{current.index + 1}/{n} {current.filename}: "
+        return prefix + (current.stage or "processing")
+    waiting = next((f for f in view.files if f.status == ItemStatus.QUEUED and f.stage), None)
+    if view.status == JobStatus.QUEUED and waiting is None:
+        if view.queue_position is not None:
+            return f"Queued: #{view.queue_position} in line"
         return "Queued: waiting for a worker"
+    return f"Queued: {waiting.stage}" if waiting is not None else "Processing"
 
-    def _file_update(self, data: dict[str, Any]) -> None:
-        index = data.get("index")
-        if not isinstance(index, int) or not 0 <= index < len(self.files):
-            return
-        f = self.files[index]
-        f.status = str(data.get("status", f.status))
-        progress = data.get("progress")
-        if isinstance(progress, (int, float)):
-            f.progress = float(progress)
-        f.message = str(data.get("message") or f.message)
-        if data.get("error"):
-            f.error = str(data["error"])
-        if data.get("outputs"):
-            f.outputs = [str(o) for o in data["outputs"]]
-        if f.status == "processing":
-            self.status = "processing"
-            prefix = (
-                f"{f.filename}: " if len(self.files) == 1 else f"{index + 1}/{len(self.files)} {f.filename}: "
-            )
-            self.stage = prefix + (f.message or "processing")
-        elif f.status == "queued" and self.status == "queued":
-            self.stage = self._queued_text() if not f.message else f"Queued: {f.message}"
 
-    def desc(self) -> str:
-        """The line under the progress bar."""
-        done = sum(f.status in ("completed", "failed", "cancelled") for f in self.files)
-        if len(self.files) > 1 and not self.finished:
-            return f"{self.stage} · {done} of {len(self.files)} done"
-        return self.stage
+def progress_line(view: JobView) -> str:
+    """The line under the progress bar."""
+    if len(view.files) > 1 and not view.finished:
+        return f"{stage_line(view)} · {view.done} of {len(view.files)} done"
+    return stage_line(view)
 
-    def table(self) -> str:
-        """Per-file status as a Markdown table."""
-        rows = ["| photo | status | progress | note |", "|---|---|---:|---|"]
-        for f in self.files:
-            note = f.error or (f.message if f.status == "processing" else "")
-            rows.append(f"| {_md(f.filename)} | {f.status} | {f.progress:.0f}% | {_md(note)} |")
-        return "\n".join(rows)
 
-    def markdown(self) -> str:
-        """The status panel: stage line plus the table."""
-        return f"**{_md(self.desc())}** — {self.fraction * 100:.0f}%\n\n{self.table()}"
+def status_table(view: JobView) -> str:
+    """Per-file status as a Markdown table."""
+    rows = ["| photo | status | progress | note |", "|---|---|---:|---|"]
+    for f in view.files:
+        note = f.error or (f.stage if f.status == ItemStatus.PROCESSING else "")
+        rows.append(f"| {_md(f.filename)} | {f.status.value} | {f.progress:.0f}% | {_md(note or '')} |")
+    return "\n".join(rows)
 
 
 class ProgressGate:
@@ -228,79 +152,25 @@ def stats_markdown(metadata: dict[str, Any], source_filename: str = "") -> str:
 
 
 def empty_scene_glb() -> bytes:
-    """A GLB that draws nothing: one zero-area triangle (collinear corners, so the viewer can still frame it)
-    with the attributes and textured PBR material of the API's models.
+    """A GLB that draws nothing: one zero-area triangle (collinear corners, so the viewer can still frame it),
+    written by the service's own GLB writer, so it has the attributes and textured PBR material of every model.
 
     The viewer shows it while no model is loaded, so its renderer, lighting environment and shaders are ready
     before the first model arrives instead of being set up after it."""
+    import numpy as np
     from PIL import Image
 
-    jpeg = io.BytesIO()
-    Image.new("RGB", (1, 1), (255, 255, 255)).save(jpeg, format="JPEG")
-    image = jpeg.getvalue()
-    image += b"\0" * (-len(image) % 4)
-    positions = struct.pack("<9f", -0.5, 0, 0, 0.5, 0, 0, 0, 0, 0)
-    normals = struct.pack("<9f", 0, 0, 1, 0, 0, 1, 0, 0, 1)
-    uvs = struct.pack("<6f", 0, 0, 1, 0, 0.5, 0)
-    indices = struct.pack("<3I", 0, 1, 2)
-    blobs = [positions, normals, uvs, indices, image]
-    offsets = [sum(len(b) for b in blobs[:i]) for i in range(len(blobs))]
-    views = [
-        {"buffer": 0, "byteOffset": o, "byteLength": len(b)} for o, b in zip(offsets, blobs, strict=True)
-    ]
-    doc = {
-        "asset": {"version": "2.0", "generator": "image2model-ui"},
-        "scene": 0,
-        "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0, "name": "empty"}],
-        "meshes": [
-            {
-                "primitives": [
-                    {"attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2}, "indices": 3, "material": 0}
-                ]
-            }
-        ],
-        "accessors": [
-            {
-                "bufferView": 0,
-                "componentType": 5126,
-                "count": 3,
-                "type": "VEC3",
-                "min": [-0.5, 0, 0],
-                "max": [0.5, 0, 0],
-            },
-            {"bufferView": 1, "componentType": 5126, "count": 3, "type": "VEC3"},
-            {"bufferView": 2, "componentType": 5126, "count": 3, "type": "VEC2"},
-            {"bufferView": 3, "componentType": 5125, "count": 3, "type": "SCALAR"},
-        ],
-        "bufferViews": views,
-        "buffers": [{"byteLength": sum(len(b) for b in blobs)}],
-        "images": [{"bufferView": 4, "mimeType": "image/jpeg"}],
-        "samplers": [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}],
-        "textures": [{"sampler": 0, "source": 0}],
-        "materials": [
-            {
-                "pbrMetallicRoughness": {
-                    "baseColorTexture": {"index": 0},
-                    "metallicFactor": 0.0,
-                    "roughnessFactor": 0.9,
-                }
-            }
-        ],
-    }
-    body = json.dumps(doc, separators=(",", ":")).encode()
-    body += b" " * (-len(body) % 4)
-    binary = b"".join(blobs)
-    total = 12 + 8 + len(body) + 8 + len(binary)
-    return b"".join(
-        [
-            struct.pack("<4sII", b"glTF", 2, total),
-            struct.pack("<I4s", len(body), b"JSON"),
-            body,
-            struct.pack("<I4s", len(binary), b"BIN\0"),
-            binary,
-        ]
+    from image2model.core.mesh.export import glb_bytes
+    from image2model.core.mesh.model import TexturedMesh
+
+    nothing = TexturedMesh(
+        vertices=np.array([[-0.5, 0, 0], [0.5, 0, 0], [0, 0, 0]], float),
+        faces=np.array([[0, 1, 2]]),
+        uv=np.array([[0, 1], [1, 1], [0.5, 1]], float),
+        texture=Image.new("RGB", (1, 1), (255, 255, 255)),
+        normals=np.array([[0, 0, 1]] * 3, float),
     )
+    return glb_bytes(nothing, generator="image2model-ui")
 
 
 # --- options from /models/available ----------------------------------------------------------------------

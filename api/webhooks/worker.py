@@ -32,7 +32,7 @@ def retry_schedule(settings: Settings) -> RetrySchedule:
 
 def run_webhook_worker(settings: Settings) -> int:
     """Deliver webhooks until SIGTERM or SIGINT; returns the exit code."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_file)
     try:
         secret = load_webhook_secret(settings)
     except ValueError as exc:

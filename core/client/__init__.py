@@ -5,6 +5,10 @@
     with Client() as client:  # IMAGE2MODEL_SERVER_URL / IMAGE2MODEL_API_KEY, or pass them
         result = client.generate(["chair.jpg"], dest_dir="out", face_limit=20_000)
 
+        job = client.submit(["mug.jpg"])
+        for view in client.watch(job.job_id):  # a JobView per change: status, progress, stage, files
+            print(view.status, view.progress, view.stage)
+
 Names are imported on first use, so `image2model.core.client.cli` starts without loading httpx or pydantic.
 """
 
@@ -18,8 +22,18 @@ if TYPE_CHECKING:
     from ._base import JobResult, ReconnectPolicy
     from ._sse import ServerSentEvent, SSEDecoder
     from ._sync import Client
+    from .jobview import FileView, JobView
 
-__all__ = ["AsyncClient", "Client", "JobResult", "ReconnectPolicy", "SSEDecoder", "ServerSentEvent"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "FileView",
+    "JobResult",
+    "JobView",
+    "ReconnectPolicy",
+    "SSEDecoder",
+    "ServerSentEvent",
+]
 
 _WHERE = {
     "Client": "._sync",
@@ -28,6 +42,8 @@ _WHERE = {
     "ReconnectPolicy": "._base",
     "SSEDecoder": "._sse",
     "ServerSentEvent": "._sse",
+    "JobView": ".jobview",
+    "FileView": ".jobview",
 }
 
 

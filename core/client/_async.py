@@ -53,12 +53,13 @@ from ._base import (
     webhook_fields,
 )
 from ._sse import SSEDecoder
+from ._watch import AsyncJobViews
 
 EventCallback = Callable[[Event], object | Awaitable[object]]
 """Called with each event; may be a coroutine function."""
 
 
-class AsyncClient:
+class AsyncClient(AsyncJobViews):
     """An asyncio client of the image2model HTTP API.
 
     `server_url` and `api_key` default to IMAGE2MODEL_SERVER_URL and IMAGE2MODEL_API_KEY. Use it as a context

@@ -8,7 +8,7 @@ import io
 import json
 import logging
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -430,13 +430,20 @@ class StreamState:
 
 
 class AtomicFile:
-    """A temp file next to the target, renamed over it only once complete; removed on any failure."""
+    """A temp file next to the target, renamed over it only once complete; removed on any failure. It is created
+    with the user's normal permissions (0666 less the umask, like any file they save), not mkstemp's 0600."""
 
     def __init__(self, target: Path) -> None:
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        self.tmp = Path(tmp)
+        while True:
+            tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.part"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                break
+            except FileExistsError:
+                continue
+        self.tmp = tmp
         self.handle = os.fdopen(fd, "wb")
 
     def write(self, chunk: bytes) -> None:

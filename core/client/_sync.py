@@ -51,11 +51,12 @@ from ._base import (
     webhook_fields,
 )
 from ._sse import SSEDecoder
+from ._watch import SyncJobViews
 
 EventCallback = Callable[[Event], object]
 
 
-class Client:
+class Client(SyncJobViews):
     """A blocking client of the image2model HTTP API.
 
     `server_url` and `api_key` default to IMAGE2MODEL_SERVER_URL and IMAGE2MODEL_API_KEY. Use it as a context

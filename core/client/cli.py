@@ -1,21 +1,21 @@
 """`image2model generate`: submit images, show a live progress bar, download the results.
 
-`api/cli.py` registers the subcommand with `add_generate_arguments(parser)` and runs
-`generate_command(**vars(args))`. Heavy imports (httpx, pydantic, tqdm) happen only when the command runs.
+The `image2model` command (`image2model.cli.main.COMMANDS`) registers the subcommand with
+`add_generate_arguments(parser)` and runs `generate_command(**vars(args))`. Heavy imports (httpx, pydantic, tqdm) happen only when the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from image2model.core.models import Event, UploadResponse
+    from image2model.core.client import Client
+    from image2model.core.client.jobview import FileView, JobView
 
-__all__ = ["add_download_arguments", "add_generate_arguments", "generate_command", "ProgressState"]
+__all__ = ["add_download_arguments", "add_generate_arguments", "description", "generate_command", "postfix"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job (or some of its files) failed, or an unexpected server error
@@ -66,83 +66,32 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@dataclass
-class ProgressState:
-    """What the progress bar shows, folded from the job's events (kept free of tqdm so it is testable)."""
-
-    total_files: int
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # file_id -> {filename, status, progress}
-    status: str = "queued"
-    progress: float = 0.0
-    message: str = ""
-    error: str = ""
-    queue_position: int | None = None
-
-    @classmethod
-    def from_upload(cls, upload: UploadResponse) -> ProgressState:
-        files = {
-            f.file_id: {"filename": f.filename, "status": "queued", "progress": 0.0}
-            for f in upload.uploaded_files
-        }
-        return cls(total_files=upload.total_files, files=files)
-
-    def apply(self, event: Event) -> None:
-        data = event.data
-        if "queue_position" in data:
-            self.queue_position = data.get("queue_position")
-        if event.type == "queue_position":
-            return
-        if event.type == "file_update":
-            # Here `status` and `progress` are the file's, not the job's.
-            entry = self.files.setdefault(
-                str(data.get("file_id")),
-                {"filename": data.get("filename", "?"), "status": "queued", "progress": 0.0},
-            )
-            entry["status"] = str(data.get("status") or entry["status"])
-            entry["progress"] = float(data.get("progress") or entry["progress"])
-            if data.get("error"):
-                entry["error"] = str(data["error"])
-            if self.status == "queued" and entry["status"] != "queued":
-                self.status = "processing"
-            return
-        self.progress = max(self.progress, float(data.get("progress") or 0.0))  # never goes backwards
-        self.status = str(data.get("status") or self.status)
-        if event.type == "task_progress":
-            self.message = str(data.get("message") or "")
-        if event.terminal:
-            self.error = str(data.get("error") or "")
-            if event.type == "task_completed":
-                self.progress = 100.0
-
-    def description(self) -> str:
-        done = sum(1 for f in self.files.values() if f["status"] in ("completed", "failed", "cancelled"))
-        if self.status == "queued":
-            where = f", position {self.queue_position}" if self.queue_position is not None else ""
-            return f"waiting in queue{where}"
-        if self.status == "processing":
-            return f"processing {done}/{self.total_files}"
-        return self.status
-
-    def postfix(self) -> str:
-        """Per-file status: every file when there are few, counts and the running ones otherwise."""
-        files = list(self.files.values())
-        if len(files) <= 3:
-            return ", ".join(_file_text(f) for f in files)
-        counts: dict[str, int] = {}
-        for f in files:
-            counts[f["status"]] = counts.get(f["status"], 0) + 1
-        parts = [f"{n} {status}" for status, n in sorted(counts.items()) if status != "processing"]
-        running = [_file_text(f) for f in files if f["status"] == "processing"][:2]
-        return ", ".join(parts + running)
-
-    def failed_files(self) -> list[dict[str, Any]]:
-        return [f for f in self.files.values() if f["status"] == "failed"]
+def description(view: JobView) -> str:
+    """The progress bar's label: the place in the queue, files done, or how the job ended."""
+    if view.status == "queued":
+        where = f", position {view.queue_position}" if view.queue_position is not None else ""
+        return f"waiting in queue{where}"
+    if view.status == "processing":
+        return f"processing {view.done}/{len(view.files)}"
+    return view.status.value
 
 
-def _file_text(f: dict[str, Any]) -> str:
-    if f["status"] == "processing":
-        return f"{f['filename']} {f['progress']:.0f}%"
-    return f"{f['filename']} {f['status']}"
+def postfix(view: JobView) -> str:
+    """Per-file status after the bar: every file when there are few, counts and the running ones otherwise."""
+    if len(view.files) <= 3:
+        return ", ".join(_file_text(f) for f in view.files)
+    counts: dict[str, int] = {}
+    for f in view.files:
+        counts[f.status.value] = counts.get(f.status.value, 0) + 1
+    parts = [f"{n} {status}" for status, n in sorted(counts.items()) if status != "processing"]
+    running = [_file_text(f) for f in view.files if f.status == "processing"][:2]
+    return ", ".join(parts + running)
+
+
+def _file_text(f: FileView) -> str:
+    if f.status == "processing":
+        return f"{f.filename} {f.progress:.0f}%"
+    return f"{f.filename} {f.status.value}"
 
 
 def generate_command(
@@ -174,9 +123,8 @@ def generate_command(
         print(f"error: no such image file: {', '.join(missing)}", file=err)
         return EXIT_REJECTED
 
-    from image2model.core.client import Client
+    from image2model.core.client import Client, JobView
     from image2model.core.errors import Image2ModelError, ServerUnavailable
-    from image2model.core.models import JobStatus
 
     job_id: str | None = None
     client = Client(server_url=server, api_key=api_key)
@@ -195,22 +143,17 @@ def generate_command(
             if upload.webhook is not None:
                 events = ",".join(upload.webhook.events)
                 print(f"job {job_id}: webhook {upload.webhook.url} gets {events}", file=err)
-        state = ProgressState.from_upload(upload)
-        _follow(client, job_id, state, quiet, err)
-        snapshot = client.status(job_id)
-        if snapshot.status != JobStatus.COMPLETED:
-            reason = snapshot.error or state.error or snapshot.message or f"job {snapshot.status.value}"
-            print(f"error: job {job_id} {snapshot.status.value}: {reason}", file=err)
-            _print_file_errors(snapshot.files, err)
+        view = _follow(client, JobView.from_upload(upload), quiet, err)
+        if not view.ok:
+            reason = view.error or view.message or f"job {view.status.value}"
+            print(f"error: job {job_id} {view.status.value}: {reason}", file=err)
+            _print_file_errors(view, err)
             return EXIT_FAILED
-        listing = client.files(job_id)
-        for entry in listing.files:
-            saved = client.download(entry, dest_dir=out_dir)
-            print(saved, file=out)
-        failed = [f for f in snapshot.files if f.status == "failed"]
-        if failed:
-            print(f"error: {len(failed)} of {snapshot.total_files} image(s) failed", file=err)
-            _print_file_errors(snapshot.files, err)
+        for entry in view.entries():
+            print(client.download(entry, dest_dir=out_dir), file=out)
+        if view.failures:
+            print(f"error: {len(view.failures)} of {len(view.files)} image(s) failed", file=err)
+            _print_file_errors(view, err)
             return EXIT_FAILED
         return EXIT_OK
     except KeyboardInterrupt:
@@ -236,7 +179,8 @@ def generate_command(
         client.close()
 
 
-def _follow(client: Any, job_id: str, state: ProgressState, quiet: bool, err: TextIO) -> None:
+def _follow(client: Client, view: JobView, quiet: bool, err: TextIO) -> JobView:
+    """Watch the job to its end under a progress bar; the final view."""
     from tqdm import tqdm
 
     bar = tqdm(
@@ -245,23 +189,23 @@ def _follow(client: Any, job_id: str, state: ProgressState, quiet: bool, err: Te
         disable=quiet,
         dynamic_ncols=True,
         bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}]{postfix}",
-        desc=state.description(),
+        desc=description(view),
     )
+    latest = view
     try:
-        for event in client.events(job_id, queue_positions=True):
-            state.apply(event)
-            bar.n = state.progress
-            bar.set_description_str(state.description(), refresh=False)
-            bar.set_postfix_str(state.postfix(), refresh=False)
+        for latest in client.watch(view.job_id, view):
+            bar.n = latest.progress
+            bar.set_description_str(description(latest), refresh=False)
+            bar.set_postfix_str(postfix(latest), refresh=False)
             bar.refresh()
     finally:
         bar.close()
+    return latest
 
 
-def _print_file_errors(files: list[Any], err: TextIO) -> None:
-    for f in files:
-        if f.status == "failed":
-            print(f"  - {f.filename}: {f.error or 'failed'}", file=err)
+def _print_file_errors(view: JobView, err: TextIO) -> None:
+    for f in view.failures:
+        print(f"  - {f.filename}: {f.error or 'failed'}", file=err)
 
 
 def _problem_text(problem: object) -> str:

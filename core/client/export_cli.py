@@ -1,7 +1,7 @@
 """`image2model export JOB`: make other formats, sizes and orientations of a finished job's models (e.g. an STL
 80 mm tall, Z up, for a printer) and download them.
 
-`api/cli.py` registers the subcommand with `add_export_arguments(parser)` and runs `export_command(**vars(args))`.
+`image2model.cli.main` registers the subcommand with `add_export_arguments(parser)` and runs `export_command(**vars(args))`.
 httpx and pydantic are imported only when the command runs."""
 
 from __future__ import annotations

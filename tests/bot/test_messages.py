@@ -1,4 +1,4 @@
-"""The bot's pure logic, without Discord."""
+"""The bot's pure logic, without Discord: a job's view as the reply's text, limits, ids, delivery."""
 
 from __future__ import annotations
 
@@ -7,19 +7,21 @@ import pytest
 from image2model.bot.messages import (
     UPLOAD_MARGIN,
     EditThrottle,
-    Progress,
     Stage,
     UserLimits,
     attachment_problem,
     choose_delivery,
     error_text,
     face_limit_presets,
+    job_stage,
     make_custom_id,
     parse_custom_id,
     pick_preview,
+    progress_text,
     stage_for,
     stage_text,
 )
+from tests.support.recordings import NAMES, load
 
 MiB = 1024 * 1024
 
@@ -57,23 +59,50 @@ def test_stage_for(message, stage):
     assert stage_for(message) == stage
 
 
-def test_progress_moves_forward_only_and_ends_on_terminal_events():
-    p = Progress(position=2)
-    assert p.text() == "⏳ Queued (position 2)…"
-    p.apply("file_update", {"status": "processing", "message": "shaping"})
-    assert p.stage == Stage.SHAPING
-    p.apply("file_update", {"status": "processing", "message": "cutting out"})  # late, out of order
-    assert p.stage == Stage.SHAPING
-    p.apply("task_progress", {"message": "whatever", "progress": 50})
-    assert p.stage == Stage.SHAPING and not p.finished
-    p.apply("file_update", {"status": "failed", "error": "no object found"})
-    p.apply("task_failed", {"error": "every file failed"})
-    assert p.finished and p.stage == Stage.FAILED and p.error == "every file failed"
-    q = Progress()
-    q.apply("task_queued", {"queue_position": 7})
-    assert q.text() == "⏳ Queued (position 7)…"
-    q.apply("file_update", {"status": "processing", "message": "generating remotely"})
-    assert q.text() == stage_text(Stage.GENERATING)
+@pytest.mark.parametrize("name", NAMES)
+def test_the_reply_renders_each_recorded_stream(name):
+    """The same recorded streams every client renders: from the queue through the stages to how it ended."""
+    rec = load(name)
+    texts = [progress_text(v) for v in rec.views()]
+    assert texts[0] == "⏳ Queued…"
+    assert (
+        texts[-1]
+        == {"completed": "✅ Done.", "failed": "❌ Failed.", "cancelled": "🛑 Cancelled."}[
+            rec.events[-1].data["status"]
+        ]
+    )
+    shown = _edits(texts)
+    assert all(t.startswith(("⏳", "⚙️", "✂️", "🧱", "🎨", "📦", "🔁", "✅", "❌", "🛑")) for t in shown), shown
+    positions = [v.queue_position for v in rec.views() if v.queue_position]
+    assert [t for t in shown if "position" in t] == [
+        f"⏳ Queued (position {p})…" for p in dict.fromkeys(positions)
+    ]
+
+
+def _edits(texts):
+    """The texts in a row that differ from the one before (what the reply is edited to)."""
+    return [t for n, t in enumerate(texts) if n == 0 or t != texts[n - 1]]
+
+
+def test_the_local_generators_words_become_the_replys_stages_in_order():
+    shown = _edits([progress_text(v) for v in load("local_one_photo").views()])
+    assert shown == [
+        "⏳ Queued…",
+        "⏳ Queued (position 1)…",
+        stage_text(Stage.GENERATING),
+        stage_text(Stage.CUTTING_OUT),
+        stage_text(Stage.SHAPING),
+        stage_text(Stage.TEXTURING),
+        stage_text(Stage.EXPORTING),
+        "✅ Done.",
+    ]
+
+
+def test_a_retry_after_a_worker_crash_says_so():
+    texts = [progress_text(v) for v in load("retried_after_a_worker_crash").views()]
+    retry = texts.index(stage_text(Stage.RETRYING))
+    assert texts[retry - 1] == stage_text(Stage.SHAPING) and texts[retry + 1] == stage_text(Stage.GENERATING)
+    assert job_stage(load("retried_after_a_worker_crash").views()[-1]) == Stage.COMPLETED
 
 
 def test_edit_throttle_sends_new_text_at_most_once_per_interval():
@@ -107,8 +136,8 @@ def test_choose_delivery(model, preview, limit, attach_preview, attach_model):
 
 
 def test_pick_preview_prefers_the_gif_turntable():
-    assert pick_preview({"png": "p", "gif": "g", "webp": "w"}) == ("gif", "g")
-    assert pick_preview({"png": "p"}) == ("png", "p")
+    assert pick_preview({"png": "p", "gif": "g", "webp": "w"}) == "gif"
+    assert pick_preview(["webp", "png"]) == "png"
     assert pick_preview({}) is None
 
 

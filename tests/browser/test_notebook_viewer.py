@@ -30,10 +30,6 @@ pytestmark = [
     pytest.mark.skipif(
         not os.path.exists(CHROMIUM), reason="needs Debian's chromium (apt-get install chromium)"
     ),
-    pytest.mark.skipif(
-        not (REPO / "notebook_ext" / "static" / "viewer.js").exists(),
-        reason="the viewer's bundle is not built (npm ci && npm run build in notebook_ext/js)",
-    ),
 ]
 
 ARTIFACTS = REPO / "test-artifacts"

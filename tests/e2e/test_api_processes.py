@@ -123,7 +123,7 @@ def test_a_second_api_on_a_port_already_served_is_refused(two_processes: Stack):
         [
             sys.executable,
             "-m",
-            "image2model.api.cli",
+            "image2model.cli",
             "api",
             "--port",
             str(two_processes.port),

@@ -45,7 +45,7 @@ async def test_async_client_waits_for_the_result(stack):
 
 def _cli(*args: str, env_url: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "image2model.api.cli", "generate", *args, "--server", env_url],
+        [sys.executable, "-m", "image2model.cli", "generate", *args, "--server", env_url],
         capture_output=True,
         text=True,
         timeout=60,

@@ -255,7 +255,7 @@ def test_client_and_cli_export_and_download(stack, local_job, tmp_path):
 
     out = tmp_path / "cli"
     cli = subprocess.run(
-        [sys.executable, "-m", "image2model.api.cli", "export", local_job, "--format", "stl",
+        [sys.executable, "-m", "image2model.cli", "export", local_job, "--format", "stl",
          "--height-mm", "80", "--up", "z", "--origin", "bottom", "-o", str(out), "--server", stack.url],
         capture_output=True, text=True, timeout=120, env={**os.environ, "IMAGE2MODEL_API_KEY": ""},
     )  # fmt: skip
@@ -264,7 +264,7 @@ def test_client_and_cli_export_and_download(stack, local_job, tmp_path):
     assert sorted(p.name for p in saved) == ["chair.80mm-zup-bottom.stl", "toy.80mm-zup-bottom.stl"]
     assert all(abs(trimesh.load(p).bounds[1][2] - 80.0) < 1e-3 for p in saved)
     refused = subprocess.run(
-        [sys.executable, "-m", "image2model.api.cli", "export", local_job, "--format", "stl",
+        [sys.executable, "-m", "image2model.cli", "export", local_job, "--format", "stl",
          "--face-limit", "2", "--server", stack.url],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

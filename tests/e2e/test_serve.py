@@ -52,7 +52,7 @@ def test_serve_runs_a_job_and_shuts_down_cleanly(tmp_path, how):
         [
             sys.executable,
             "-m",
-            "image2model.api.cli",
+            "image2model.cli",
             "serve",
             "--port",
             str(port),
@@ -98,7 +98,16 @@ def test_serve_runs_a_job_and_shuts_down_cleanly(tmp_path, how):
         else:
             proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
         assert proc.wait(timeout=30) == 0
-        assert "image2model stopped." in proc.stdout.read()
+        terminal = "".join(banner) + proc.stdout.read()
+        assert "image2model stopped." in terminal
+        # the terminal: the URLs, the job's one line, warnings; not huey's three lines every five seconds
+        assert f"event=job_finished job_id={job['job_id']} status=completed files=1 failed=0" in terminal
+        chatter = [
+            ln for ln in terminal.splitlines() if "level=info" in ln and "event=job_finished" not in ln
+        ]
+        assert chatter == [], terminal
+        log = (tmp_path / "data" / "logs" / "image2model.log").read_text()
+        assert f"event=item_completed job_id={job['job_id']}" in log and "Executing" not in log
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{base}/api/v1/health", timeout=2)
         leftover = subprocess.run(
@@ -121,7 +130,7 @@ def test_serve_starts_the_web_ui_too(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "image2model.api.cli",
+        "image2model.cli",
         "serve",
         "--port",
         str(port),

@@ -122,7 +122,9 @@ def test_viewer_stores_the_screenshot_the_browser_sends(tmp_path) -> None:
 
 
 def test_viewer_bundle_is_built_and_fetches_nothing_from_the_network() -> None:
-    assert BUNDLE.is_file(), "run `npm ci && npm run build` in notebook_ext/js"
+    assert BUNDLE.is_file(), (
+        "the install (setup.py's build step) bundles notebook_ext/js into static/viewer.js"
+    )
     source = BUNDLE.read_text(encoding="utf-8")
     assert GLBViewer._esm == source
     assert "GLTFLoader" in source or "KHR_materials" in source

@@ -37,6 +37,7 @@ class InstantGenerator(Generator):
             OptionSpec("delay", "float", 0.0, "Seconds to spend per item", minimum=0, maximum=120),
             OptionSpec("steps", "int", 4, "Progress reports while waiting", minimum=1, maximum=100),
             OptionSpec("fail", "bool", False, "Fail with a user-facing error"),
+            OptionSpec("fail_on", "str", "", "Fail only the photos whose name contains this"),
         ),
     )
 
@@ -55,7 +56,9 @@ class InstantGenerator(Generator):
             if delay:
                 time.sleep(delay / steps)
             progress(0.1 + 0.8 * (step + 1) / steps, "shaping")
-        if request.options["fail"]:
+        if request.options["fail"] or (
+            request.options["fail_on"] and request.options["fail_on"] in request.basename
+        ):
             raise GenerationError("The test generator was asked to fail.", {"reason": "fail option"})
         progress(0.95, "exporting")
         mesh = trimesh.creation.box(extents=(width / max(width, height), height / max(width, height), 0.2))

@@ -76,7 +76,7 @@ class Stack:
     def _spawn(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
         return subprocess.Popen(
-            [sys.executable, "-m", "image2model.api.cli", *args],
+            [sys.executable, "-m", "image2model.cli", *args],
             env=self.env,
             cwd=REPO,
             stdout=log,

@@ -1,4 +1,4 @@
-"""The web UI's pure parts: which progress updates reach the page, and the viewer's empty scene."""
+"""The web UI's pure parts: a job's view as the status panel, which progress updates reach the page, and the\nviewer's empty scene."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import json
 import struct
 
 import numpy as np
+import pytest
 
 from image2model.core.mesh import export
 from image2model.core.mesh.model import TexturedMesh
-from image2model.core.models import Event, EventType, UploadResponse
-from image2model.ui_gradio.view import ProgressGate, ProgressTracker, empty_scene_glb
+from image2model.ui_gradio.view import ProgressGate, empty_scene_glb, progress_line, stage_line, status_table
+from tests.support.recordings import NAMES, load
 
 
 class _Clock:
@@ -102,41 +103,38 @@ def test_empty_scene_has_the_models_attributes_and_material() -> None:
     assert [i["mimeType"] for i in empty["images"]] == [i["mimeType"] for i in model["images"]]
 
 
-def test_tracker_shows_the_place_in_the_queue_until_the_job_runs() -> None:
-    upload = UploadResponse.model_validate(
-        {
-            "job_id": "j",
-            "task_id": "j",
-            "batch_id": "j",
-            "status": "queued",
-            "total_files": 1,
-            "generator": "local",
-            "message": "1 file(s) queued",
-            "uploaded_files": [
-                {
-                    "file_id": "f",
-                    "filename": "mug.jpg",
-                    "file_size": 1,
-                    "content_type": "image/jpeg",
-                    "status": "queued",
-                }
-            ],
-        }
-    )
-    tracker = ProgressTracker(upload)
-    tracker.feed(Event(seq=1, type=EventType.TASK_QUEUED, data={"status": "queued", "progress": 0}))
-    assert tracker.stage == "Queued: waiting for a worker"
-    for position in (3, 2):
-        notice = {"status": "queued", "progress": 0, "queue_position": position}
-        tracker.feed(Event(seq=1, type=EventType.QUEUE_POSITION, data=notice))
-        assert tracker.stage == f"Queued: #{position} in line"
-    tracker.feed(
-        Event(
-            seq=2,
-            type=EventType.FILE_UPDATE,
-            data={"index": 0, "status": "processing", "message": "cutting out"},
-        )
-    )
-    running = tracker.stage
-    tracker.feed(Event(seq=2, type=EventType.QUEUE_POSITION, data={"status": "queued", "queue_position": 1}))
-    assert tracker.stage == running and "Queued" not in running
+@pytest.mark.parametrize("name", NAMES)
+def test_the_status_panel_renders_each_recorded_stream(name: str) -> None:
+    """The same recorded streams every client renders: the stage line from the queue to how the job ended, and
+    the per-file table."""
+    rec = load(name)
+    views = rec.views()
+    lines = [progress_line(v) for v in views]
+    assert lines[0].startswith("Queued: waiting for a worker")
+    status = rec.events[-1].data["status"]
+    assert lines[-1].startswith({"completed": "Done", "failed": "Failed: ", "cancelled": "Cancelled"}[status])
+    rows = status_table(views[-1]).splitlines()[2:]
+    assert len(rows) == len(views[-1].files)
+    for row, f in zip(rows, views[-1].files, strict=True):
+        assert row.startswith(f"| {f.filename} | {f.status.value} |")
+    positions = [v.queue_position for v in views if v.queue_position is not None]
+    assert [line for line in dict.fromkeys(lines) if "in line" in line] == [
+        f"Queued: #{p} in line" for p in dict.fromkeys(positions)
+    ]
+
+
+def test_several_photos_show_which_one_runs_and_how_many_are_done() -> None:
+    views = load("three_photos_one_fails").views()
+    lines = list(dict.fromkeys(progress_line(v) for v in views))
+    assert "1/3 red.jpg: cutting out · 0 of 3 done" in lines
+    assert "2/3 broken.jpg: shaping · 1 of 3 done" in lines
+    assert lines[-1] == "Done (1 of 3 photo(s) failed)"
+    broken = status_table(views[-1]).splitlines()[3]
+    assert broken.startswith("| broken.jpg | failed |") and "asked to fail" in broken
+
+
+def test_a_retry_shows_the_services_words_while_the_photo_waits_again() -> None:
+    lines = [stage_line(v) for v in load("retried_after_a_worker_crash").views()]
+    retry = next(line for line in lines if "retrying" in line)
+    assert retry.startswith("Queued: retrying: the worker stopped")
+    assert lines[lines.index(retry) + 1] == "vase.jpg: processing (attempt 2)"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from image2model.api.cli import build_parser
+from image2model.cli.main import build_parser
 from image2model.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +96,11 @@ def test_dockerfile_default_command_is_serve():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert 'CMD ["image2model", "serve", "--host", "0.0.0.0"]' in dockerfile
     build_parser().parse_args(["serve", "--host", "0.0.0.0"])
+
+
+def test_dockerfile_builds_the_notebook_viewer_where_npm_is_and_installs_with_it():
+    node, python = (ROOT / "Dockerfile").read_text().split("\nFROM ")[1:]
+    assert node.startswith("node:") and "npm ci" in node and "npm run build" in node
+    built = "/app/notebook_ext/static/viewer.js"
+    assert f"COPY --from=viewer {built} {built}" in python
+    assert python.index("COPY --from=viewer") < python.index("pip install")

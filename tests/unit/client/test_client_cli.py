@@ -7,10 +7,12 @@ import io
 from pathlib import Path
 
 import pytest
-from fakeapi import JOB, FakeAPI, envelope, file_progress, frame, listing_entry, snapshot, upload_body
+from fakeapi import FakeAPI, envelope, frame, listing_entry, upload_body
 
-from image2model.core.client.cli import ProgressState, add_generate_arguments, generate_command
+from image2model.core.client import JobView
+from image2model.core.client.cli import add_generate_arguments, description, generate_command, postfix
 from image2model.core.models import Event, EventType, UploadResponse
+from tests.support.recordings import NAMES, load
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
@@ -25,16 +27,17 @@ def _run(tmp_path: Path, url: str, **kwargs: object) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def _events(last: bytes) -> list[bytes]:
+def _events(last: bytes, outcome: str = "completed") -> list[bytes]:
     return [
         frame(1, "task_queued", status="queued", total_files=1),
         frame(2, "file_update", file_id="f1", filename="chair.png", index=0, progress=40),
+        frame(3, "file_update", file_id="f1", filename="chair.png", index=0, status=outcome, progress=100),
         last,
     ]
 
 
 def test_generate_downloads_results_and_prints_paths(fake: FakeAPI, url: str, tmp_path: Path) -> None:
-    fake.streams = [_events(frame(3, "task_completed", status="completed", progress=100))]
+    fake.streams = [_events(frame(4, "task_completed", status="completed", progress=100))]
     fake.blobs = {"chair.glb": b"GLB", "chair.obj": b"OBJ"}
     fake.listing = [listing_entry("chair.glb"), listing_entry("chair.obj", fmt="obj")]
     code, out, err = _run(tmp_path, url, formats="glb,obj", face_limit=1000, api_key="k")
@@ -48,21 +51,16 @@ def test_generate_downloads_results_and_prints_paths(fake: FakeAPI, url: str, tm
 
 
 def test_failed_job_exits_non_zero_with_the_apis_message(fake: FakeAPI, url: str, tmp_path: Path) -> None:
-    fake.streams = [_events(frame(3, "task_failed", status="failed", error="no object found in chair.png"))]
-    fake.status_answer = (
-        200,
-        snapshot(
-            "failed",
-            files=[file_progress("f1", "chair.png", "failed", error="no object found")],
-            error="Every image failed: no object found in chair.png",
-        ),
-    )
+    failed = frame(4, "task_failed", status="failed", error="chair.png: no object found")
+    fake.streams = [_events(failed, outcome="failed")]
+    fake.streams[0][2] = fake.streams[0][2].replace(b'"index": 0', b'"index": 0, "error": "no object found"')
     code, out, err = _run(tmp_path, url, quiet=True)
     assert code == 1
     assert out == ""
-    assert "Every image failed: no object found in chair.png" in err
-    assert "chair.png: no object found" in err
+    assert "error: job job-1 failed: chair.png: no object found" in err
+    assert "  - chair.png: no object found" in err
     assert not (tmp_path / "out").exists()
+    assert not [p for _, p, _ in fake.requests if "/download/" in p]
 
 
 def test_rejected_upload_exits_2_with_the_apis_message(fake: FakeAPI, url: str, tmp_path: Path) -> None:
@@ -133,54 +131,51 @@ def test_arguments_parse_into_generate_command_parameters() -> None:
     }
 
 
-def test_progress_state_shows_queue_then_per_file_status() -> None:
-    state = ProgressState.from_upload(UploadResponse.model_validate(upload_body(2)))
-    assert state.description() == "waiting in queue"
-    assert state.postfix() == "img1.png queued, img2.png queued"
-    state.apply(
-        Event(
-            seq=1,
-            type=EventType.FILE_UPDATE,
-            data={"file_id": "f1", "status": "processing", "progress": 30, "filename": "img1.png"},
-        )
+def _view(n: int) -> JobView:
+    return JobView.from_upload(UploadResponse.model_validate(upload_body(n)))
+
+
+def _file(seq: int, index: int, status: str, **data: object) -> Event:
+    data = {"file_id": f"f{index + 1}", "index": index, "status": status, **data}
+    return Event(seq=seq, type=EventType.FILE_UPDATE, data=data)
+
+
+def test_the_bar_shows_the_queue_then_per_file_status() -> None:
+    view = _view(2)
+    assert description(view) == "waiting in queue"
+    assert postfix(view) == "img1.png queued, img2.png queued"
+    view = view.fold(
+        [
+            _file(1, 0, "processing", progress=30),
+            Event(seq=2, type=EventType.TASK_PROGRESS, data={"status": "processing", "progress": 15}),
+        ]
     )
-    state.apply(Event(seq=2, type=EventType.TASK_PROGRESS, data={"status": "processing", "progress": 15}))
-    state.apply(Event(seq=3, type=EventType.TASK_PROGRESS, data={"status": "processing", "progress": 10}))
-    assert state.progress == 15  # never goes backwards
-    assert state.description() == "processing 0/2"
-    assert state.postfix() == "img1.png 30%, img2.png queued"
-    state.apply(
-        Event(
-            seq=4,
-            type=EventType.FILE_UPDATE,
-            data={"file_id": "f2", "status": "failed", "progress": 0, "error": "bad"},
-        )
-    )
-    assert state.description() == "processing 1/2"
-    assert [f["error"] for f in state.failed_files()] == ["bad"]
+    assert description(view) == "processing 0/2"
+    assert postfix(view) == "img1.png 30%, img2.png queued"
+    view = view.apply(_file(3, 1, "failed", error="bad"))
+    assert description(view) == "processing 1/2"
+    assert view.failures[0].error == "bad"
 
 
-def test_progress_state_shows_the_queue_position_and_a_late_notice_does_not_undo_processing() -> None:
-    state = ProgressState.from_upload(UploadResponse.model_validate(upload_body(1)))
-    notice = {"status": "queued", "progress": 0, "queue_position": 3}
-    state.apply(Event(seq=1, type=EventType.QUEUE_POSITION, data=notice))
-    assert state.description() == "waiting in queue, position 3"
-    state.apply(Event(seq=2, type=EventType.TASK_PROGRESS, data={"status": "processing", "progress": 20}))
-    state.apply(Event(seq=2, type=EventType.QUEUE_POSITION, data={**notice, "queue_position": 1}))
-    assert state.status == "processing" and state.progress == 20
-    assert state.description() == "processing 0/1"
+def test_the_bar_summarises_many_files() -> None:
+    view = _view(5).fold([_file(1, 2, "processing", progress=50), _file(2, 0, "completed")])
+    assert postfix(view) == "1 completed, 3 queued, img3.png 50%"
 
 
-@pytest.mark.parametrize("n", [5])
-def test_progress_postfix_summarises_many_files(n: int) -> None:
-    state = ProgressState.from_upload(UploadResponse.model_validate(upload_body(n)))
-    state.apply(
-        Event(
-            seq=1,
-            type=EventType.FILE_UPDATE,
-            data={"file_id": "f3", "status": "processing", "progress": 50, "filename": "img3.png"},
-        )
-    )
-    state.apply(Event(seq=2, type=EventType.FILE_UPDATE, data={"file_id": "f1", "status": "completed"}))
-    assert state.postfix() == "1 completed, 3 queued, img3.png 50%"
-    assert JOB  # the shared job id is what the scripted server answers for
+@pytest.mark.parametrize("name", NAMES)
+def test_the_bar_renders_each_recorded_stream(name: str) -> None:
+    """The same recorded streams every client renders: the label follows the job from queue to its end."""
+    rec = load(name)
+    views = rec.views()
+    labels = [description(v) for v in views]
+    assert labels[0] == "waiting in queue"
+    assert labels[-1] == rec.events[-1].data["status"]
+    processing = [label for label in labels if label.startswith("processing")]
+    assert processing and processing == sorted(processing, key=lambda t: int(t.split()[1].split("/")[0]))
+    positions = [v.queue_position for v in views if v.queue_position is not None]
+    assert [f"waiting in queue, position {p}" for p in positions] == [
+        label for label in labels if "position" in label
+    ]
+    final = postfix(views[-1])
+    for f in views[-1].files:
+        assert f"{f.filename} {f.status.value}" in final

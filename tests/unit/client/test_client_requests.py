@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -179,6 +180,20 @@ def test_download_writes_the_file(fake: FakeAPI, url: str, tmp_path: Path) -> No
         saved = client.download(JOB, "m.glb", dest_dir=tmp_path / "new")
     assert saved == tmp_path / "new" / "m.glb"
     assert saved.read_bytes() == fake.blobs["m.glb"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_downloads_get_the_users_normal_permissions(
+    fake: FakeAPI, url: str, tmp_path: Path, umask: int
+) -> None:
+    fake.blobs = {"chair.glb": b"GLB"}
+    previous = os.umask(umask)
+    try:
+        with Client(url) as client:
+            saved = client.download("job-1", "chair.glb", tmp_path)
+    finally:
+        os.umask(previous)
+    assert saved.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_interrupted_download_leaves_nothing_and_keeps_the_old_file(
