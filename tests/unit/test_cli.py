@@ -18,13 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_subcommand_resolves_and_parses_its_defaults() -> None:
     parser = build_parser()
-    assert [c.name for c in COMMANDS] == ["serve", "api", "worker", "ui", "bot", "generate"]
+    assert [c.name for c in COMMANDS] == ["serve", "api", "worker", "ui", "bot", "generate", "export"]
     for command in COMMANDS:
         assert callable(resolve(command.run)), command.name
     args = parser.parse_args(["serve", "--no-ui", "--log-level", "debug"])
     assert (args.command, args.no_ui, args.log_level) == ("serve", True, "DEBUG")
     assert args.log_file.endswith("logs/image2model.log")
     assert parser.parse_args(["worker", "--no-periodic", "--queue", "io"]).periodic is False
+    assert parser.parse_args(["worker", "--queue", "webhooks"]).queue == "webhooks"
 
 
 def test_a_subcommand_is_one_entry_called_with_its_arguments(capsys: pytest.CaptureFixture[str]) -> None:
