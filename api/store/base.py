@@ -140,6 +140,26 @@ class JobState:
         }
 
 
+@dataclass
+class IdempotencyRecord:
+    """What the store keeps for one (owner, Idempotency-Key): the first request's fingerprint, how long its claim
+    holds while it runs, and, once it finished, its answer and the job it concerns."""
+
+    fingerprint: str
+    locked_until: float
+    status_code: int | None = None
+    body: dict[str, Any] | None = None
+    job_id: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status_code is not None
+
+
+HistoryCursor = tuple[float, str]
+"""Where a page of a caller's history ends: the last job's (created_at, job_id); the next page is older."""
+
+
 @dataclass(frozen=True)
 class ReapResult:
     """What one reaper pass did."""
@@ -201,7 +221,9 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, job_ids: list[str]) -> None:
-        """Remove jobs, their items and events."""
+        """Remove jobs with every record that belongs to them, one job at a time atomically: items, events,
+        history entries, idempotency records, and each backend's other per-job records (`JOB_TABLES` in SQLite,
+        `job_keys()` in Redis). Files are not the store's: `api.deletion.delete_jobs` removes those too."""
 
     @abc.abstractmethod
     def counts(self) -> dict[str, dict[str, int]]:
@@ -229,6 +251,38 @@ class JobStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""
+
+    # ---- job API v1.1: history and idempotency records ---------------------------------------------------
+
+    @abc.abstractmethod
+    def list_jobs(
+        self, owner: str, limit: int, status: JobStatus | None = None, before: HistoryCursor | None = None
+    ) -> list[JobState]:
+        """Up to `limit` jobs of `owner` (with their items), newest first by (created_at, job_id), only those
+        older than `before` when given, only those in `status` when given."""
+
+    @abc.abstractmethod
+    def idempotency_claim(
+        self, owner: str, key: str, fingerprint: str, now: float, ttl: float, lock_seconds: float
+    ) -> IdempotencyRecord | None:
+        """Atomically: when `(owner, key)` has a live record (finished and kept for `ttl` after its claim, or still
+        claimed until its `locked_until`), return it untouched; otherwise store a claim for this `fingerprint`
+        until `now + lock_seconds` and return None (the caller goes ahead)."""
+
+    @abc.abstractmethod
+    def idempotency_finish(
+        self, owner: str, key: str, fingerprint: str, status_code: int, body: dict[str, Any], job_id: str
+    ) -> None:
+        """Record the answer of a claimed request (the job it concerns ties the record to that job's deletion)."""
+
+    @abc.abstractmethod
+    def idempotency_release(self, owner: str, key: str, fingerprint: str) -> None:
+        """Drop a claim whose request failed, so a retry with the same key runs again."""
+
+    def purge_idempotency(self, now: float) -> int:
+        """Remove records past their keep time; returns how many. Backends whose records expire by themselves
+        (Redis) have nothing to do."""
+        return 0
 
     # ---- transitions ---------------------------------------------------------------------------------
 
@@ -454,14 +508,6 @@ class JobStore(abc.ABC):
                         requeue.append((job_id, item.index, state.job.generator))
                 self._finalize(state)
         return ReapResult(requeue, failed, cancelled)
-
-    def purge_before(self, cutoff: float) -> list[str]:
-        """Delete jobs created before cutoff (with items and events); returns their ids for file cleanup."""
-        removed: list[str] = []
-        while batch := self.jobs_created_before(cutoff):
-            self.delete(batch)
-            removed.extend(batch)
-        return removed
 
     def iter_events(self, job_id: str, after_seq: int = 0) -> Iterator[Event]:
         """All events of a job after `after_seq`, paging through the log."""

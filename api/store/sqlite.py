@@ -14,7 +14,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from image2model.api.store.base import ItemRecord, JobRecord, JobState, JobStore
+from image2model.api.store.base import (
+    HistoryCursor,
+    IdempotencyRecord,
+    ItemRecord,
+    JobRecord,
+    JobState,
+    JobStore,
+)
 from image2model.core.models import Event, EventType, ItemStatus, JobStatus
 
 SCHEMA_VERSION = 2
@@ -44,6 +51,22 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_job_seq ON events(job_id, seq);
 """
+
+_JOB_API_SCHEMA = """
+CREATE INDEX IF NOT EXISTS jobs_owner_created ON jobs(owner, created_at, job_id);
+CREATE INDEX IF NOT EXISTS jobs_owner_status_created ON jobs(owner, status, created_at, job_id);
+CREATE TABLE IF NOT EXISTS idempotency (
+    owner TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, status_code INTEGER, body TEXT,
+    job_id TEXT, expires_at REAL NOT NULL, locked_until REAL NOT NULL, PRIMARY KEY (owner, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_job ON idempotency(job_id);
+CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency(expires_at);
+"""
+"""History indexes and idempotency records: added to stores of the same schema version (IF NOT EXISTS)."""
+
+JOB_TABLES = ["events", "items", "idempotency", "jobs"]
+"""Tables with a `job_id` column whose rows `delete()` removes with their job, in this order, in one
+transaction. A feature keeping per-job rows of its own adds its table here (before "jobs")."""
 
 _JOB_COLS = [f.name for f in fields(JobRecord)]
 _ITEM_COLS = ["job_id", *("idx" if f.name == "index" else f.name for f in fields(ItemRecord))]
@@ -115,7 +138,7 @@ class SqliteJobStore(JobStore):
                 f"{self.path} has job-store schema v{found}; this version needs v{SCHEMA_VERSION}. "
                 "Move the old data directory aside (its jobs cannot be read by this version)."
             )
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA + _JOB_API_SCHEMA)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("PRAGMA busy_timeout=0")
 
@@ -250,7 +273,7 @@ class SqliteJobStore(JobStore):
 
     def delete(self, job_ids: list[str]) -> None:
         with self._write() as conn:
-            for table in ("events", "items", "jobs"):
+            for table in JOB_TABLES:
                 conn.executemany(f"DELETE FROM {table} WHERE job_id = ?", [(j,) for j in job_ids])
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -280,6 +303,84 @@ class SqliteJobStore(JobStore):
     def ping(self) -> None:
         with self._write() as conn:
             conn.execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
+
+    # ---- job API v1.1: history and idempotency records ---------------------------------------------------
+
+    def list_jobs(
+        self, owner: str, limit: int, status: JobStatus | None = None, before: HistoryCursor | None = None
+    ) -> list[JobState]:
+        where, args = ["owner = ?"], [owner]
+        if status is not None:
+            where.append("status = ?")
+            args.append(status.value)
+        if before is not None:
+            where.append("(created_at, job_id) < (?, ?)")
+            args.extend(before)
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            jobs = [
+                _job(row)
+                for row in conn.execute(
+                    f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                    [*args, limit],
+                )
+            ]
+            items: dict[str, list[ItemRecord]] = {job.job_id: [] for job in jobs}
+            if jobs:
+                marks = ", ".join("?" * len(jobs))
+                for row in conn.execute(
+                    f"SELECT * FROM items WHERE job_id IN ({marks}) ORDER BY job_id, idx", list(items)
+                ):
+                    items[row["job_id"]].append(_item(row))
+        finally:
+            conn.execute("COMMIT")
+        return [JobState(job=job, items=items[job.job_id]) for job in jobs]
+
+    def idempotency_claim(
+        self, owner: str, key: str, fingerprint: str, now: float, ttl: float, lock_seconds: float
+    ) -> IdempotencyRecord | None:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT * FROM idempotency WHERE owner = ? AND key = ?", (owner, key)
+            ).fetchone()
+            if row is not None:
+                finished = row["status_code"] is not None
+                if (finished and row["expires_at"] > now) or (not finished and row["locked_until"] > now):
+                    return IdempotencyRecord(
+                        fingerprint=row["fingerprint"],
+                        locked_until=row["locked_until"],
+                        status_code=row["status_code"],
+                        body=json.loads(row["body"]) if row["body"] is not None else None,
+                        job_id=row["job_id"],
+                    )
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency (owner, key, fingerprint, status_code, body, job_id, expires_at,"
+                " locked_until) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?)",
+                (owner, key, fingerprint, now + ttl, now + lock_seconds),
+            )
+            return None
+
+    def idempotency_finish(
+        self, owner: str, key: str, fingerprint: str, status_code: int, body: dict[str, Any], job_id: str
+    ) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE idempotency SET status_code = ?, body = ?, job_id = ?"
+                " WHERE owner = ? AND key = ? AND fingerprint = ? AND status_code IS NULL",
+                (status_code, json.dumps(body, separators=(",", ":")), job_id, owner, key, fingerprint),
+            )
+
+    def idempotency_release(self, owner: str, key: str, fingerprint: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM idempotency WHERE owner = ? AND key = ? AND fingerprint = ? AND status_code IS NULL",
+                (owner, key, fingerprint),
+            )
+
+    def purge_idempotency(self, now: float) -> int:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM idempotency WHERE expires_at < ?", (now,)).rowcount
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
