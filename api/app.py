@@ -16,11 +16,14 @@ from image2model.api.context import Services, build_services
 from image2model.api.deps import AppState
 from image2model.api.errors import install_error_handlers
 from image2model.api.hub import EventHub
+from image2model.api.idempotency import Idempotency
 from image2model.api.metrics import Metrics, MetricsMiddleware
+from image2model.api.openapi import install_openapi
 from image2model.api.ratelimit import build_limiter
 from image2model.api.routes import download, health, jobs, models, status, upload
 from image2model.api.security import KeyRing, LinkSigner, load_secret
 from image2model.api.service import JobService
+from image2model.api.slow_clients import BodyDeadline
 from image2model.api.worker.queue import pending_count
 from image2model.api.worker.tasks import enqueue_item, revoke_item
 from image2model.core.logs import configure_logging
@@ -72,10 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service=service,
         hub=hub,
         limiter=build_limiter(settings),
+        idempotency=Idempotency(services.store, settings.idempotency_ttl_seconds),
     )
     install_error_handlers(app)
     for module in (upload, status, download, jobs, models, health):
         app.include_router(module.router)
+    app.include_router(health.root_router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
@@ -90,8 +95,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "X-API-Key", "Last-Event-ID", "Content-Type"],
+            allow_methods=["GET", "HEAD", "POST", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "X-API-Key",
+                "Last-Event-ID",
+                "Content-Type",
+                "Idempotency-Key",
+                "Prefer",
+                "If-None-Match",
+                "Range",
+            ],
+            expose_headers=[
+                "Idempotent-Replayed",
+                "Preference-Applied",
+                "ETag",
+                "Content-Range",
+                "Retry-After",
+            ],
         )
+    app.add_middleware(
+        BodyDeadline, timeout=settings.http_body_timeout, min_rate=float(settings.http_body_min_rate)
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_openapi(app, settings)
     return app

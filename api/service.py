@@ -3,6 +3,9 @@ reads snapshots and listings, cancels. Knows nothing of HTTP beyond building lin
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import re
 import time
@@ -14,6 +17,7 @@ from urllib.parse import quote
 from image2model.api.context import Services
 from image2model.api.security import Caller, LinkSigner
 from image2model.api.store import ItemRecord, JobRecord, JobState
+from image2model.api.store.base import HistoryCursor
 from image2model.api.uploads import StagedUpload
 from image2model.core.errors import (
     FileNotFound,
@@ -31,8 +35,11 @@ from image2model.core.models import (
     FileListing,
     FileProgress,
     ItemStatus,
+    JobPage,
     JobProgress,
     JobSnapshot,
+    JobStatus,
+    JobSummary,
     ModelsAvailable,
     UploadedFile,
     UploadResponse,
@@ -265,21 +272,19 @@ class JobService:
     # ---- reads ----------------------------------------------------------------------------------------
 
     def job(self, job_id: str, access: Access) -> JobState:
-        """Load a job the caller may see; anyone else gets JOB_NOT_FOUND, as if it did not exist."""
+        """Load a job the caller may see; anyone else gets JOB_NOT_FOUND, as if it did not exist. A signed link is
+        checked before it is known whether the job exists, so a bad token answers the same for every job id."""
         if access.caller.owner is None and not access.token:
             raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'.")
         missing = JobNotFound(f"Job {job_id} was not found (or it belongs to another API key).")
-        if not _JOB_ID.match(job_id):
-            raise missing
-        state = self.store.load(job_id)
-        if state is None:
-            raise missing
-        if access.caller.owner is not None and access.caller.owner == state.job.owner:
+        state = self.store.load(job_id) if _JOB_ID.match(job_id) else None
+        if state is not None and access.caller.owner is not None and access.caller.owner == state.job.owner:
             return state
         if access.token:
             self.signer.verify(job_id, access.token)
-            return state
-        raise missing
+        if state is None or not access.token:
+            raise missing
+        return state
 
     def links(self, job_id: str, base_url: str) -> dict[str, str]:
         token = self.signer.token(job_id)
@@ -389,6 +394,78 @@ class JobService:
         fresh = self.store.load(job_id)
         assert fresh is not None
         return fresh
+
+    # ---- job API v1.1: history, waiting ----------------------------------------------------------------
+
+    def history(
+        self, caller: Caller, limit: int, status: JobStatus | None, cursor: str | None, base_url: str
+    ) -> JobPage:
+        """A page of the caller's jobs, newest first, and the cursor of the next page."""
+        before = decode_cursor(cursor) if cursor else None
+        states = self.store.list_jobs(caller.owner or "", limit + 1, status=status, before=before)
+        page = states[:limit]
+        more = len(states) > limit
+        return JobPage(
+            jobs=[self.summary(state, base_url) for state in page],
+            next_cursor=encode_cursor(page[-1].job) if more and page else None,
+        )
+
+    def summary(self, state: JobState, base_url: str) -> JobSummary:
+        """One line of the caller's history: the job, its first model's preview, its signed links."""
+        job = state.job
+        links = self.links(job.job_id, base_url)
+        preview = next(
+            (
+                o["filename"]
+                for item in state.items
+                if item.status == ItemStatus.COMPLETED
+                for o in item.outputs
+                if o["role"] == "preview" and o["format"] == "png"
+            ),
+            None,
+        )
+        token = self.signer.token(job.job_id)
+        return JobSummary(
+            job_id=job.job_id,
+            status=job.status,
+            created_at=job.created_at,
+            total_files=job.total,
+            generator=job.generator,
+            face_limit=job.face_limit,
+            preview_url=(
+                f"{base_url.rstrip('/')}/api/v1/download/{job.job_id}/{quote(preview)}?token={token}"
+                if preview
+                else None
+            ),
+            links=links,
+        )
+
+    def waited(self, response: UploadResponse, state: JobState | None, base_url: str) -> UploadResponse:
+        """The upload's answer after `Prefer: wait`: the job's status now and, once it ended, its files."""
+        if state is None:
+            return response
+        files = self.listing(state, base_url).files if state.job.status.terminal else None
+        return response.model_copy(update={"status": state.job.status.value, "files": files})
+
+
+def encode_cursor(job: JobRecord) -> str:
+    """The opaque `next_cursor` after `job`: its (created_at, job_id), base64url JSON."""
+    raw = json.dumps([job.created_at, job.job_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> HistoryCursor:
+    """The position a `next_cursor` names; VALIDATION_ERROR for anything this server did not hand out."""
+    try:
+        created, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(created, (int, float)) or isinstance(created, bool) or not isinstance(job_id, str):
+            raise ValueError(cursor)
+        return float(created), job_id
+    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error):
+        raise ValidationFailed(
+            "The cursor is not one this server handed out; pass the `next_cursor` of the previous page as it is.",
+            {"errors": [{"field": "cursor", "message": "not a valid cursor"}]},
+        ) from None
 
 
 def _file_progress(state: JobState) -> list[FileProgress]:
