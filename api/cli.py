@@ -238,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     from image2model.core.client.cli import add_generate_arguments
 
     add_generate_arguments(p)
+
+    from image2model.core.client.cli import add_delete_arguments, add_jobs_arguments
+
+    add_jobs_arguments(sub.add_parser("jobs", help="list this API key's jobs, newest first (a table)"))
+    add_delete_arguments(sub.add_parser("delete", help="delete jobs with their events and files"))
     return parser
 
 
@@ -262,6 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         options = {k: v for k, v in vars(args).items() if k != "command"}
         return generate_command(**options)
+    if args.command in ("jobs", "delete"):
+        from image2model.core.client import cli as client_cli
+
+        command = client_cli.jobs_command if args.command == "jobs" else client_cli.delete_command
+        return command(**{k: v for k, v in vars(args).items() if k != "command"})
     raise AssertionError(args.command)
 
 

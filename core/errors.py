@@ -126,7 +126,6 @@ _BY_CODE: dict[tuple[str, int], type[Image2ModelError]] = {
 }
 
 
-
 # ---- job API v1.1: idempotent requests, conditional/ranged downloads, connection guard -------------------
 
 

@@ -138,7 +138,8 @@ class Settings(BaseSettings):
 
     # Job API v1.1: idempotent requests and the HTTP server's guards against slow or too many clients.
     idempotency_ttl_seconds: int = Field(
-        24 * 3600, description="How long an `Idempotency-Key` is remembered (per API key) with its first answer (s)."
+        24 * 3600,
+        description="How long an `Idempotency-Key` is remembered (per API key) with its first answer (s).",
     )
     http_header_timeout: float = Field(
         10.0,
