@@ -1,4 +1,7 @@
-"""FastAPI dependencies: the app's wiring, who is calling, and how they may reach a job."""
+"""FastAPI dependencies: the app's wiring, who is calling, and how they may reach a job.
+
+Dependencies that do not block are `async def`: FastAPI runs a plain `def` one in the threadpool, a thread hop
+per dependency per request."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ class AppState:
     idempotency: Idempotency
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
     return request.app.state.image2model
 
 
@@ -52,7 +55,7 @@ _API_KEY = APIKeyHeader(
 )
 
 
-def caller(
+async def caller(
     request: Request,
     state: AppState = Depends(app_state),
     _bearer: object = Security(_BEARER),
@@ -61,7 +64,7 @@ def caller(
     return state.keys.caller(presented_key(request) if state.keys.enabled else None)
 
 
-def require_key(who: Caller = Depends(caller)) -> Caller:
+async def require_key(who: Caller = Depends(caller)) -> Caller:
     """For calls that a signed link cannot make (upload, cancel)."""
     if who.owner is None:
         raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'.")
@@ -77,7 +80,7 @@ def rate_limited_uploader(
     return who
 
 
-def access(
+async def access(
     who: Caller = Depends(caller),
     token: str | None = Query(
         None, max_length=200, description="Signed link token from an upload response or listing."
@@ -97,7 +100,7 @@ def base_url(request: Request) -> str:
 MAX_WAIT_SECONDS = 60
 
 
-def prefer_wait(
+async def prefer_wait(
     request: Request,
     prefer: str | None = Header(
         None,

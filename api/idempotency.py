@@ -20,7 +20,10 @@ How a route uses it (POST /upload/ does exactly this; POST /jobs/{id}/exports do
         answer = await state.idempotency.run(who.owner, key, fp, action)   # key None: just action()
         return answer.response()                # JSONResponse + Idempotent-Replayed when replayed
 
-`run_sync` is the same for a blocking action already inside a worker thread (the upload's).
+`run_sync` is the same for a blocking action already inside a worker thread (the upload's). An action that creates
+its records in one store transaction can store the answer in that same transaction (`recorder`, as the upload does
+through `JobStore.create_job(..., answer)`) and return `Answer(..., recorded=True)`; otherwise `run` stores it right
+after the action.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from typing import Annotated, Any
 import anyio
 from fastapi import Header
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from image2model.api.store import JobStore
+from image2model.api.store.base import IdempotencyAnswer
 from image2model.core.errors import IdempotencyInProgress, IdempotencyMismatch
 
 KEY_HEADER = "Idempotency-Key"
@@ -67,6 +72,8 @@ class Answer:
     body: dict[str, Any]
     job_id: str
     replayed: bool = False
+    recorded: bool = False
+    """The action stored this answer on its claim itself, with what it created (see `Idempotency.recorder`)."""
 
     def headers(self) -> dict[str, str]:
         return {REPLAYED_HEADER: "true"} if self.replayed else {}
@@ -123,6 +130,19 @@ class Idempotency:
             owner, self._stored_key(key), fp, answer.status_code, answer.body, answer.job_id
         )
 
+    def recorder(
+        self, owner: str, key: str, fp: str, status_code: int
+    ) -> Callable[[BaseModel], IdempotencyAnswer]:
+        """For an action that writes what it creates in one store transaction: it turns the answer into the record
+        to store on this request's claim in that transaction (then it returns `Answer(..., recorded=True)`), so a
+        crash between the two cannot leave a created job behind a key that would create another."""
+
+        def record(response: BaseModel) -> IdempotencyAnswer:
+            body = response.model_dump(mode="json", exclude={"files"})
+            return IdempotencyAnswer(owner, self._stored_key(key), fp, status_code, body, self.ttl_seconds)
+
+        return record
+
     def _release(self, owner: str, key: str, fp: str) -> None:
         self.store.idempotency_release(owner, self._stored_key(key), fp)
 
@@ -138,7 +158,8 @@ class Idempotency:
         except BaseException:
             self._release(owner, key, fp)
             raise
-        self._finish(owner, key, fp, answer)
+        if not answer.recorded:
+            self._finish(owner, key, fp, answer)
         return answer
 
     async def run(
@@ -156,5 +177,6 @@ class Idempotency:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._release, owner, key, fp)
             raise
-        await anyio.to_thread.run_sync(self._finish, owner, key, fp, answer)
+        if not answer.recorded:
+            await anyio.to_thread.run_sync(self._finish, owner, key, fp, answer)
         return answer

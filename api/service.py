@@ -10,6 +10,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +18,7 @@ from urllib.parse import quote
 from image2model.api.context import Services
 from image2model.api.security import Caller, LinkSigner
 from image2model.api.store import ItemRecord, JobRecord, JobState
-from image2model.api.store.base import HistoryCursor
+from image2model.api.store.base import HistoryCursor, HistoryEntry, IdempotencyAnswer
 from image2model.api.uploads import StagedUpload
 from image2model.core.errors import (
     FileNotFound,
@@ -52,6 +53,10 @@ _TRUE = ("1", "true", "yes", "on")
 PRESIGNED_URL_SECONDS = 300
 """Lifetime of the object-storage URL a download redirects to: the client follows it at once."""
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+AnswerRecorder = Callable[[UploadResponse], IdempotencyAnswer]
+"""Builds the idempotency record of an upload's answer (see `api.idempotency.Idempotency.recorder`)."""
 
 
 @dataclass
@@ -119,8 +124,11 @@ class JobService:
 
     # ---- submit ---------------------------------------------------------------------------------------
 
-    def submit(self, caller: Caller, upload: StagedUpload, base_url: str) -> UploadResponse:
-        """Validate a staged upload and turn it into a queued job. On any error nothing is kept."""
+    def submit(
+        self, caller: Caller, upload: StagedUpload, base_url: str, record: AnswerRecorder | None = None
+    ) -> UploadResponse:
+        """Validate a staged upload and turn it into a queued job. On any error nothing is kept. `record` turns the
+        answer into an idempotency record stored with the job (an upload with an Idempotency-Key)."""
         try:
             if not upload.files:
                 raise ValidationFailed(
@@ -130,7 +138,7 @@ class JobService:
             spec, options, formats = self._options(upload)
             multiview = self._multiview(upload, spec)
             infos = self._inspect(upload)
-            return self._create(caller, upload, spec, options, formats, infos, multiview, base_url)
+            return self._create(caller, upload, spec, options, formats, infos, multiview, base_url, record)
         finally:
             upload.discard()
 
@@ -192,6 +200,7 @@ class JobService:
         infos: list[ImageInfo],
         multiview: bool,
         base_url: str,
+        record: AnswerRecorder | None,
     ) -> UploadResponse:
         job_id = str(uuid.uuid4())
         t = time.time()
@@ -231,7 +240,31 @@ class JobService:
                 created_at=t,
                 updated_at=t,
             )
-            self.store.create_job(job, items)
+            response = UploadResponse(
+                job_id=job_id,
+                task_id=job_id,
+                batch_id=job_id,
+                status="queued",
+                total_files=len(items),
+                face_limit=face_limit,
+                generator=spec.name,
+                formats=formats,
+                options=job_options,
+                uploaded_files=[
+                    UploadedFile(
+                        file_id=items[0 if multiview else n].file_id,
+                        filename=staged.filename,
+                        file_size=sizes[n],
+                        content_type=infos[n].content_type,
+                        status="queued",
+                    )
+                    for n, staged in enumerate(upload.files)
+                ],
+                multiview=multiview,
+                message=f"{len(items)} file(s) uploaded; processing started",
+                links=self.links(job_id, base_url),
+            )
+            self.store.create_job(job, items, record(response) if record is not None else None)
         except BaseException:
             self.blobs.delete_prefix(job_id)
             raise
@@ -244,30 +277,7 @@ class JobService:
             self.blobs.delete_prefix(job_id)
             raise NotReady("The job queue is not available right now; try again in a moment.") from exc
         log.info("event=job_created job_id=%s files=%d generator=%s", job_id, len(items), spec.name)
-        return UploadResponse(
-            job_id=job_id,
-            task_id=job_id,
-            batch_id=job_id,
-            status="queued",
-            total_files=len(items),
-            face_limit=face_limit,
-            generator=spec.name,
-            formats=formats,
-            options=job_options,
-            uploaded_files=[
-                UploadedFile(
-                    file_id=items[0 if multiview else n].file_id,
-                    filename=staged.filename,
-                    file_size=sizes[n],
-                    content_type=infos[n].content_type,
-                    status="queued",
-                )
-                for n, staged in enumerate(upload.files)
-            ],
-            multiview=multiview,
-            message=f"{len(items)} file(s) uploaded; processing started",
-            links=self.links(job_id, base_url),
-        )
+        return response
 
     # ---- reads ----------------------------------------------------------------------------------------
 
@@ -286,8 +296,8 @@ class JobService:
             raise missing
         return state
 
-    def links(self, job_id: str, base_url: str) -> dict[str, str]:
-        token = self.signer.token(job_id)
+    def links(self, job_id: str, base_url: str, token: str | None = None) -> dict[str, str]:
+        token = token or self.signer.token(job_id)
         api = f"{base_url.rstrip('/')}/api/v1"
         q = f"?token={token}"
         return {
@@ -402,42 +412,30 @@ class JobService:
     ) -> JobPage:
         """A page of the caller's jobs, newest first, and the cursor of the next page."""
         before = decode_cursor(cursor) if cursor else None
-        states = self.store.list_jobs(caller.owner or "", limit + 1, status=status, before=before)
-        page = states[:limit]
-        more = len(states) > limit
+        entries = self.store.list_jobs(caller.owner or "", limit + 1, status=status, before=before)
+        page = entries[:limit]
         return JobPage(
-            jobs=[self.summary(state, base_url) for state in page],
-            next_cursor=encode_cursor(page[-1].job) if more and page else None,
+            jobs=[self.summary(entry, base_url) for entry in page],
+            next_cursor=encode_cursor(page[-1].created_at, page[-1].job_id) if len(entries) > limit else None,
         )
 
-    def summary(self, state: JobState, base_url: str) -> JobSummary:
+    def summary(self, entry: HistoryEntry, base_url: str) -> JobSummary:
         """One line of the caller's history: the job, its first model's preview, its signed links."""
-        job = state.job
-        links = self.links(job.job_id, base_url)
-        preview = next(
-            (
-                o["filename"]
-                for item in state.items
-                if item.status == ItemStatus.COMPLETED
-                for o in item.outputs
-                if o["role"] == "preview" and o["format"] == "png"
-            ),
-            None,
-        )
-        token = self.signer.token(job.job_id)
+        token = self.signer.token(entry.job_id)
+        preview = entry.preview
         return JobSummary(
-            job_id=job.job_id,
-            status=job.status,
-            created_at=job.created_at,
-            total_files=job.total,
-            generator=job.generator,
-            face_limit=job.face_limit,
+            job_id=entry.job_id,
+            status=entry.status,
+            created_at=entry.created_at,
+            total_files=entry.total,
+            generator=entry.generator,
+            face_limit=entry.face_limit,
             preview_url=(
-                f"{base_url.rstrip('/')}/api/v1/download/{job.job_id}/{quote(preview)}?token={token}"
+                f"{base_url.rstrip('/')}/api/v1/download/{entry.job_id}/{quote(preview)}?token={token}"
                 if preview
                 else None
             ),
-            links=links,
+            links=self.links(entry.job_id, base_url, token),
         )
 
     def waited(self, response: UploadResponse, state: JobState | None, base_url: str) -> UploadResponse:
@@ -448,9 +446,9 @@ class JobService:
         return response.model_copy(update={"status": state.job.status.value, "files": files})
 
 
-def encode_cursor(job: JobRecord) -> str:
-    """The opaque `next_cursor` after `job`: its (created_at, job_id), base64url JSON."""
-    raw = json.dumps([job.created_at, job.job_id], separators=(",", ":")).encode()
+def encode_cursor(created_at: float, job_id: str) -> str:
+    """The opaque `next_cursor` after a job: its (created_at, job_id), base64url JSON."""
+    raw = json.dumps([created_at, job_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

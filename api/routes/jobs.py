@@ -43,11 +43,12 @@ async def list_jobs(
     status: JobStatus | None = Query(None, description="Only jobs in this state."),
     state: AppState = Depends(app_state),
     who: Caller = Depends(require_key),
-) -> JobPage:
+) -> Response:
     """The caller's jobs, newest first, a page at a time (another key's jobs never appear)."""
-    return await anyio.to_thread.run_sync(
+    page = await anyio.to_thread.run_sync(
         state.service.history, who, limit, status, cursor, base_url(request)
     )
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.delete(

@@ -125,9 +125,13 @@ async def upload(
 def _submit(state: AppState, who: Caller, staged: StagedUpload, base: str, key: str | None) -> Answer:
     """Create the job, once per Idempotency-Key and request when a key was sent (runs in a worker thread)."""
 
-    def create() -> Answer:
-        response = state.service.submit(who, staged, base)
-        return Answer(200, response.model_dump(mode="json", exclude={"files"}), response.job_id)
-
+    owner = who.owner or ""
     fp = fingerprint("POST /api/v1/upload/", staged.request_parts()) if key is not None else ""
-    return state.idempotency.run_sync(who.owner or "", key, fp, create)
+    record = state.idempotency.recorder(owner, key, fp, 200) if key is not None else None
+
+    def create() -> Answer:
+        response = state.service.submit(who, staged, base, record)
+        body = response.model_dump(mode="json", exclude={"files"})
+        return Answer(200, body, response.job_id, recorded=record is not None)
+
+    return state.idempotency.run_sync(owner, key, fp, create)

@@ -156,8 +156,40 @@ class IdempotencyRecord:
         return self.status_code is not None
 
 
+@dataclass(frozen=True)
+class IdempotencyAnswer:
+    """The answer of a claimed idempotent request, to be stored with what the request creates (in one
+    transaction, so a crash cannot leave a job whose key would later create a second one)."""
+
+    owner: str
+    key: str
+    fingerprint: str
+    status_code: int
+    body: dict[str, Any]
+    keep_seconds: float
+
+
 HistoryCursor = tuple[float, str]
 """Where a page of a caller's history ends: the last job's (created_at, job_id); the next page is older."""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One job of a caller's history, as much of it as the history shows (read without decoding the rest)."""
+
+    job_id: str
+    status: JobStatus
+    created_at: float
+    total: int
+    generator: str
+    face_limit: int | None
+    preview: str | None
+    """File name of the PNG preview of the job's first completed item, if any."""
+
+
+def first_preview(outputs: list[dict[str, Any]]) -> str | None:
+    """The PNG preview among an item's outputs."""
+    return next((o["filename"] for o in outputs if o["role"] == "preview" and o["format"] == "png"), None)
 
 
 @dataclass(frozen=True)
@@ -178,8 +210,8 @@ class JobStore(abc.ABC):
     # ---- primitives each backend implements -------------------------------------------------------------
 
     @abc.abstractmethod
-    def _create(self, state: JobState) -> None:
-        """Insert a new job, its items and its events atomically."""
+    def _create(self, state: JobState, answer: IdempotencyAnswer | None = None) -> None:
+        """Insert a new job, its items and its events atomically (with `answer` recorded on its claim)."""
 
     @abc.abstractmethod
     def _transaction(self, job_id: str) -> AbstractContextManager[JobState | None]:
@@ -257,9 +289,9 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def list_jobs(
         self, owner: str, limit: int, status: JobStatus | None = None, before: HistoryCursor | None = None
-    ) -> list[JobState]:
-        """Up to `limit` jobs of `owner` (with their items), newest first by (created_at, job_id), only those
-        older than `before` when given, only those in `status` when given."""
+    ) -> list[HistoryEntry]:
+        """Up to `limit` jobs of `owner`, newest first by (created_at, job_id), only those older than `before` when
+        given, only those in `status` when given."""
 
     @abc.abstractmethod
     def idempotency_claim(
@@ -286,8 +318,11 @@ class JobStore(abc.ABC):
 
     # ---- transitions ---------------------------------------------------------------------------------
 
-    def create_job(self, job: JobRecord, items: list[ItemRecord]) -> JobState:
-        """Store a new job with its queued items and its `task_queued` event."""
+    def create_job(
+        self, job: JobRecord, items: list[ItemRecord], answer: IdempotencyAnswer | None = None
+    ) -> JobState:
+        """Store a new job with its queued items and its `task_queued` event (and, for an idempotent upload, the
+        answer on the request's claim, in the same transaction)."""
         t = now()
         for item in items:
             item.enqueued_at = t
@@ -298,7 +333,7 @@ class JobStore(abc.ABC):
             message=f"{job.total} file(s) queued",
             files=[{"file_id": i.file_id, "filename": i.filename, "index": i.index} for i in items],
         )
-        self._create(state)
+        self._create(state, answer)
         return state
 
     def claim(self, job_id: str, index: int, lease_seconds: float) -> ItemRecord | None:

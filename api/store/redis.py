@@ -41,11 +41,14 @@ from redis.client import Pipeline
 
 from image2model.api.store.base import (
     HistoryCursor,
+    HistoryEntry,
+    IdempotencyAnswer,
     IdempotencyRecord,
     ItemRecord,
     JobRecord,
     JobState,
     JobStore,
+    first_preview,
 )
 from image2model.core.models import Event, EventType, ItemStatus, JobStatus
 
@@ -230,7 +233,7 @@ class RedisJobStore(JobStore):
 
     # ---- primitives ----------------------------------------------------------------------------------
 
-    def _create(self, state: JobState) -> None:
+    def _create(self, state: JobState, answer: IdempotencyAnswer | None = None) -> None:
         """Two round trips and no lock: nothing else can touch a job before it exists, and ids are fresh
         UUIDs, so the EXISTS only guards against an id reused by mistake."""
         job = state.job
@@ -247,6 +250,19 @@ class RedisJobStore(JobStore):
             self._index_item(pipe, job.job_id, item)
         pipe.zadd(_k("jobs", "by_created"), {job.job_id: job.created_at})
         self._write_events(pipe, job.job_id, state.events)
+        if answer is not None:
+            record = _k("idem", answer.owner, answer.key)
+            pipe.hset(
+                record,
+                mapping={
+                    "status_code": answer.status_code,
+                    "body": _dumps(answer.body),
+                    "job_id": job.job_id,
+                },
+            )
+            pipe.pexpire(record, max(1, int(answer.keep_seconds * 1000)))
+            pipe.sadd(_k("job", job.job_id, "idem"), record)
+            pipe.pexpire(_k("job", job.job_id, "idem"), max(1, int(answer.keep_seconds * 1000)))
         pipe.execute()
 
     def _read(self, conn: redis.Redis | Pipeline, job_id: str) -> JobState | None:
@@ -459,7 +475,7 @@ class RedisJobStore(JobStore):
 
     def list_jobs(
         self, owner: str, limit: int, status: JobStatus | None = None, before: HistoryCursor | None = None
-    ) -> list[JobState]:
+    ) -> list[HistoryEntry]:
         key = _k("jobs", "owner", owner) if status is None else _k("jobs", "owner", owner, status.value)
         if before is None:
             ids = [
@@ -476,16 +492,25 @@ class RedisJobStore(JobStore):
             ids = ids[:limit]
         if not ids:
             return []
+        fields = ("status", "created_at", "total", "generator", "face_limit")
         with self.client.pipeline(transaction=False) as pipe:
             for job_id in ids:
-                pipe.hgetall(_k("job", job_id))
+                pipe.hmget(_k("job", job_id), *fields)
                 pipe.hgetall(_k("job", job_id, "items"))
             raw = pipe.execute()
         out = []
-        for job_raw, items_raw in zip(raw[::2], raw[1::2], strict=True):
-            if job_raw:  # deleted since the index was read
-                items = sorted((_decode_item(v) for v in items_raw.values()), key=lambda i: i.index)
-                out.append(JobState(job=_decode_job(job_raw), items=items))
+        for job_id, values, items_raw in zip(ids, raw[::2], raw[1::2], strict=True):
+            if values[0] is None:  # deleted since the index was read
+                continue
+            st, created, total, generator, faces = (json.loads(v) for v in values)
+            preview = None
+            for _, item_raw in sorted(items_raw.items(), key=lambda kv: int(kv[0])):
+                item = json.loads(item_raw)
+                if item["status"] == ItemStatus.COMPLETED.value and (
+                    preview := first_preview(item["outputs"])
+                ):
+                    break
+            out.append(HistoryEntry(job_id, JobStatus(st), created, total, generator, faces, preview))
         return out
 
     def idempotency_claim(

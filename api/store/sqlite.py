@@ -16,11 +16,14 @@ from typing import Any
 
 from image2model.api.store.base import (
     HistoryCursor,
+    HistoryEntry,
+    IdempotencyAnswer,
     IdempotencyRecord,
     ItemRecord,
     JobRecord,
     JobState,
     JobStore,
+    first_preview,
 )
 from image2model.core.models import Event, EventType, ItemStatus, JobStatus
 
@@ -172,9 +175,11 @@ class SqliteJobStore(JobStore):
             [(job_id, e.seq, e.type.value, json.dumps(e.data, separators=(",", ":"))) for e in events],
         )
 
-    def _create(self, state: JobState) -> None:
+    def _create(self, state: JobState, answer: IdempotencyAnswer | None = None) -> None:
         job = state.job
         with self._write() as conn:
+            if answer is not None:
+                self._record_answer(conn, answer, job.job_id)
             conn.execute(
                 f"INSERT INTO jobs ({', '.join(_JOB_COLS)}) VALUES ({', '.join('?' * len(_JOB_COLS))})",
                 [_encode(c, getattr(job, c)) for c in _JOB_COLS],
@@ -308,7 +313,7 @@ class SqliteJobStore(JobStore):
 
     def list_jobs(
         self, owner: str, limit: int, status: JobStatus | None = None, before: HistoryCursor | None = None
-    ) -> list[JobState]:
+    ) -> list[HistoryEntry]:
         where, args = ["owner = ?"], [owner]
         if status is not None:
             where.append("status = ?")
@@ -319,45 +324,56 @@ class SqliteJobStore(JobStore):
         conn = self._conn()
         conn.execute("BEGIN")
         try:
-            jobs = [
-                _job(row)
-                for row in conn.execute(
-                    f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY created_at DESC, job_id DESC LIMIT ?",
-                    [*args, limit],
-                )
-            ]
-            items: dict[str, list[ItemRecord]] = {job.job_id: [] for job in jobs}
+            jobs = conn.execute(
+                "SELECT job_id, status, created_at, total, generator, face_limit FROM jobs"
+                f" WHERE {' AND '.join(where)} ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                [*args, limit],
+            ).fetchall()
+            previews: dict[str, str | None] = {}
             if jobs:
                 marks = ", ".join("?" * len(jobs))
-                for row in conn.execute(
-                    f"SELECT * FROM items WHERE job_id IN ({marks}) ORDER BY job_id, idx", list(items)
+                # (status is tested here, not in SQL: SQLite would then pick the status index over the key)
+                for job_id, item_status, outputs in conn.execute(
+                    f"SELECT job_id, status, outputs FROM items WHERE job_id IN ({marks}) ORDER BY job_id, idx",
+                    [row[0] for row in jobs],
                 ):
-                    items[row["job_id"]].append(_item(row))
+                    if item_status == "completed" and previews.get(job_id) is None:
+                        previews[job_id] = first_preview(json.loads(outputs))
         finally:
             conn.execute("COMMIT")
-        return [JobState(job=job, items=items[job.job_id]) for job in jobs]
+        return [
+            HistoryEntry(job_id, JobStatus(st), created, total, generator, faces, previews.get(job_id))
+            for job_id, st, created, total, generator, faces in jobs
+        ]
 
     def idempotency_claim(
         self, owner: str, key: str, fingerprint: str, now: float, ttl: float, lock_seconds: float
     ) -> IdempotencyRecord | None:
         with self._write() as conn:
+            # A new key (the usual case) is one statement; only a known one is read, and taken over once dead.
+            claimed = conn.execute(
+                "INSERT INTO idempotency (owner, key, fingerprint, status_code, body, job_id, expires_at,"
+                " locked_until) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?) ON CONFLICT (owner, key) DO NOTHING",
+                (owner, key, fingerprint, now + ttl, now + lock_seconds),
+            ).rowcount
+            if claimed:
+                return None
             row = conn.execute(
                 "SELECT * FROM idempotency WHERE owner = ? AND key = ?", (owner, key)
             ).fetchone()
-            if row is not None:
-                finished = row["status_code"] is not None
-                if (finished and row["expires_at"] > now) or (not finished and row["locked_until"] > now):
-                    return IdempotencyRecord(
-                        fingerprint=row["fingerprint"],
-                        locked_until=row["locked_until"],
-                        status_code=row["status_code"],
-                        body=json.loads(row["body"]) if row["body"] is not None else None,
-                        job_id=row["job_id"],
-                    )
+            finished = row["status_code"] is not None
+            if row["expires_at"] > now and (finished or row["locked_until"] > now):
+                return IdempotencyRecord(
+                    fingerprint=row["fingerprint"],
+                    locked_until=row["locked_until"],
+                    status_code=row["status_code"],
+                    body=json.loads(row["body"]) if row["body"] is not None else None,
+                    job_id=row["job_id"],
+                )
             conn.execute(
-                "INSERT OR REPLACE INTO idempotency (owner, key, fingerprint, status_code, body, job_id, expires_at,"
-                " locked_until) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?)",
-                (owner, key, fingerprint, now + ttl, now + lock_seconds),
+                "UPDATE idempotency SET fingerprint = ?, status_code = NULL, body = NULL, job_id = NULL,"
+                " expires_at = ?, locked_until = ? WHERE owner = ? AND key = ?",
+                (fingerprint, now + ttl, now + lock_seconds, owner, key),
             )
             return None
 
@@ -365,11 +381,24 @@ class SqliteJobStore(JobStore):
         self, owner: str, key: str, fingerprint: str, status_code: int, body: dict[str, Any], job_id: str
     ) -> None:
         with self._write() as conn:
-            conn.execute(
-                "UPDATE idempotency SET status_code = ?, body = ?, job_id = ?"
-                " WHERE owner = ? AND key = ? AND fingerprint = ? AND status_code IS NULL",
-                (status_code, json.dumps(body, separators=(",", ":")), job_id, owner, key, fingerprint),
+            self._record_answer(
+                conn, IdempotencyAnswer(owner, key, fingerprint, status_code, body, 0), job_id
             )
+
+    @staticmethod
+    def _record_answer(conn: sqlite3.Connection, answer: IdempotencyAnswer, job_id: str) -> None:
+        conn.execute(
+            "UPDATE idempotency SET status_code = ?, body = ?, job_id = ?"
+            " WHERE owner = ? AND key = ? AND fingerprint = ? AND status_code IS NULL",
+            (
+                answer.status_code,
+                json.dumps(answer.body, separators=(",", ":")),
+                job_id,
+                answer.owner,
+                answer.key,
+                answer.fingerprint,
+            ),
+        )
 
     def idempotency_release(self, owner: str, key: str, fingerprint: str) -> None:
         with self._write() as conn:

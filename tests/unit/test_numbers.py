@@ -17,7 +17,22 @@ def test_ascii_digits_within_the_bound_are_numbers(text: str, expected: int) -> 
 
 @pytest.mark.parametrize(
     "text",
-    [None, "", " ", "\u00b2", "\u0663", "1\u00b2", "-1", "+1", "1.5", "1e3", "0x10", str(2**63), "9" * 5000, "1 2"],
+    [
+        None,
+        "",
+        " ",
+        "\u00b2",
+        "\u0663",
+        "1\u00b2",
+        "-1",
+        "+1",
+        "1.5",
+        "1e3",
+        "0x10",
+        str(2**63),
+        "9" * 5000,
+        "1 2",
+    ],
 )
 def test_anything_else_is_not_a_number(text: str | None) -> None:
     assert parse_decimal(text) is None

@@ -301,30 +301,43 @@ def test_history_pages_through_one_owners_jobs_newest_first(store):
         page = store.list_jobs("a", 2, before=before)
         if not page:
             break
-        pages.append([s.job.job_id for s in page])
-        before = (page[-1].job.created_at, page[-1].job.job_id)
+        pages.append([e.job_id for e in page])
+        before = (page[-1].created_at, page[-1].job_id)
     assert pages == [["a4", "a3"], ["a2", "a1"], ["a0"]]
-    assert [s.job.job_id for s in store.list_jobs("b", 20)] == ["b1", "b0"]
+    assert [e.job_id for e in store.list_jobs("b", 20)] == ["b1", "b0"]
     assert store.list_jobs("nobody", 20) == []
     first = store.list_jobs("a", 1)[0]
-    assert first.job.created_at == t + 3 and [i.filename for i in first.items] == ["0.jpg"]
+    assert (first.created_at, first.status, first.total, first.generator, first.face_limit) == (
+        t + 3,
+        JobStatus.QUEUED,
+        1,
+        "instant",
+        100,
+    )
+    assert first.preview is None
 
 
 def test_history_filters_by_status_as_jobs_move_on(store):
     for n in range(3):
         make_job(store, n=1, job_id=f"j{n}", created=1000.0 + n)
     item = store.claim("j1", 0, 30)
-    store.complete("j1", 0, item.attempt, [{"filename": "0.glb"}], {})
+    outputs = [
+        {"filename": "0.glb", "format": "glb", "role": "model"},
+        {"filename": "0.preview.webp", "format": "webp", "role": "preview"},
+        {"filename": "0.preview.png", "format": "png", "role": "preview"},
+    ]
+    store.complete("j1", 0, item.attempt, outputs, {})
     store.cancel("j2")
 
     def ids(status: JobStatus) -> list[str]:
-        return [s.job.job_id for s in store.list_jobs("o", 20, status=status)]
+        return [e.job_id for e in store.list_jobs("o", 20, status=status)]
 
     assert ids(JobStatus.QUEUED) == ["j0"]
     assert ids(JobStatus.COMPLETED) == ["j1"]
     assert ids(JobStatus.CANCELLED) == ["j2"]
     assert ids(JobStatus.PROCESSING) == []
     assert store.list_jobs("o", 20, status=JobStatus.CANCELLED, before=(1002.0, "j2")) == []
+    assert [e.preview for e in store.list_jobs("o", 20)] == [None, "0.preview.png", None]
 
 
 def test_delete_removes_a_job_with_its_events_history_and_idempotency_records(store):
@@ -339,9 +352,15 @@ def test_delete_removes_a_job_with_its_events_history_and_idempotency_records(st
     store.delete(["gone"])
 
     assert store.load("gone") is None and store.events_after("gone") == []
-    assert [s.job.job_id for s in store.list_jobs("o", 20)] == ["kept"]
+    assert [e.job_id for e in store.list_jobs("o", 20)] == ["kept"]
     assert store.list_jobs("o", 20, status=JobStatus.PROCESSING) == []
-    assert store.counts()["items"] == {"queued": 1, "processing": 0, "completed": 0, "failed": 0, "cancelled": 0}
+    assert store.counts()["items"] == {
+        "queued": 1,
+        "processing": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
     assert store.queued_items(10) == ["kept"] and store.reap_candidates(time.time() + 60, 0) == []
     # the record of the deleted job is gone (a new claim goes ahead); the other job's is kept
     assert store.idempotency_claim("o", "k1", "fp", now=101.0, ttl=3600, lock_seconds=60) is None
@@ -382,3 +401,21 @@ def test_finished_idempotency_records_expire_after_their_keep_time(store):
     store.idempotency_claim("o", "old", "fp", now - 100, ttl=50, lock_seconds=5)
     store.idempotency_finish("o", "old", "fp", 200, {}, "j")
     assert store.idempotency_claim("o", "old", "fp2", now, ttl=50, lock_seconds=5) is None
+
+
+def test_an_answer_stored_with_the_job_it_created_is_replayed_and_deleted_with_it(store):
+    from image2model.api.store.base import IdempotencyAnswer
+
+    now = time.time()
+    assert store.idempotency_claim("o", "k", "fp", now, ttl=600, lock_seconds=60) is None
+    t = time.time()
+    job = JobRecord("made", "o", "instant", None, ["glb"], {}, 0, t, t)
+    store.create_job(job, [], IdempotencyAnswer("o", "k", "fp", 200, {"job_id": "made"}, 600))
+    record = store.idempotency_claim("o", "k", "fp", now + 1, ttl=600, lock_seconds=60)
+    assert (
+        record is not None
+        and record.finished
+        and (record.job_id, record.body) == ("made", {"job_id": "made"})
+    )
+    store.delete(["made"])
+    assert store.idempotency_claim("o", "k", "fp", now + 2, ttl=600, lock_seconds=60) is None

@@ -165,8 +165,8 @@ def test_non_ascii_or_huge_ids_and_hints_from_a_server_are_ignored_not_fatal(fak
     huge = b"9" * 5000
     fake.streams = [
         [("status", *envelope(503, "NOT_READY", "starting"), {"Retry-After": "\u00b2"})],
-        [b"retry: " + huge + b"\n\n", b"id: \xc2\xb2\nevent: task_queued\ndata: {\"seq\": 1}\n\n", "drop"],
-        [b"id: " + huge + b"\nevent: file_update\ndata: {\"seq\": 2}\n\n", ev[5]],
+        [b"retry: " + huge + b"\n\n", b'id: \xc2\xb2\nevent: task_queued\ndata: {"seq": 1}\n\n', "drop"],
+        [b"id: " + huge + b'\nevent: file_update\ndata: {"seq": 2}\n\n', ev[5]],
     ]
     with Client(url, reconnect=FAST) as client:
         seqs = [e.seq for e in client.events(JOB)]
