@@ -4,7 +4,8 @@
   end of the previous answer on a kept-alive one) and stay under `MAX_HEAD_BYTES`;
 * beyond `http_max_connections` open connections (event streams included) a process answers 503;
 * a request body must keep coming: `BodyDeadline` cuts one that stalls for `http_body_timeout` seconds or, past
-  that, arrives slower than `http_body_min_rate` on average.
+  that, arrives slower than `http_body_min_rate` on average;
+* bytes that are not HTTP/1.1 get the envelope too, not uvicorn's plain-text 400.
 
 The first two live in `GuardedHttpToolsProtocol` (uvicorn's httptools protocol, extended): nothing above it sees a
 request before its head is complete. The body deadline is ASGI middleware: it counts only the time the app waits
@@ -27,7 +28,13 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from image2model.api.errors import error_response
-from image2model.core.errors import HeadersTooLarge, Image2ModelError, RequestTimeout, TooManyConnections
+from image2model.core.errors import (
+    HeadersTooLarge,
+    Image2ModelError,
+    RequestTimeout,
+    TooManyConnections,
+    ValidationFailed,
+)
 from image2model.core.settings import get_settings
 
 log = logging.getLogger("image2model.api")
@@ -106,6 +113,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 f"The request headers did not arrive within {self.header_timeout:g} s; the connection is closed."
             )
         )
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are not HTTP/1.1, in the contract's envelope instead of plain text."""
+        self._refuse(ValidationFailed(f"{msg} Send an HTTP/1.1 request."))
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

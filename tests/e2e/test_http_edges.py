@@ -193,3 +193,22 @@ def test_an_unsupported_method_lists_every_allowed_one(stack, finished) -> None:
     assert_envelope(response, 405, "METHOD_NOT_ALLOWED")
     assert response.headers["allow"] == "GET, HEAD"
     assert httpx.post(f"{stack.url}/health").headers["allow"] == "GET, HEAD"
+
+
+@pytest.fixture(scope="module")
+def cors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("cors") / "data", cors_origins="https://app.example")
+    s.start_api()
+    yield s
+    s.stop()
+
+
+def test_a_refused_cors_preflight_is_a_json_error_and_an_allowed_one_passes(cors: Stack) -> None:
+    url = f"{cors.url}/api/v1/jobs"
+    asked = {"Access-Control-Request-Method": "DELETE", "Access-Control-Request-Headers": "idempotency-key"}
+    refused = httpx.options(url, headers={"Origin": "https://evil.example", **asked})
+    assert "origin" in assert_envelope(refused, 400, "VALIDATION_ERROR")["message"]
+    allowed = httpx.options(url, headers={"Origin": "https://app.example", **asked})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "DELETE" in allowed.headers["access-control-allow-methods"]

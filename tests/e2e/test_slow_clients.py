@@ -170,3 +170,13 @@ def test_a_process_holding_its_connection_limit_answers_503_until_one_closes(tmp
         assert served.status_code == 200
     finally:
         stack.stop()
+
+
+def test_bytes_that_are_not_http_get_a_json_400(guarded: Stack) -> None:
+    async def scenario() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", guarded.port)
+        return await _send_slowly(reader, writer, [b"\x16\x03\x01\x02\x00 not http at all\r\n\r\n"], 0)
+
+    status, headers, body = _parse(asyncio.run(scenario()))
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert body["error_code"] == "VALIDATION_ERROR" and "HTTP/1.1" in body["message"]
