@@ -349,7 +349,7 @@ class JobService:
         token = self.signer.token(job_id)
 
         def url(name: str) -> str:
-            return f"{base_url.rstrip('/')}/api/v1/download/{job_id}/{quote(name)}?token={token}"
+            return download_url(base_url, job_id, name, token)
 
         entries: list[FileEntry] = []
         for item in state.items:
@@ -430,11 +430,7 @@ class JobService:
             total_files=entry.total,
             generator=entry.generator,
             face_limit=entry.face_limit,
-            preview_url=(
-                f"{base_url.rstrip('/')}/api/v1/download/{entry.job_id}/{quote(preview)}?token={token}"
-                if preview
-                else None
-            ),
+            preview_url=download_url(base_url, entry.job_id, preview, token) if preview else None,
             links=self.links(entry.job_id, base_url, token),
         )
 
@@ -444,6 +440,11 @@ class JobService:
             return response
         files = self.listing(state, base_url).files if state.job.status.terminal else None
         return response.model_copy(update={"status": state.job.status.value, "files": files})
+
+
+def download_url(base_url: str, job_id: str, filename: str, token: str) -> str:
+    """The signed link of one of a job's files."""
+    return f"{base_url.rstrip('/')}/api/v1/download/{job_id}/{quote(filename)}?token={token}"
 
 
 def encode_cursor(created_at: float, job_id: str) -> str:
