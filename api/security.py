@@ -70,7 +70,9 @@ class LinkSigner:
         self.ttl_seconds = ttl_seconds
 
     def _signature(self, job_id: str, expires: int) -> str:
-        digest = hmac.new(self._secret, f"{job_id}.{expires}".encode(), hashlib.sha256).digest()
+        digest = hmac.digest(
+            self._secret, f"{job_id}.{expires}".encode(), "sha256"
+        )  # one-shot: a page signs many
         return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
 
     def token(self, job_id: str, expires: int | None = None) -> str:

@@ -414,7 +414,7 @@ class JobService:
         before = decode_cursor(cursor) if cursor else None
         entries = self.store.list_jobs(caller.owner or "", limit + 1, status=status, before=before)
         page = entries[:limit]
-        return JobPage(
+        return JobPage.model_construct(  # built from the store's typed records: nothing to validate
             jobs=[self.summary(entry, base_url) for entry in page],
             next_cursor=encode_cursor(page[-1].created_at, page[-1].job_id) if len(entries) > limit else None,
         )
@@ -423,7 +423,7 @@ class JobService:
         """One line of the caller's history: the job, its first model's preview, its signed links."""
         token = self.signer.token(entry.job_id)
         preview = entry.preview
-        return JobSummary(
+        return JobSummary.model_construct(
             job_id=entry.job_id,
             status=entry.status,
             created_at=entry.created_at,

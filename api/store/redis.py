@@ -97,6 +97,18 @@ end
 return 0
 """
 
+# KEYS pairs of (job hash, job items hash): one round trip for a page of the history.
+_HISTORY_ROWS = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  out[#out + 1] = {
+    redis.call('hmget', KEYS[i], 'status', 'created_at', 'total', 'generator', 'face_limit'),
+    redis.call('hvals', KEYS[i + 1]),
+  }
+end
+return out
+"""
+
 HISTORY_INDEXED = "history:indexed"
 """Marker (under PREFIX) that jobs stored before the history indexes existed have been indexed."""
 EVENTS_ALL_SKEW_MS = 10_000
@@ -160,6 +172,7 @@ class RedisJobStore(JobStore):
         self._idem_claim = self.client.register_script(_IDEM_CLAIM)
         self._idem_finish = self.client.register_script(_IDEM_FINISH)
         self._idem_release = self.client.register_script(_IDEM_RELEASE)
+        self._history_rows = self.client.register_script(_HISTORY_ROWS)
         self._index_history()
 
     # ---- locks ---------------------------------------------------------------------------------------
@@ -492,25 +505,29 @@ class RedisJobStore(JobStore):
             ids = ids[:limit]
         if not ids:
             return []
-        fields = ("status", "created_at", "total", "generator", "face_limit")
-        with self.client.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                pipe.hmget(_k("job", job_id), *fields)
-                pipe.hgetall(_k("job", job_id, "items"))
-            raw = pipe.execute()
+        keys = [key for job_id in ids for key in (_k("job", job_id), _k("job", job_id, "items"))]
         out = []
-        for job_id, values, items_raw in zip(ids, raw[::2], raw[1::2], strict=True):
+        for job_id, (values, items_raw) in zip(ids, self._history_rows(keys=keys), strict=True):
             if values[0] is None:  # deleted since the index was read
                 continue
-            st, created, total, generator, faces = (json.loads(v) for v in values)
+            st, created, total, generator, faces = values  # each JSON-encoded; numbers parse as they are
             preview = None
-            for _, item_raw in sorted(items_raw.items(), key=lambda kv: int(kv[0])):
-                item = json.loads(item_raw)
-                if item["status"] == ItemStatus.COMPLETED.value and (
-                    preview := first_preview(item["outputs"])
-                ):
-                    break
-            out.append(HistoryEntry(job_id, JobStatus(st), created, total, generator, faces, preview))
+            for item in sorted((json.loads(raw) for raw in items_raw), key=lambda i: i["index"]):
+                if item["status"] == ItemStatus.COMPLETED.value:
+                    preview = first_preview(item["outputs"])
+                    if preview:
+                        break
+            out.append(
+                HistoryEntry(
+                    job_id,
+                    JobStatus(json.loads(st)),
+                    float(created),
+                    int(total),
+                    json.loads(generator),
+                    None if faces == b"null" else int(faces),
+                    preview,
+                )
+            )
         return out
 
     def idempotency_claim(
