@@ -37,7 +37,7 @@ def finished(stack: Stack) -> dict:
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def keyed(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Stack]:
     s = Stack(tmp_path_factory.mktemp("edges") / "data", api_keys="edge-key").start(workers=1)
     yield s
     s.stop()
@@ -196,7 +196,7 @@ def test_an_unsupported_method_lists_every_allowed_one(stack, finished) -> None:
 
 
 @pytest.fixture(scope="module")
-def cors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def cors(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Stack]:
     s = Stack(tmp_path_factory.mktemp("cors") / "data", cors_origins="https://app.example")
     s.start_api()
     yield s

@@ -45,7 +45,7 @@ def created(response: httpx.Response) -> dict:
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def keyed(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Stack]:
     s = Stack(tmp_path_factory.mktemp("jobapi") / "data", api_keys=f"{KEY_A},{KEY_B}").start(workers=1)
     yield s
     s.stop()

@@ -22,7 +22,7 @@ KEY = "schema-key"
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def keyed(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Stack]:
     s = Stack(tmp_path_factory.mktemp("schema") / "data", api_keys=KEY).start(workers=1)
     yield s
     s.stop()

@@ -19,7 +19,7 @@ BOUNDARY = "slowclientboundary"
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def guarded(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Stack]:
     """Tight deadlines: 1 s for headers and for a body's next part, and at least 2 kB/s on average after that."""
     s = Stack(
         tmp_path_factory.mktemp("slow") / "data",
