@@ -8,20 +8,23 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from image2model.api.context import Services, build_services
+from image2model.api.cors import EnvelopeCORSMiddleware
 from image2model.api.deps import AppState
 from image2model.api.errors import install_error_handlers
 from image2model.api.exports import ExportService
 from image2model.api.hub import EventHub
+from image2model.api.idempotency import Idempotency
 from image2model.api.metrics import Metrics, MetricsMiddleware
+from image2model.api.openapi import install_openapi
 from image2model.api.ratelimit import build_limiter
 from image2model.api.routes import download, exports, health, jobs, models, status, upload, webhooks
 from image2model.api.security import KeyRing, LinkSigner, load_secret
 from image2model.api.service import JobService
+from image2model.api.slow_clients import BodyDeadline
 from image2model.api.worker.queue import pending_count
 from image2model.api.worker.tasks import enqueue_export, enqueue_item, revoke_item
 from image2model.core.logs import HEADLINE, configure_logging
@@ -92,10 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub=hub,
         limiter=build_limiter(settings),
         exports=ExportService(services, enqueue_export),
+        idempotency=Idempotency(services.store, settings.idempotency_ttl_seconds),
     )
     install_error_handlers(app)
     for module in (upload, status, download, jobs, exports, models, health, webhooks):
         app.include_router(module.router)
+    app.include_router(health.root_router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
@@ -108,10 +113,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            EnvelopeCORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "X-API-Key", "Last-Event-ID", "Content-Type"],
+            allow_methods=["GET", "HEAD", "POST", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "X-API-Key",
+                "Last-Event-ID",
+                "Content-Type",
+                "Idempotency-Key",
+                "Prefer",
+                "If-None-Match",
+                "Range",
+            ],
+            expose_headers=[
+                "Idempotent-Replayed",
+                "Preference-Applied",
+                "ETag",
+                "Content-Range",
+                "Retry-After",
+            ],
         )
+    app.add_middleware(
+        BodyDeadline, timeout=settings.http_body_timeout, min_rate=float(settings.http_body_min_rate)
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_openapi(app, settings)
     return app

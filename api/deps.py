@@ -1,18 +1,24 @@
-"""FastAPI dependencies: the app's wiring, who is calling, and how they may reach a job."""
+"""FastAPI dependencies: the app's wiring, who is calling, and how they may reach a job.
+
+Dependencies that do not block are `async def`: FastAPI runs a plain `def` one in the threadpool, a thread hop
+per dependency per request."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
 
 from image2model.api.context import Services
 from image2model.api.exports import ExportService
 from image2model.api.hub import EventHub
+from image2model.api.idempotency import Idempotency
 from image2model.api.ratelimit import Limiter
 from image2model.api.security import Caller, KeyRing
 from image2model.api.service import Access, JobService
-from image2model.core.errors import Unauthorized
+from image2model.core.errors import MalformedRequest, Unauthorized
+from image2model.core.numbers import parse_decimal
 
 
 @dataclass
@@ -23,9 +29,10 @@ class AppState:
     hub: EventHub
     limiter: Limiter
     exports: ExportService
+    idempotency: Idempotency
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
     return request.app.state.image2model
 
 
@@ -40,11 +47,26 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def caller(request: Request, state: AppState = Depends(app_state)) -> Caller:
+# Declared for the OpenAPI schema (its securitySchemes and each operation's `security`); `presented_key` reads the
+# headers itself, so a malformed Authorization header gets a clear 401 instead of being ignored.
+_BEARER = HTTPBearer(
+    auto_error=False, scheme_name="bearerAuth", description="`Authorization: Bearer <API key>`."
+)
+_API_KEY = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="apiKeyHeader", description="`X-API-Key: <API key>`."
+)
+
+
+async def caller(
+    request: Request,
+    state: AppState = Depends(app_state),
+    _bearer: object = Security(_BEARER),
+    _api_key: object = Security(_API_KEY),
+) -> Caller:
     return state.keys.caller(presented_key(request) if state.keys.enabled else None)
 
 
-def require_key(who: Caller = Depends(caller)) -> Caller:
+async def require_key(who: Caller = Depends(caller)) -> Caller:
     """For calls that a signed link cannot make (upload, cancel)."""
     if who.owner is None:
         raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'.")
@@ -60,9 +82,11 @@ def rate_limited_uploader(
     return who
 
 
-def access(
+async def access(
     who: Caller = Depends(caller),
-    token: str | None = Query(None, description="Signed link token from an upload response or listing."),
+    token: str | None = Query(
+        None, max_length=200, description="Signed link token from an upload response or listing."
+    ),
 ) -> Access:
     return Access(caller=who, token=token)
 
@@ -71,3 +95,35 @@ def base_url(request: Request) -> str:
     """Base URL for links: the configured public URL, else the one the request came in on."""
     configured = request.app.state.image2model.services.settings.public_url
     return configured or str(request.base_url)
+
+
+# ---- job API v1.1: Prefer: wait ------------------------------------------------------------------------
+
+MAX_WAIT_SECONDS = 60
+
+
+async def prefer_wait(
+    request: Request,
+    prefer: str | None = Header(
+        None,
+        max_length=1000,
+        description="RFC 7240 preferences; `wait=N` (1..60): answer once the job ended or after N seconds, "
+        "whichever is first (`Preference-Applied: wait=N` says it was honoured). Other preferences are ignored.",
+    ),
+) -> int | None:
+    """The seconds of a `Prefer: wait=N` (every Prefer header is read), or None when not asked for."""
+    wait: int | None = None
+    for header in request.headers.getlist("prefer"):
+        for preference in header.split(","):
+            name, _, value = preference.split(";", 1)[0].partition("=")
+            if name.strip().lower() != "wait":
+                continue
+            seconds = parse_decimal(value.strip().strip('"'), maximum=MAX_WAIT_SECONDS)
+            if seconds is None or seconds < 1:
+                raise MalformedRequest(
+                    f"Prefer: wait must be a whole number of seconds from 1 to {MAX_WAIT_SECONDS}, "
+                    f"got {value.strip()[:20]!r}.",
+                    {"errors": [{"field": "Prefer", "message": f"wait must be 1..{MAX_WAIT_SECONDS}"}]},
+                )
+            wait = seconds
+    return wait

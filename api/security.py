@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from image2model.core.errors import Unauthorized
+from image2model.core.numbers import parse_decimal
 from image2model.core.settings import Settings
 
 LOCAL_OWNER = "local"
+MAX_EXPIRY = 10**11
+"""Largest expiry a link token may carry (Unix seconds, year ~5000): anything longer is not one we signed."""
 SECRET_KEY = "i2m:signing-secret"
 """Redis key of the generated deployment secret (scale-out mode)."""
 
@@ -68,7 +71,9 @@ class LinkSigner:
         self.ttl_seconds = ttl_seconds
 
     def _signature(self, job_id: str, expires: int) -> str:
-        digest = hmac.new(self._secret, f"{job_id}.{expires}".encode(), hashlib.sha256).digest()
+        digest = hmac.digest(
+            self._secret, f"{job_id}.{expires}".encode(), "sha256"
+        )  # one-shot: a page signs many
         return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
 
     def token(self, job_id: str, expires: int | None = None) -> str:
@@ -78,11 +83,14 @@ class LinkSigner:
     def verify(self, job_id: str, token: str) -> None:
         """Raise Unauthorized unless the token was signed for this job and has not expired."""
         expires_text, _, signature = token.partition(".")
-        if not expires_text.isdigit() or not hmac.compare_digest(
-            signature, self._signature(job_id, int(expires_text))
+        expires = parse_decimal(expires_text, maximum=MAX_EXPIRY)
+        if (
+            expires is None
+            or not signature.isascii()
+            or not hmac.compare_digest(signature, self._signature(job_id, expires))
         ):
             raise Unauthorized("This link is not valid for this job.")
-        if int(expires_text) < time.time():
+        if expires < time.time():
             raise Unauthorized(
                 "This link has expired. Ask the API for a fresh one (GET the job's status with your key)."
             )

@@ -3,6 +3,9 @@ reads snapshots and listings, cancels. Knows nothing of HTTP beyond building lin
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import re
 import time
@@ -16,6 +19,7 @@ from image2model.api.context import Services
 from image2model.api.exports import export_entries, export_output
 from image2model.api.security import Caller, LinkSigner
 from image2model.api.store import ExportRecord, ItemRecord, JobRecord, JobState
+from image2model.api.store.base import HistoryCursor, HistoryEntry, IdempotencyAnswer
 from image2model.api.uploads import StagedUpload
 from image2model.api.webhooks.records import Subscription
 from image2model.api.webhooks.targets import WebhookTarget, allow_list, parse_target
@@ -36,8 +40,11 @@ from image2model.core.models import (
     FileListing,
     FileProgress,
     ItemStatus,
+    JobPage,
     JobProgress,
     JobSnapshot,
+    JobStatus,
+    JobSummary,
     ModelsAvailable,
     UploadedFile,
     UploadResponse,
@@ -51,6 +58,10 @@ _TRUE = ("1", "true", "yes", "on")
 PRESIGNED_URL_SECONDS = 300
 """Lifetime of the object-storage URL a download redirects to: the client follows it at once."""
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+AnswerRecorder = Callable[[UploadResponse], IdempotencyAnswer]
+"""Builds the idempotency record of an upload's answer (see `api.idempotency.Idempotency.recorder`)."""
 
 
 @dataclass
@@ -118,8 +129,11 @@ class JobService:
 
     # ---- submit ---------------------------------------------------------------------------------------
 
-    def submit(self, caller: Caller, upload: StagedUpload, base_url: str) -> UploadResponse:
-        """Validate a staged upload and turn it into a queued job. On any error nothing is kept."""
+    def submit(
+        self, caller: Caller, upload: StagedUpload, base_url: str, record: AnswerRecorder | None = None
+    ) -> UploadResponse:
+        """Validate a staged upload and turn it into a queued job. On any error nothing is kept. `record` turns the
+        answer into an idempotency record stored with the job (an upload with an Idempotency-Key)."""
         try:
             if not upload.files:
                 raise ValidationFailed(
@@ -130,7 +144,9 @@ class JobService:
             multiview = self._multiview(upload, spec)
             webhook = self._webhook(upload)
             infos = self._inspect(upload)
-            return self._create(caller, upload, spec, options, formats, infos, multiview, base_url, webhook)
+            return self._create(
+                caller, upload, spec, options, formats, infos, multiview, base_url, record, webhook
+            )
         finally:
             upload.discard()
 
@@ -165,14 +181,20 @@ class JobService:
             allow_list(self.settings.webhook_allow_hosts),
         )
 
-    def _store_job(self, job: JobRecord, items: list[ItemRecord], webhook: WebhookTarget | None) -> None:
-        """Store the job, its webhook's subscription first: the deliverer must know of it by the job's first
-        event. Either both are stored or neither."""
+    def _store_job(
+        self,
+        job: JobRecord,
+        items: list[ItemRecord],
+        webhook: WebhookTarget | None,
+        answer: IdempotencyAnswer | None,
+    ) -> None:
+        """Store the job (with its Idempotency-Key's answer), its webhook's subscription first: the deliverer must
+        know of it by the job's first event. Either both are stored or neither."""
         if webhook is not None:
             subscription = Subscription(job.job_id, webhook.url, list(webhook.events), job.created_at)
             self.services.webhooks.subscribe(subscription)
         try:
-            self.store.create_job(job, items)
+            self.store.create_job(job, items, answer)
         except BaseException:
             if webhook is not None:
                 self.services.webhooks.forget([job.job_id])
@@ -213,6 +235,7 @@ class JobService:
         infos: list[ImageInfo],
         multiview: bool,
         base_url: str,
+        record: AnswerRecorder | None,
         webhook: WebhookTarget | None = None,
     ) -> UploadResponse:
         job_id = str(uuid.uuid4())
@@ -253,7 +276,32 @@ class JobService:
                 created_at=t,
                 updated_at=t,
             )
-            self._store_job(job, items, webhook)
+            response = UploadResponse(
+                job_id=job_id,
+                task_id=job_id,
+                batch_id=job_id,
+                status="queued",
+                total_files=len(items),
+                face_limit=face_limit,
+                generator=spec.name,
+                formats=formats,
+                options=job_options,
+                uploaded_files=[
+                    UploadedFile(
+                        file_id=items[0 if multiview else n].file_id,
+                        filename=staged.filename,
+                        file_size=sizes[n],
+                        content_type=infos[n].content_type,
+                        status="queued",
+                    )
+                    for n, staged in enumerate(upload.files)
+                ],
+                multiview=multiview,
+                webhook=WebhookConfig(url=webhook.url, events=list(webhook.events)) if webhook else None,
+                message=f"{len(items)} file(s) uploaded; processing started",
+                links=self.links(job_id, base_url),
+            )
+            self._store_job(job, items, webhook, record(response) if record is not None else None)
         except BaseException:
             self.blobs.delete_prefix(job_id)
             raise
@@ -267,53 +315,27 @@ class JobService:
             self.blobs.delete_prefix(job_id)
             raise NotReady("The job queue is not available right now; try again in a moment.") from exc
         log.info("event=job_created job_id=%s files=%d generator=%s", job_id, len(items), spec.name)
-        return UploadResponse(
-            job_id=job_id,
-            task_id=job_id,
-            batch_id=job_id,
-            status="queued",
-            total_files=len(items),
-            face_limit=face_limit,
-            generator=spec.name,
-            formats=formats,
-            options=job_options,
-            uploaded_files=[
-                UploadedFile(
-                    file_id=items[0 if multiview else n].file_id,
-                    filename=staged.filename,
-                    file_size=sizes[n],
-                    content_type=infos[n].content_type,
-                    status="queued",
-                )
-                for n, staged in enumerate(upload.files)
-            ],
-            multiview=multiview,
-            webhook=WebhookConfig(url=webhook.url, events=list(webhook.events)) if webhook else None,
-            message=f"{len(items)} file(s) uploaded; processing started",
-            links=self.links(job_id, base_url),
-        )
+        return response
 
     # ---- reads ----------------------------------------------------------------------------------------
 
     def job(self, job_id: str, access: Access) -> JobState:
-        """Load a job the caller may see; anyone else gets JOB_NOT_FOUND, as if it did not exist."""
+        """Load a job the caller may see; anyone else gets JOB_NOT_FOUND, as if it did not exist. A signed link is
+        checked before it is known whether the job exists, so a bad token answers the same for every job id."""
         if access.caller.owner is None and not access.token:
             raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'.")
         missing = JobNotFound(f"Job {job_id} was not found (or it belongs to another API key).")
-        if not _JOB_ID.match(job_id):
-            raise missing
-        state = self.store.load(job_id)
-        if state is None:
-            raise missing
-        if access.caller.owner is not None and access.caller.owner == state.job.owner:
+        state = self.store.load(job_id) if _JOB_ID.match(job_id) else None
+        if state is not None and access.caller.owner is not None and access.caller.owner == state.job.owner:
             return state
         if access.token:
             self.signer.verify(job_id, access.token)
-            return state
-        raise missing
+        if state is None or not access.token:
+            raise missing
+        return state
 
-    def links(self, job_id: str, base_url: str) -> dict[str, str]:
-        token = self.signer.token(job_id)
+    def links(self, job_id: str, base_url: str, token: str | None = None) -> dict[str, str]:
+        token = token or self.signer.token(job_id)
         api = f"{base_url.rstrip('/')}/api/v1"
         q = f"?token={token}"
         return {
@@ -365,7 +387,7 @@ class JobService:
         token = self.signer.token(job_id)
 
         def url(name: str) -> str:
-            return f"{base_url.rstrip('/')}/api/v1/download/{job_id}/{quote(name)}?token={token}"
+            return download_url(base_url, job_id, name, token)
 
         entries: list[FileEntry] = []
         for item in state.items:
@@ -467,6 +489,67 @@ class JobService:
         fresh = self.store.load(job_id)
         assert fresh is not None
         return fresh
+
+    # ---- job API v1.1: history, waiting ----------------------------------------------------------------
+
+    def history(
+        self, caller: Caller, limit: int, status: JobStatus | None, cursor: str | None, base_url: str
+    ) -> JobPage:
+        """A page of the caller's jobs, newest first, and the cursor of the next page."""
+        before = decode_cursor(cursor) if cursor else None
+        entries = self.store.list_jobs(caller.owner or "", limit + 1, status=status, before=before)
+        page = entries[:limit]
+        return JobPage.model_construct(  # built from the store's typed records: nothing to validate
+            jobs=[self.summary(entry, base_url) for entry in page],
+            next_cursor=encode_cursor(page[-1].created_at, page[-1].job_id) if len(entries) > limit else None,
+        )
+
+    def summary(self, entry: HistoryEntry, base_url: str) -> JobSummary:
+        """One line of the caller's history: the job, its first model's preview, its signed links."""
+        token = self.signer.token(entry.job_id)
+        preview = entry.preview
+        return JobSummary.model_construct(
+            job_id=entry.job_id,
+            status=entry.status,
+            created_at=entry.created_at,
+            total_files=entry.total,
+            generator=entry.generator,
+            face_limit=entry.face_limit,
+            preview_url=download_url(base_url, entry.job_id, preview, token) if preview else None,
+            links=self.links(entry.job_id, base_url, token),
+        )
+
+    def waited(self, response: UploadResponse, state: JobState | None, base_url: str) -> UploadResponse:
+        """The upload's answer after `Prefer: wait`: the job's status now and, once it ended, its files."""
+        if state is None:
+            return response
+        files = self.listing(state, base_url).files if state.job.status.terminal else None
+        return response.model_copy(update={"status": state.job.status.value, "files": files})
+
+
+def download_url(base_url: str, job_id: str, filename: str, token: str) -> str:
+    """The signed link of one of a job's files."""
+    return f"{base_url.rstrip('/')}/api/v1/download/{job_id}/{quote(filename)}?token={token}"
+
+
+def encode_cursor(created_at: float, job_id: str) -> str:
+    """The opaque `next_cursor` after a job: its (created_at, job_id), base64url JSON."""
+    raw = json.dumps([created_at, job_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> HistoryCursor:
+    """The position a `next_cursor` names; VALIDATION_ERROR for anything this server did not hand out."""
+    try:
+        created, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(created, (int, float)) or isinstance(created, bool) or not isinstance(job_id, str):
+            raise ValueError(cursor)
+        return float(created), job_id
+    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error):
+        raise ValidationFailed(
+            "The cursor is not one this server handed out; pass the `next_cursor` of the previous page as it is.",
+            {"errors": [{"field": "cursor", "message": "not a valid cursor"}]},
+        ) from None
 
 
 def _file_progress(state: JobState) -> list[FileProgress]:

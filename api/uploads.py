@@ -3,12 +3,13 @@ while bytes arrive, and nothing stays behind when a request is rejected."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -19,6 +20,7 @@ from image2model.core.errors import (
     TooManyFiles,
     ValidationFailed,
 )
+from image2model.core.numbers import parse_decimal
 
 FILE_FIELDS = ("files", "file")
 MAX_FIELD_BYTES = 64 * 1024
@@ -31,6 +33,8 @@ class StagedFile:
     filename: str
     path: Path
     size: int = 0
+    sha256: str | None = None
+    """Digest of the file's bytes, computed while they streamed in when the request needed it (idempotency)."""
 
 
 @dataclass
@@ -49,6 +53,13 @@ class StagedUpload:
         values = self.fields.get(name)
         return values[-1] if values else None
 
+    def request_parts(self) -> dict[str, Any]:
+        """What makes two uploads the same request: each file's name, size and digest in order, and the fields."""
+        return {
+            "files": [[f.filename, f.size, f.sha256] for f in self.files],
+            "fields": sorted(self.fields.items()),
+        }
+
 
 def check_filename(name: str) -> str | None:
     """Why a client-supplied filename is unacceptable, or None when it is fine."""
@@ -66,8 +77,12 @@ def check_filename(name: str) -> str | None:
 class _Collector:
     """Parser callbacks writing parts as they stream."""
 
-    def __init__(self, upload: StagedUpload, max_files: int, max_file_size: int) -> None:
+    def __init__(
+        self, upload: StagedUpload, max_files: int, max_file_size: int, digest: bool = False
+    ) -> None:
         self.upload = upload
+        self.digest = digest
+        self._hash: Any = None
         self.max_files = max_files
         self.max_file_size = max_file_size
         self._headers: dict[bytes, bytes] = {}
@@ -122,6 +137,7 @@ class _Collector:
             staged = StagedFile(filename=filename, path=self.upload.staging / str(len(self.upload.files)))
             self.upload.files.append(staged)
             self._current = staged
+            self._hash = hashlib.sha256() if self.digest else None
             self._file = open(staged.path, "wb")  # noqa: SIM115 - closed in part_end / close()
         else:
             if sum(len(v) for v in self.upload.fields.values()) >= MAX_FIELDS:
@@ -138,6 +154,8 @@ class _Collector:
                     {"filename": self._current.filename, "max_file_size": self.max_file_size},
                 )
             self._file.write(data[start:end])
+            if self._hash is not None:
+                self._hash.update(data[start:end])
         elif self._value is not None:
             self._value.extend(data[start:end])
             if len(self._value) > MAX_FIELD_BYTES:
@@ -147,6 +165,8 @@ class _Collector:
         if self._file is not None:
             self._file.close()
             self._file = None
+            if self._current is not None and self._hash is not None:
+                self._current.sha256 = self._hash.hexdigest()
             self._current = None
         elif self._value is not None:
             self.upload.fields.setdefault(self._name, []).append(self._value.decode("utf-8", "replace"))
@@ -165,9 +185,11 @@ async def receive_upload(
     staging_root: Path,
     max_files: int,
     max_file_size: int,
+    digest: bool = False,
 ) -> StagedUpload:
-    """Parse a multipart body into a staging directory. On any error the directory is removed and the
-    error raised; the body is drained first (up to a bound) so the client reads our answer, not a reset."""
+    """Parse a multipart body into a staging directory (with each file's SHA-256 when `digest`). On any error the
+    directory is removed and the error raised; the body is drained first (up to a bound) so the client reads our
+    answer, not a reset."""
     ctype, params = parse_options_header(content_type or "")
     boundary = params.get(b"boundary")
     if ctype != b"multipart/form-data" or not boundary:
@@ -179,7 +201,7 @@ async def receive_upload(
                 ]
             },
         )
-    declared = int(content_length) if content_length and content_length.isdigit() else None
+    declared = parse_decimal(content_length)
     if (
         declared is not None
         and declared > max_files * (max_file_size + 16 * 1024) + MAX_FIELDS * MAX_FIELD_BYTES
@@ -191,7 +213,7 @@ async def receive_upload(
         )
     upload = StagedUpload(staging=staging_root / uuid.uuid4().hex)
     upload.staging.mkdir(parents=True)
-    collector = _Collector(upload, max_files, max_file_size)
+    collector = _Collector(upload, max_files, max_file_size, digest)
     parser = MultipartParser(boundary, collector.callbacks())
     iterator = aiter(body)
     try:

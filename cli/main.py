@@ -32,6 +32,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("ui", "run the Gradio web UI against a running server", "image2model.ui_gradio.cli:add_ui_arguments", "image2model.ui_gradio.cli:run_ui"),
     Command("bot", "run the Discord bot (/model) against a running server", "image2model.bot.cli:add_bot_arguments", "image2model.bot.cli:run_bot"),
     Command("generate", "turn images into 3D models through a running server", f"{_CLIENT}:add_generate_arguments", f"{_CLIENT}:generate_command"),
+    Command("jobs", "list this API key's jobs, newest first (a table)", f"{_CLIENT}:add_jobs_arguments", f"{_CLIENT}:jobs_command"),
+    Command("delete", "delete jobs with their events and files", f"{_CLIENT}:add_delete_arguments", f"{_CLIENT}:delete_command"),
     Command("export", "make other formats and sizes of a finished job's models and download them", "image2model.core.client.export_cli:add_export_arguments", "image2model.core.client.export_cli:export_command"),
 )  # fmt: skip
 

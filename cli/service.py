@@ -25,12 +25,18 @@ def run_api(host: str, port: int, processes: int) -> int:
     from uvicorn.supervisors import Multiprocess
 
     from image2model.api import listeners
+    from image2model.api.slow_clients import GuardedHttpToolsProtocol
     from image2model.core.logs import configure_logging
     from image2model.core.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_file)
-    options = {"factory": True, "log_level": "warning", "timeout_graceful_shutdown": 5}
+    options = {
+        "factory": True,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 5,
+        "http": GuardedHttpToolsProtocol,  # header deadline and size, connection cap (IMAGE2MODEL_HTTP_*)
+    }
     app = "image2model.api.app:create_app"
     if processes <= 1 or not listeners.SUPPORTED or port == 0:
         uvicorn.run(app, host=host, port=port, workers=processes, **options)

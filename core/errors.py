@@ -150,6 +150,66 @@ _BY_CODE: dict[tuple[str, int], type[Image2ModelError]] = {
 }
 
 
+# ---- job API v1.1: idempotent requests, conditional/ranged downloads, connection guard -------------------
+
+
+class IdempotencyMismatch(Image2ModelError):
+    """The Idempotency-Key was used before with a different request."""
+
+    error_code = "IDEMPOTENCY_MISMATCH"
+    status_code = 422
+
+
+class IdempotencyInProgress(Image2ModelError):
+    """The first request with this Idempotency-Key has not finished yet; retry in a moment."""
+
+    error_code = "IDEMPOTENCY_IN_PROGRESS"
+    status_code = 409
+
+
+class RangeNotSatisfiable(Image2ModelError):
+    """A Range request starts past the end of the file (`details.size` is the file's size)."""
+
+    error_code = "RANGE_NOT_SATISFIABLE"
+    status_code = 416
+
+
+class RequestTimeout(Image2ModelError):
+    """The client sent its request headers or body too slowly; the connection is closed."""
+
+    error_code = "REQUEST_TIMEOUT"
+    status_code = 408
+
+
+class HeadersTooLarge(Image2ModelError):
+    """The request's headers exceed the server's limit."""
+
+    error_code = "HEADERS_TOO_LARGE"
+    status_code = 431
+
+
+class TooManyConnections(Image2ModelError):
+    """This API process holds as many connections as it allows; retry shortly (see Retry-After)."""
+
+    error_code = "TOO_MANY_CONNECTIONS"
+    status_code = 503
+
+
+_BY_CODE.update(
+    {
+        (cls.error_code, cls.status_code): cls
+        for cls in (
+            IdempotencyMismatch,
+            IdempotencyInProgress,
+            RangeNotSatisfiable,
+            RequestTimeout,
+            HeadersTooLarge,
+            TooManyConnections,
+        )
+    }
+)
+
+
 def error_from_body(status_code: int, body: Any) -> Image2ModelError:
     """Rebuild the typed exception from an error response (used by the client)."""
     if isinstance(body, dict) and body.get("error") is True:

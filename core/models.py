@@ -113,6 +113,8 @@ class UploadResponse(_Model):
     uploaded_files: list[UploadedFile]
     message: str
     links: dict[str, str] = Field(default_factory=dict)
+    files: list[FileEntry] | None = None
+    """Only with `Prefer: wait=N` once the job ended: the listing's entries (absent otherwise)."""
 
 
 class FileProgress(_Model):
@@ -284,3 +286,26 @@ class WebhookLog(_Model):
     url: str | None = None
     events: list[str] = Field(default_factory=list)
     deliveries: list[WebhookDelivery]
+
+
+# ---- job history (GET /jobs) ----------------------------------------------------------------------------
+
+
+class JobSummary(_Model):
+    """One job of the caller's history: what a table of jobs shows, with the job's signed links."""
+
+    job_id: str
+    status: JobStatus
+    created_at: float
+    total_files: int
+    generator: str
+    face_limit: int | None = None
+    preview_url: str | None = None
+    links: dict[str, str] = Field(default_factory=dict)
+
+
+class JobPage(_Model):
+    """A page of the caller's jobs, newest first; `next_cursor` fetches the next page (None on the last)."""
+
+    jobs: list[JobSummary]
+    next_cursor: str | None = None

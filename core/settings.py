@@ -171,6 +171,31 @@ class Settings(BaseSettings):
         0.02, description="How often the webhook worker tails the event log on SQLite (s)."
     )
 
+    # Job API v1.1: idempotent requests and the HTTP server's guards against slow or too many clients.
+    idempotency_ttl_seconds: int = Field(
+        24 * 3600,
+        description="How long an `Idempotency-Key` is remembered (per API key) with its first answer (s).",
+    )
+    http_header_timeout: float = Field(
+        10.0,
+        description="Longest time a client may take to send a request's headers (s); slower ones get 408 and are "
+        "disconnected.",
+    )
+    http_body_timeout: float = Field(
+        30.0,
+        description="Longest wait for the next part of a request body (s); a body that stalls longer gets 408.",
+    )
+    http_body_min_rate: int = Field(
+        1024,
+        description="Least average rate of a request body (bytes/s), checked once it has taken longer than "
+        "`http_body_timeout`; a client that trickles slower gets 408.",
+    )
+    http_max_connections: int = Field(
+        4096,
+        description="Most open connections per API process (event streams included); beyond it requests get 503 "
+        "TOO_MANY_CONNECTIONS.",
+    )
+
     # Clients (CLI, web UI, bot, notebook).
     server_url: str = Field("http://127.0.0.1:8000", description="API base URL used by every client.")
     api_key: str = Field("", description="API key clients send to the server.")

@@ -12,8 +12,15 @@ from image2model.core.errors import NotReady
 router = APIRouter(prefix="/api/v1", tags=["health"])
 
 
+root_router = APIRouter(tags=["health"])
+"""Routes outside /api/v1, for probes."""
+
+
 @router.get("/health")
+@router.head("/health")
 @router.get("/health/", include_in_schema=False)
+@root_router.get("/health", summary="Health (at the root, for probes)")
+@root_router.head("/health", summary="Health (at the root, for probes)")
 async def health() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}

@@ -12,6 +12,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from image2model.api.deps import AppState, access, app_state, base_url
 from image2model.api.service import Access
 from image2model.core.models import Event, EventType, JobProgress, JobSnapshot, JobStatus
+from image2model.core.numbers import MAX_INT64
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -57,16 +58,20 @@ async def job_stream(
     job_id: str,
     state: AppState = Depends(app_state),
     how: Access = Depends(access),
-    last_event_id_header: str | None = Header(None, alias="Last-Event-ID"),
+    last_event_id_header: str | None = Header(
+        None,
+        alias="Last-Event-ID",
+        pattern=r"^[0-9]{1,18}$",
+        description="Resume after this event id, as EventSource sends it on reconnect.",
+    ),
     last_event_id: int | None = Query(
-        None, ge=0, description="Resume after this event id (for clients without headers)."
+        None, ge=0, le=MAX_INT64, description="Resume after this event id (for clients without headers)."
     ),
 ) -> EventSourceResponse:
     """Server-Sent Events: the job's whole history after `Last-Event-ID`, then live events until the terminal one."""
+    # Both are bounded above (SQLite ids are 64-bit) and ASCII digits only (FastAPI checks the pattern).
+    start = int(last_event_id_header) if last_event_id_header is not None else last_event_id or 0
     loaded = state.service.job(job_id, how)
-    start = last_event_id or 0
-    if last_event_id_header and last_event_id_header.strip().isdigit():
-        start = int(last_event_id_header.strip())
     hub, store = state.hub, state.services.store
     subscription = hub.subscribe(job_id)
     retry_ms = state.services.settings.sse_retry_ms

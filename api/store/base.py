@@ -166,6 +166,58 @@ class ExportRecord:
     error: str | None = None
 
 
+@dataclass
+class IdempotencyRecord:
+    """What the store keeps for one (owner, Idempotency-Key): the first request's fingerprint, how long its claim
+    holds while it runs, and, once it finished, its answer and the job it concerns."""
+
+    fingerprint: str
+    locked_until: float
+    status_code: int | None = None
+    body: dict[str, Any] | None = None
+    job_id: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status_code is not None
+
+
+@dataclass(frozen=True)
+class IdempotencyAnswer:
+    """The answer of a claimed idempotent request, to be stored with what the request creates (in one
+    transaction, so a crash cannot leave a job whose key would later create a second one)."""
+
+    owner: str
+    key: str
+    fingerprint: str
+    status_code: int
+    body: dict[str, Any]
+    keep_seconds: float
+
+
+HistoryCursor = tuple[float, str]
+"""Where a page of a caller's history ends: the last job's (created_at, job_id); the next page is older."""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One job of a caller's history, as much of it as the history shows (read without decoding the rest)."""
+
+    job_id: str
+    status: JobStatus
+    created_at: float
+    total: int
+    generator: str
+    face_limit: int | None
+    preview: str | None
+    """File name of the PNG preview of the job's first completed item, if any."""
+
+
+def first_preview(outputs: list[dict[str, Any]]) -> str | None:
+    """The PNG preview among an item's outputs."""
+    return next((o["filename"] for o in outputs if o["role"] == "preview" and o["format"] == "png"), None)
+
+
 @dataclass(frozen=True)
 class ReapResult:
     """What one reaper pass did."""
@@ -184,8 +236,8 @@ class JobStore(abc.ABC):
     # ---- primitives each backend implements -------------------------------------------------------------
 
     @abc.abstractmethod
-    def _create(self, state: JobState) -> None:
-        """Insert a new job, its items and its events atomically."""
+    def _create(self, state: JobState, answer: IdempotencyAnswer | None = None) -> None:
+        """Insert a new job, its items and its events atomically (with `answer` recorded on its claim)."""
 
     @abc.abstractmethod
     def _transaction(self, job_id: str) -> AbstractContextManager[JobState | None]:
@@ -227,7 +279,9 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, job_ids: list[str]) -> None:
-        """Remove jobs, their items and events."""
+        """Remove jobs with every record that belongs to them, one job at a time atomically: items, events,
+        history entries, idempotency records, and each backend's other per-job records (`JOB_TABLES` in SQLite,
+        `job_keys()` in Redis). Files are not the store's: `api.deletion.delete_jobs` removes those too."""
 
     @abc.abstractmethod
     def counts(self) -> dict[str, dict[str, int]]:
@@ -280,10 +334,45 @@ class JobStore(abc.ABC):
     def export_reap_candidates(self, now: float, stale_before: float) -> list[str]:
         """Ids of processing exports whose lease ended, and queued ones enqueued before `stale_before`."""
 
+    # ---- job API v1.1: history and idempotency records ---------------------------------------------------
+
+    @abc.abstractmethod
+    def list_jobs(
+        self, owner: str, limit: int, status: JobStatus | None = None, before: HistoryCursor | None = None
+    ) -> list[HistoryEntry]:
+        """Up to `limit` jobs of `owner`, newest first by (created_at, job_id), only those older than `before` when
+        given, only those in `status` when given."""
+
+    @abc.abstractmethod
+    def idempotency_claim(
+        self, owner: str, key: str, fingerprint: str, now: float, ttl: float, lock_seconds: float
+    ) -> IdempotencyRecord | None:
+        """Atomically: when `(owner, key)` has a live record (finished and kept for `ttl` after its claim, or still
+        claimed until its `locked_until`), return it untouched; otherwise store a claim for this `fingerprint`
+        until `now + lock_seconds` and return None (the caller goes ahead)."""
+
+    @abc.abstractmethod
+    def idempotency_finish(
+        self, owner: str, key: str, fingerprint: str, status_code: int, body: dict[str, Any], job_id: str
+    ) -> None:
+        """Record the answer of a claimed request (the job it concerns ties the record to that job's deletion)."""
+
+    @abc.abstractmethod
+    def idempotency_release(self, owner: str, key: str, fingerprint: str) -> None:
+        """Drop a claim whose request failed, so a retry with the same key runs again."""
+
+    def purge_idempotency(self, now: float) -> int:
+        """Remove records past their keep time; returns how many. Backends whose records expire by themselves
+        (Redis) have nothing to do."""
+        return 0
+
     # ---- transitions ---------------------------------------------------------------------------------
 
-    def create_job(self, job: JobRecord, items: list[ItemRecord]) -> JobState:
-        """Store a new job with its queued items and its `task_queued` event."""
+    def create_job(
+        self, job: JobRecord, items: list[ItemRecord], answer: IdempotencyAnswer | None = None
+    ) -> JobState:
+        """Store a new job with its queued items and its `task_queued` event (and, for an idempotent upload, the
+        answer on the request's claim, in the same transaction)."""
         t = now()
         for item in items:
             item.enqueued_at = t
@@ -294,7 +383,7 @@ class JobStore(abc.ABC):
             message=f"{job.total} file(s) queued",
             files=[{"file_id": i.file_id, "filename": i.filename, "index": i.index} for i in items],
         )
-        self._create(state)
+        self._create(state, answer)
         return state
 
     def claim(self, job_id: str, index: int, lease_seconds: float) -> ItemRecord | None:
@@ -505,14 +594,6 @@ class JobStore(abc.ABC):
                         requeue.append((job_id, item.index, state.job.generator))
                 self._finalize(state)
         return ReapResult(requeue, failed, cancelled)
-
-    def purge_before(self, cutoff: float) -> list[str]:
-        """Delete jobs created before cutoff (with items and events); returns their ids for file cleanup."""
-        removed: list[str] = []
-        while batch := self.jobs_created_before(cutoff):
-            self.delete(batch)
-            removed.extend(batch)
-        return removed
 
     def iter_events(self, job_id: str, after_seq: int = 0) -> Iterator[Event]:
         """All events of a job after `after_seq`, paging through the log."""

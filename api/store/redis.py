@@ -10,6 +10,10 @@ Keys (all under `i2m:`):
   items:queued        ZSET  `{job}\\x1f{index}` of queued items scored by enqueued_at (reaper)
   inflight:{group}    SET   `{job}\\x1f{index}` of processing items holding a remote slot of group
   counts:jobs / counts:items  HASH  status -> count
+  jobs:owner:{owner}  ZSET  history: the owner's job ids scored by created_at (ties ordered by id)
+  jobs:owner:{owner}:{status}  ZSET  the same, per job status
+  idem:{owner}:{key}  HASH  an Idempotency-Key's record (fingerprint, claim, answer), expiring after its keep time
+  job:{id}:idem       SET   keys of the idempotency records that concern the job (deleted with it)
   lock:job:{id} / lock:group:{group}  short-lived write locks (SET NX PX with a token)
   export:{id}         STRING  an export record as one JSON object
   job:{id}:exports    ZSET  the job's export ids scored by created_at
@@ -38,7 +42,19 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from image2model.api.store.base import ExportRecord, ItemRecord, JobRecord, JobState, JobStore, T
+from image2model.api.store.base import (
+    ExportRecord,
+    HistoryCursor,
+    HistoryEntry,
+    IdempotencyAnswer,
+    IdempotencyRecord,
+    ItemRecord,
+    JobRecord,
+    JobState,
+    JobStore,
+    T,
+    first_preview,
+)
 from image2model.core.models import Event, EventType, ExportStatus, ItemStatus, JobStatus
 
 PREFIX = "i2m:"
@@ -55,6 +71,55 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+# KEYS[1] record; ARGV fingerprint, now, locked_until, expires_at, ttl_ms. Returns the live record's fields, or
+# false after storing a fresh claim. The record's own times decide; its key's TTL only cleans up.
+_IDEM_CLAIM = """
+local r = redis.call('hmget', KEYS[1], 'fingerprint', 'locked_until', 'status_code', 'body', 'job_id', 'expires_at')
+local now = tonumber(ARGV[2])
+if r[1] and tonumber(r[6]) > now and (r[3] or tonumber(r[2]) > now) then return r end
+redis.call('del', KEYS[1])
+redis.call('hset', KEYS[1], 'fingerprint', ARGV[1], 'locked_until', ARGV[3], 'expires_at', ARGV[4])
+redis.call('pexpire', KEYS[1], ARGV[5])
+return false
+"""
+
+# KEYS[1] record, KEYS[2] the job's set of records; ARGV fingerprint, status_code, body, job_id.
+_IDEM_FINISH = """
+if redis.call('hget', KEYS[1], 'fingerprint') ~= ARGV[1] or redis.call('hexists', KEYS[1], 'status_code') == 1 then
+  return 0
+end
+redis.call('hset', KEYS[1], 'status_code', ARGV[2], 'body', ARGV[3], 'job_id', ARGV[4])
+redis.call('sadd', KEYS[2], KEYS[1])
+local ttl = redis.call('pttl', KEYS[1])
+if ttl > 0 and redis.call('pttl', KEYS[2]) < ttl then redis.call('pexpire', KEYS[2], ttl) end
+return 1
+"""
+
+# KEYS[1] record; ARGV fingerprint.
+_IDEM_RELEASE = """
+if redis.call('hget', KEYS[1], 'fingerprint') == ARGV[1] and redis.call('hexists', KEYS[1], 'status_code') == 0 then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+# KEYS pairs of (job hash, job items hash): one round trip for a page of the history.
+_HISTORY_ROWS = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  out[#out + 1] = {
+    redis.call('hmget', KEYS[i], 'status', 'created_at', 'total', 'generator', 'face_limit'),
+    redis.call('hvals', KEYS[i + 1]),
+  }
+end
+return out
+"""
+
+HISTORY_INDEXED = "history:indexed"
+"""Marker (under PREFIX) that jobs stored before the history indexes existed have been indexed."""
+EVENTS_ALL_SKEW_MS = 10_000
+"""Margin around a job's lifetime when deleting its entries from `events:all`, whose ids are Redis's clock."""
 
 
 def _k(*parts: str) -> str:
@@ -101,6 +166,11 @@ def _decode_export(raw: bytes) -> ExportRecord:
     return ExportRecord(**values)
 
 
+def _index_history(pipe: Pipeline, job: JobRecord) -> None:
+    pipe.zadd(_k("jobs", "owner", job.owner), {job.job_id: job.created_at})
+    pipe.zadd(_k("jobs", "owner", job.owner, job.status.value), {job.job_id: job.created_at})
+
+
 def _member(job_id: str, index: int) -> str:
     return f"{job_id}{SEP}{index}"
 
@@ -118,6 +188,11 @@ class RedisJobStore(JobStore):
         self._local = threading.local()
         self._release = self.client.register_script(_RELEASE)
         self._blocking: redis.Redis | None = None
+        self._idem_claim = self.client.register_script(_IDEM_CLAIM)
+        self._idem_finish = self.client.register_script(_IDEM_FINISH)
+        self._idem_release = self.client.register_script(_IDEM_RELEASE)
+        self._history_rows = self.client.register_script(_HISTORY_ROWS)
+        self._index_history()
 
     # ---- locks ---------------------------------------------------------------------------------------
 
@@ -145,6 +220,7 @@ class RedisJobStore(JobStore):
         if before is None:
             pipe.hset(_k("job", job.job_id), mapping=encoded)
             pipe.hincrby(_k("counts", "jobs"), job.status.value, 1)
+            _index_history(pipe, job)
             return
         old = _encode_job(before)
         changed = {k: v for k, v in encoded.items() if old[k] != v}
@@ -153,6 +229,8 @@ class RedisJobStore(JobStore):
         if before.status != job.status:
             pipe.hincrby(_k("counts", "jobs"), before.status.value, -1)
             pipe.hincrby(_k("counts", "jobs"), job.status.value, 1)
+            pipe.zrem(_k("jobs", "owner", job.owner, before.status.value), job.job_id)
+            pipe.zadd(_k("jobs", "owner", job.owner, job.status.value), {job.job_id: job.created_at})
 
     def _unindex_item(self, pipe: Pipeline, job_id: str, item: ItemRecord) -> None:
         member = _member(job_id, item.index)
@@ -187,7 +265,7 @@ class RedisJobStore(JobStore):
 
     # ---- primitives ----------------------------------------------------------------------------------
 
-    def _create(self, state: JobState) -> None:
+    def _create(self, state: JobState, answer: IdempotencyAnswer | None = None) -> None:
         """Two round trips and no lock: nothing else can touch a job before it exists, and ids are fresh
         UUIDs, so the EXISTS only guards against an id reused by mistake."""
         job = state.job
@@ -204,6 +282,19 @@ class RedisJobStore(JobStore):
             self._index_item(pipe, job.job_id, item)
         pipe.zadd(_k("jobs", "by_created"), {job.job_id: job.created_at})
         self._write_events(pipe, job.job_id, state.events)
+        if answer is not None:
+            record = _k("idem", answer.owner, answer.key)
+            pipe.hset(
+                record,
+                mapping={
+                    "status_code": answer.status_code,
+                    "body": _dumps(answer.body),
+                    "job_id": job.job_id,
+                },
+            )
+            pipe.pexpire(record, max(1, int(answer.keep_seconds * 1000)))
+            pipe.sadd(_k("job", job.job_id, "idem"), record)
+            pipe.pexpire(_k("job", job.job_id, "idem"), max(1, int(answer.keep_seconds * 1000)))
         pipe.execute()
 
     def _read(self, conn: redis.Redis | Pipeline, job_id: str) -> JobState | None:
@@ -314,20 +405,51 @@ class RedisJobStore(JobStore):
         rows = self.client.zrangebyscore(_k("jobs", "by_created"), "-inf", f"({cutoff!r}", start=0, num=limit)
         return [r.decode() for r in rows]
 
+    def job_keys(self, job_id: str) -> list[str]:
+        """The keys holding one job's own records, deleted with it. A feature keeping per-job keys of its own
+        adds them here (and global index entries to `delete`'s transaction)."""
+        return [
+            _k("job", job_id),
+            _k("job", job_id, "items"),
+            _k("job", job_id, "events"),
+            _k("job", job_id, "idem"),
+        ]
+
     def delete(self, job_ids: list[str]) -> None:
         for job_id in job_ids:
             with self._locked(_k("lock", "job", job_id)), self.client.pipeline(transaction=True) as pipe:
-                pipe.watch(_k("job", job_id), _k("job", job_id, "items"))
+                pipe.watch(_k("job", job_id), _k("job", job_id, "items"), _k("job", job_id, "idem"))
                 state = self._read(pipe, job_id)
+                idempotency = [m.decode() for m in pipe.smembers(_k("job", job_id, "idem"))]
                 pipe.multi()
                 if state is not None:
-                    pipe.hincrby(_k("counts", "jobs"), state.job.status.value, -1)
+                    job = state.job
+                    pipe.hincrby(_k("counts", "jobs"), job.status.value, -1)
                     for item in state.items:
                         self._unindex_item(pipe, job_id, item)
-                pipe.delete(_k("job", job_id), _k("job", job_id, "items"), _k("job", job_id, "events"))
+                    pipe.zrem(_k("jobs", "owner", job.owner), job_id)
+                    pipe.zrem(_k("jobs", "owner", job.owner, job.status.value), job_id)
+                pipe.delete(*self.job_keys(job_id), *idempotency)
                 pipe.zrem(_k("jobs", "by_created"), job_id)
                 pipe.execute()
             self._delete_exports(job_id)
+            if state is not None:
+                self._forget_fanned_out(job_id, state.job.created_at, state.job.updated_at)
+
+    def _forget_fanned_out(self, job_id: str, created_at: float, updated_at: float) -> None:
+        """Remove a deleted job's entries from `events:all` (the fan-out log), scanning only the stretch of the
+        log written while the job lived."""
+        start = f"{max(0, int(created_at * 1000) - EVENTS_ALL_SKEW_MS)}-0"
+        end = str(int(updated_at * 1000) + EVENTS_ALL_SKEW_MS)
+        page = 1000
+        while True:
+            rows = self.client.xrange(_k("events", "all"), min=start, max=end, count=page)
+            mine = [entry_id for entry_id, f in rows if f.get(b"job") == job_id.encode()]
+            if mine:
+                self.client.xdel(_k("events", "all"), *mine)
+            if len(rows) < page:
+                return
+            start = "(" + rows[-1][0].decode()
 
     def counts(self) -> dict[str, dict[str, int]]:
         with self.client.pipeline(transaction=True) as pipe:
@@ -427,6 +549,104 @@ class RedisJobStore(JobStore):
             pipe.zrem(_k("exports", "processing"), export_id)
         pipe.delete(_k("job", job_id, "exports"))
         pipe.execute()
+
+    # ---- job API v1.1: history and idempotency records ---------------------------------------------------
+
+    def _index_history(self) -> None:
+        """Put jobs stored before the history indexes existed into them (once per Redis; idempotent)."""
+        if self.client.exists(_k(HISTORY_INDEXED)):
+            return
+        start, page = 0, 500
+        while ids := [
+            m.decode() for m in self.client.zrange(_k("jobs", "by_created"), start, start + page - 1)
+        ]:
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hmget(_k("job", job_id), "owner", "status", "created_at")
+                rows = pipe.execute()
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id, (owner, status, created_at) in zip(ids, rows, strict=True):
+                    if owner is None:
+                        continue
+                    owner, status, created = json.loads(owner), json.loads(status), json.loads(created_at)
+                    pipe.zadd(_k("jobs", "owner", owner), {job_id: created})
+                    pipe.zadd(_k("jobs", "owner", owner, status), {job_id: created})
+                pipe.execute()
+            start += page
+        self.client.set(_k(HISTORY_INDEXED), "1")
+
+    def list_jobs(
+        self, owner: str, limit: int, status: JobStatus | None = None, before: HistoryCursor | None = None
+    ) -> list[HistoryEntry]:
+        key = _k("jobs", "owner", owner) if status is None else _k("jobs", "owner", owner, status.value)
+        if before is None:
+            ids = [
+                m.decode()
+                for m in self.client.zrange(key, "+inf", "-inf", desc=True, byscore=True, offset=0, num=limit)
+            ]
+        else:
+            created, job_id = before
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.zrange(key, created, created, desc=True, byscore=True)  # ties: ordered by id, descending
+                pipe.zrange(key, f"({created!r}", "-inf", desc=True, byscore=True, offset=0, num=limit)
+                ties, older = pipe.execute()
+            ids = [m.decode() for m in ties if m.decode() < job_id] + [m.decode() for m in older]
+            ids = ids[:limit]
+        if not ids:
+            return []
+        keys = [key for job_id in ids for key in (_k("job", job_id), _k("job", job_id, "items"))]
+        out = []
+        for job_id, (values, items_raw) in zip(ids, self._history_rows(keys=keys), strict=True):
+            if values[0] is None:  # deleted since the index was read
+                continue
+            st, created, total, generator, faces = values  # each JSON-encoded; numbers parse as they are
+            preview = None
+            for item in sorted((json.loads(raw) for raw in items_raw), key=lambda i: i["index"]):
+                if item["status"] == ItemStatus.COMPLETED.value:
+                    preview = first_preview(item["outputs"])
+                    if preview:
+                        break
+            out.append(
+                HistoryEntry(
+                    job_id,
+                    JobStatus(json.loads(st)),
+                    float(created),
+                    int(total),
+                    json.loads(generator),
+                    None if faces == b"null" else int(faces),
+                    preview,
+                )
+            )
+        return out
+
+    def idempotency_claim(
+        self, owner: str, key: str, fingerprint: str, now: float, ttl: float, lock_seconds: float
+    ) -> IdempotencyRecord | None:
+        found = self._idem_claim(
+            keys=[_k("idem", owner, key)],
+            args=[fingerprint, repr(now), repr(now + lock_seconds), repr(now + ttl), max(1, int(ttl * 1000))],
+        )
+        if not found:
+            return None
+        fp, locked_until, status_code, body, job_id, _ = found
+        return IdempotencyRecord(
+            fingerprint=fp.decode(),
+            locked_until=float(locked_until),
+            status_code=int(status_code) if status_code is not None else None,
+            body=json.loads(body) if body is not None else None,
+            job_id=job_id.decode() if job_id is not None else None,
+        )
+
+    def idempotency_finish(
+        self, owner: str, key: str, fingerprint: str, status_code: int, body: dict[str, Any], job_id: str
+    ) -> None:
+        self._idem_finish(
+            keys=[_k("idem", owner, key), _k("job", job_id, "idem")],
+            args=[fingerprint, status_code, _dumps(body), job_id],
+        )
+
+    def idempotency_release(self, owner: str, key: str, fingerprint: str) -> None:
+        self._idem_release(keys=[_k("idem", owner, key)], args=[fingerprint])
 
     def close(self) -> None:
         self.client.close()

@@ -14,7 +14,19 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from image2model.api.store.base import ExportRecord, ItemRecord, JobRecord, JobState, JobStore, T
+from image2model.api.store.base import (
+    ExportRecord,
+    HistoryCursor,
+    HistoryEntry,
+    IdempotencyAnswer,
+    IdempotencyRecord,
+    ItemRecord,
+    JobRecord,
+    JobState,
+    JobStore,
+    T,
+    first_preview,
+)
 from image2model.core.models import Event, EventType, ExportStatus, ItemStatus, JobStatus
 
 SCHEMA_VERSION = 2
@@ -54,6 +66,22 @@ CREATE INDEX IF NOT EXISTS exports_job ON exports(job_id, created_at);
 CREATE INDEX IF NOT EXISTS exports_open ON exports(status) WHERE status IN ('queued', 'processing');
 """
 """Export records (added in place: a store of the same schema version without the table gains it)."""
+
+_JOB_API_SCHEMA = """
+CREATE INDEX IF NOT EXISTS jobs_owner_created ON jobs(owner, created_at, job_id);
+CREATE INDEX IF NOT EXISTS jobs_owner_status_created ON jobs(owner, status, created_at, job_id);
+CREATE TABLE IF NOT EXISTS idempotency (
+    owner TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, status_code INTEGER, body TEXT,
+    job_id TEXT, expires_at REAL NOT NULL, locked_until REAL NOT NULL, PRIMARY KEY (owner, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_job ON idempotency(job_id);
+CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency(expires_at);
+"""
+"""History indexes and idempotency records: added to stores of the same schema version (IF NOT EXISTS)."""
+
+JOB_TABLES = ["events", "items", "idempotency", "exports", "jobs"]
+"""Tables with a `job_id` column whose rows `delete()` removes with their job, in this order, in one
+transaction. A feature keeping per-job rows of its own adds its table here (before "jobs")."""
 
 _JOB_COLS = [f.name for f in fields(JobRecord)]
 _ITEM_COLS = ["job_id", *("idx" if f.name == "index" else f.name for f in fields(ItemRecord))]
@@ -125,8 +153,7 @@ class SqliteJobStore(JobStore):
                 f"{self.path} has job-store schema v{found}; this version needs v{SCHEMA_VERSION}. "
                 "Move the old data directory aside (its jobs cannot be read by this version)."
             )
-        conn.executescript(_SCHEMA)
-        conn.executescript(_EXPORTS_SCHEMA)
+        conn.executescript(_SCHEMA + _JOB_API_SCHEMA + _EXPORTS_SCHEMA)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("PRAGMA busy_timeout=0")
 
@@ -160,9 +187,11 @@ class SqliteJobStore(JobStore):
             [(job_id, e.seq, e.type.value, json.dumps(e.data, separators=(",", ":"))) for e in events],
         )
 
-    def _create(self, state: JobState) -> None:
+    def _create(self, state: JobState, answer: IdempotencyAnswer | None = None) -> None:
         job = state.job
         with self._write() as conn:
+            if answer is not None:
+                self._record_answer(conn, answer, job.job_id)
             conn.execute(
                 f"INSERT INTO jobs ({', '.join(_JOB_COLS)}) VALUES ({', '.join('?' * len(_JOB_COLS))})",
                 [_encode(c, getattr(job, c)) for c in _JOB_COLS],
@@ -261,7 +290,7 @@ class SqliteJobStore(JobStore):
 
     def delete(self, job_ids: list[str]) -> None:
         with self._write() as conn:
-            for table in ("events", "items", "jobs", "exports"):
+            for table in JOB_TABLES:
                 conn.executemany(f"DELETE FROM {table} WHERE job_id = ?", [(j,) for j in job_ids])
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -335,6 +364,108 @@ class SqliteJobStore(JobStore):
             (now, stale_before if stale_before != float("-inf") else -1.0),
         )
         return [r[0] for r in rows]
+
+    # ---- job API v1.1: history and idempotency records ---------------------------------------------------
+
+    def list_jobs(
+        self, owner: str, limit: int, status: JobStatus | None = None, before: HistoryCursor | None = None
+    ) -> list[HistoryEntry]:
+        where, args = ["owner = ?"], [owner]
+        if status is not None:
+            where.append("status = ?")
+            args.append(status.value)
+        if before is not None:
+            where.append("(created_at, job_id) < (?, ?)")
+            args.extend(before)
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            jobs = conn.execute(
+                "SELECT job_id, status, created_at, total, generator, face_limit FROM jobs"
+                f" WHERE {' AND '.join(where)} ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                [*args, limit],
+            ).fetchall()
+            previews: dict[str, str | None] = {}
+            if jobs:
+                marks = ", ".join("?" * len(jobs))
+                # (status is tested here, not in SQL: SQLite would then pick the status index over the key)
+                for job_id, item_status, outputs in conn.execute(
+                    f"SELECT job_id, status, outputs FROM items WHERE job_id IN ({marks}) ORDER BY job_id, idx",
+                    [row[0] for row in jobs],
+                ):
+                    if item_status == "completed" and previews.get(job_id) is None:
+                        previews[job_id] = first_preview(json.loads(outputs))
+        finally:
+            conn.execute("COMMIT")
+        return [
+            HistoryEntry(job_id, JobStatus(st), created, total, generator, faces, previews.get(job_id))
+            for job_id, st, created, total, generator, faces in jobs
+        ]
+
+    def idempotency_claim(
+        self, owner: str, key: str, fingerprint: str, now: float, ttl: float, lock_seconds: float
+    ) -> IdempotencyRecord | None:
+        with self._write() as conn:
+            # A new key (the usual case) is one statement; only a known one is read, and taken over once dead.
+            claimed = conn.execute(
+                "INSERT INTO idempotency (owner, key, fingerprint, status_code, body, job_id, expires_at,"
+                " locked_until) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?) ON CONFLICT (owner, key) DO NOTHING",
+                (owner, key, fingerprint, now + ttl, now + lock_seconds),
+            ).rowcount
+            if claimed:
+                return None
+            row = conn.execute(
+                "SELECT * FROM idempotency WHERE owner = ? AND key = ?", (owner, key)
+            ).fetchone()
+            finished = row["status_code"] is not None
+            if row["expires_at"] > now and (finished or row["locked_until"] > now):
+                return IdempotencyRecord(
+                    fingerprint=row["fingerprint"],
+                    locked_until=row["locked_until"],
+                    status_code=row["status_code"],
+                    body=json.loads(row["body"]) if row["body"] is not None else None,
+                    job_id=row["job_id"],
+                )
+            conn.execute(
+                "UPDATE idempotency SET fingerprint = ?, status_code = NULL, body = NULL, job_id = NULL,"
+                " expires_at = ?, locked_until = ? WHERE owner = ? AND key = ?",
+                (fingerprint, now + ttl, now + lock_seconds, owner, key),
+            )
+            return None
+
+    def idempotency_finish(
+        self, owner: str, key: str, fingerprint: str, status_code: int, body: dict[str, Any], job_id: str
+    ) -> None:
+        with self._write() as conn:
+            self._record_answer(
+                conn, IdempotencyAnswer(owner, key, fingerprint, status_code, body, 0), job_id
+            )
+
+    @staticmethod
+    def _record_answer(conn: sqlite3.Connection, answer: IdempotencyAnswer, job_id: str) -> None:
+        conn.execute(
+            "UPDATE idempotency SET status_code = ?, body = ?, job_id = ?"
+            " WHERE owner = ? AND key = ? AND fingerprint = ? AND status_code IS NULL",
+            (
+                answer.status_code,
+                json.dumps(answer.body, separators=(",", ":")),
+                job_id,
+                answer.owner,
+                answer.key,
+                answer.fingerprint,
+            ),
+        )
+
+    def idempotency_release(self, owner: str, key: str, fingerprint: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM idempotency WHERE owner = ? AND key = ? AND fingerprint = ? AND status_code IS NULL",
+                (owner, key, fingerprint),
+            )
+
+    def purge_idempotency(self, now: float) -> int:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM idempotency WHERE expires_at < ?", (now,)).rowcount
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -176,6 +176,8 @@ def _finish(
             "duration_ms": round((time.time() - started_at) * 1000, 1),
         }
         accepted = store.complete(job_id, index, attempt, outputs, metadata)
+        if not accepted:
+            _forget_if_deleted(services, job_id)
         log.info(
             "event=item_completed job_id=%s index=%s attempt=%s ms=%.1f accepted=%s",
             job_id, index, attempt, metadata["duration_ms"], accepted,
@@ -183,6 +185,7 @@ def _finish(
     except Cancelled:
         if not store.mark_cancelled(job_id, index, attempt):
             log.info("event=attempt_superseded job_id=%s index=%s attempt=%s", job_id, index, attempt)
+            _forget_if_deleted(services, job_id)
             return False
         log.info("event=item_cancelled job_id=%s index=%s", job_id, index)
         return True
@@ -371,6 +374,13 @@ def finish_item(services: Services, job_id: str, index: int, attempt: int) -> No
             _finish(services, job_id, item, attempt, step, item.started_at or time.time(), stored=kept)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _forget_if_deleted(services: Services, job_id: str) -> None:
+    """The job was deleted while this item ran: remove what the run stored after the deletion took its files."""
+    if services.store.load(job_id) is None:
+        services.blobs.delete_prefix(job_id)
+        log.info("event=outputs_of_deleted_job_removed job_id=%s", job_id)
 
 
 def _cancel_remote(gen: RemoteGenerator, remote: dict[str, Any]) -> None:

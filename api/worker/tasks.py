@@ -11,6 +11,7 @@ import shutil
 import time
 
 from image2model.api.context import services
+from image2model.api.deletion import delete_jobs
 from image2model.api.worker import exports
 from image2model.api.worker.periodic import Every
 from image2model.api.worker.queue import huey, huey_io, item_task_id
@@ -144,14 +145,15 @@ def reap() -> None:
 
 @huey.periodic_task(Every(_settings.retention_interval_seconds))
 def purge() -> None:
-    """Delete jobs, events, webhook deliveries and files older than the retention period, and abandoned upload
-    staging dirs."""
+    """Delete jobs (with their records, webhook deliveries and files) older than the retention period, expired
+    idempotency records, and abandoned upload staging dirs."""
     s = services()
     cutoff = time.time() - s.settings.retention_seconds
-    removed = s.store.purge_before(cutoff)
-    s.webhooks.forget(removed)
-    for job_id in removed:
-        s.blobs.delete_prefix(job_id)
+    removed: list[str] = []
+    while batch := s.store.jobs_created_before(cutoff):
+        delete_jobs(s, batch)
+        removed.extend(batch)
+    s.store.purge_idempotency(time.time())
     for scratch in (s.settings.staging_dir, s.settings.data_dir / "work"):
         if scratch.is_dir():
             for entry in scratch.iterdir():

@@ -35,6 +35,7 @@ from image2model.core.models import (
     JobStatus,
     UploadResponse,
 )
+from image2model.core.numbers import parse_decimal
 from image2model.core.settings import Settings
 
 from ._sse import ServerSentEvent
@@ -308,8 +309,8 @@ def safe_filename(name: str) -> str:
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    seconds = parse_decimal(response.headers.get("Retry-After"), maximum=24 * 3600)
+    return float(seconds) if seconds is not None else None
 
 
 # --- the event stream ------------------------------------------------------------------------------------
@@ -329,9 +330,11 @@ def to_event(sse: ServerSentEvent) -> Event | None:
         return None
     if not isinstance(data, dict):
         return None
-    seq: Any = sse.id if sse.id.isdigit() else data.get("seq")
+    seq = parse_decimal(sse.id)
+    if seq is None:
+        seq = data.get("seq") if isinstance(data.get("seq"), int) else None
     try:
-        return Event(seq=int(seq), type=etype, data=data)
+        return Event(seq=seq, type=etype, data=data)
     except (TypeError, ValueError):
         log.warning("event %s without a usable id; skipped", sse.event)
         return None
@@ -386,8 +389,9 @@ class StreamState:
             self.server_retry = sse.retry / 1000
         event = to_event(sse)
         if event is None:
-            if sse.id.isdigit() and (self.last_seq is None or int(sse.id) > self.last_seq):
-                self.last_seq = int(sse.id)
+            seq = parse_decimal(sse.id)
+            if seq is not None and (self.last_seq is None or seq > self.last_seq):
+                self.last_seq = seq
             return None
         if event.type is EventType.QUEUE_POSITION:  # a notice, not a stored event: it moves no cursor
             return event if self.queue_positions else None
@@ -544,3 +548,37 @@ class ExportPoll:
             )
         delay, self.delay = min(self.delay, left), min(self.delay * 2, EXPORT_POLL_MAX)
         return delay
+
+
+# --- job API v1.1: idempotent and waiting submits, history -------------------------------------------------
+
+MAX_WAIT_SECONDS = 60
+
+
+def submit_headers(idempotency_key: str | None, wait: int | None) -> dict[str, str]:
+    """The upload's `Idempotency-Key` and `Prefer: wait=N` headers; ValueError for values the server would refuse."""
+    headers: dict[str, str] = {}
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= 255 or not all("!" <= c <= "~" for c in idempotency_key):
+            raise ValueError("idempotency_key must be 1 to 255 visible ASCII characters (no spaces)")
+        headers["Idempotency-Key"] = idempotency_key
+    if wait is not None:
+        if isinstance(wait, bool) or not isinstance(wait, int) or not 1 <= wait <= MAX_WAIT_SECONDS:
+            raise ValueError(f"wait must be a whole number of seconds from 1 to {MAX_WAIT_SECONDS}")
+        headers["Prefer"] = f"wait={wait}"
+    return headers
+
+
+def submit_timeout(timeout: float, wait: int | None) -> float:
+    """A request that asks the server to wait `wait` seconds must itself wait that long, and then some."""
+    return timeout if wait is None else max(timeout, wait + timeout)
+
+
+def jobs_params(limit: int, status: str | None, cursor: str | None) -> dict[str, str | int]:
+    """The query of `GET /jobs`."""
+    params: dict[str, str | int] = {"limit": limit}
+    if status:
+        params["status"] = str(status)
+    if cursor:
+        params["cursor"] = cursor
+    return params

@@ -10,6 +10,8 @@ import codecs
 import re
 from dataclasses import dataclass
 
+from image2model.core.numbers import parse_decimal
+
 __all__ = ["ServerSentEvent", "SSEDecoder"]
 
 _EOL = re.compile(r"\r\n|\r|\n")
@@ -98,8 +100,8 @@ class SSEDecoder:
         elif field == "id":
             if "\0" not in value:
                 self._last_event_id = value
-        elif field == "retry" and value.isascii() and value.isdigit():
-            self.retry = int(value)
+        elif field == "retry" and (retry := parse_decimal(value)) is not None and value == value.strip():
+            self.retry = retry
         # Any other field is ignored.
 
     def _dispatch(self, out: list[ServerSentEvent]) -> None:

@@ -15,8 +15,11 @@ from image2model.core.models import (
     ExportResponse,
     FileEntry,
     FileListing,
+    JobPage,
     JobProgress,
     JobSnapshot,
+    JobStatus,
+    JobSummary,
     ModelsAvailable,
     UploadResponse,
     WebhookLog,
@@ -41,11 +44,14 @@ from ._base import (
     export_result,
     export_timeout,
     form_fields,
+    jobs_params,
     json_body,
     path,
     resolve_config,
     retry_after,
     select_formats,
+    submit_headers,
+    submit_timeout,
     unavailable,
     upload_files,
     webhook_fields,
@@ -118,17 +124,28 @@ class Client(SyncJobViews):
         formats: str | Sequence[str] | None = None,
         webhook_url: str | None = None,
         webhook_events: str | Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+        wait: int | None = None,
         **options: Any,
     ) -> UploadResponse:
         """Upload one or more images (paths, bytes, binary file objects or PIL images) as one job.
 
+        `idempotency_key` (1..255 visible ASCII characters) makes a retry safe: sent again with the same images and
+        options within 24 h, it returns the first job instead of a new one (another request with the same key
+        raises `IdempotencyMismatch`; one while the first is still running `IdempotencyInProgress`). `wait` (1..60)
+        asks the server to answer once the job ended or after that many seconds: the answer's `status` says
+        which, and a job that ended comes with its `files`.
         `webhook_url` gets the job's events (`webhook_events`, default the terminal ones) as signed POSTs."""
         data = {
             **form_fields(face_limit, generator, formats, options),
             **webhook_fields(webhook_url, webhook_events),
         }
+        headers = submit_headers(idempotency_key, wait)
+        timeout = submit_timeout(self.timeout, wait)
         with upload_files(images) as files:
-            body = self._request("POST", path("/upload/"), data=data, files=files)
+            body = self._request(
+                "POST", path("/upload/"), data=data, files=files, headers=headers, timeout=timeout
+            )
         return UploadResponse.model_validate(body)
 
     def status(self, job_id: str) -> JobSnapshot:
@@ -142,6 +159,32 @@ class Client(SyncJobViews):
     def cancel(self, job_id: str) -> JobSnapshot:
         """Stop the job's queued and running items; returns the snapshot after cancelling."""
         return JobSnapshot.model_validate(self._request("POST", path("/jobs", job_id, "cancel")))
+
+    def jobs(
+        self, limit: int = 20, status: JobStatus | str | None = None, cursor: str | None = None
+    ) -> JobPage:
+        """One page of this key's jobs, newest first (`status` filters; `cursor` is a page's `next_cursor`)."""
+        body = self._request("GET", path("/jobs"), params=jobs_params(limit, status, cursor))
+        return JobPage.model_validate(body)
+
+    def iter_jobs(self, status: JobStatus | str | None = None, page_size: int = 100) -> Iterator[JobSummary]:
+        """Every job of this key, newest first, fetched a page at a time."""
+        cursor: str | None = None
+        while True:
+            page = self.jobs(page_size, status, cursor)
+            yield from page.jobs
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def delete(self, job_id: str) -> None:
+        """Delete a job: its running items are cancelled, then the job, its events and its files are removed."""
+        try:
+            response = self._http.request("DELETE", path("/jobs", job_id))
+        except httpx.TransportError as exc:
+            raise unavailable(self.server_url, exc) from exc
+        if response.is_error:
+            raise error_for(response)
 
     def models(self) -> ModelsAvailable:
         """The generators this server offers, with their options and limits."""

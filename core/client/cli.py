@@ -1,7 +1,9 @@
-"""`image2model generate`: submit images, show a live progress bar, download the results.
+"""`image2model generate` (submit images, show a live progress bar, download the results), `image2model jobs` (a
+table of the key's jobs) and `image2model delete JOB...`.
 
-The `image2model` command (`image2model.cli.main.COMMANDS`) registers the subcommand with
-`add_generate_arguments(parser)` and runs `generate_command(**vars(args))`. Heavy imports (httpx, pydantic, tqdm) happen only when the command runs.
+The `image2model` command (`image2model.cli.main.COMMANDS`) registers each subcommand with
+`add_<name>_arguments(parser)` and runs `<name>_command(**vars(args))`. Heavy imports (httpx, pydantic, tqdm) happen
+only when a command runs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ if TYPE_CHECKING:
     from image2model.core.client import Client
     from image2model.core.client.jobview import FileView, JobView
 
-__all__ = ["add_download_arguments", "add_generate_arguments", "description", "generate_command", "postfix"]
+__all__ = [
+    "add_delete_arguments",
+    "add_download_arguments",
+    "add_generate_arguments",
+    "add_jobs_arguments",
+    "delete_command",
+    "description",
+    "generate_command",
+    "jobs_command",
+    "postfix",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job (or some of its files) failed, or an unexpected server error
@@ -214,3 +226,140 @@ def _problem_text(problem: object) -> str:
         message = problem.get("message") or problem.get("msg") or problem
         return f"{where}: {message}" if where else str(message)
     return str(problem)
+
+
+# ---- `image2model jobs` and `image2model delete` ------------------------------------------------------
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server", metavar="URL", help="API base URL (default: $IMAGE2MODEL_SERVER_URL or 127.0.0.1:8000)"
+    )
+    parser.add_argument(
+        "--api-key", dest="api_key", metavar="KEY", help="API key (default: $IMAGE2MODEL_API_KEY)"
+    )
+
+
+def add_jobs_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add `jobs`'s arguments to `parser` (dests match `jobs_command`'s parameters)."""
+    parser.add_argument(
+        "--status",
+        choices=("queued", "processing", "completed", "failed", "cancelled"),
+        help="only jobs in this state",
+    )
+    parser.add_argument(
+        "-n",
+        "--limit",
+        type=int,
+        default=20,
+        metavar="N",
+        help="most jobs to show, newest first (default: 20)",
+    )
+    parser.add_argument("--all", dest="show_all", action="store_true", help="every job, page after page")
+    _add_server_arguments(parser)
+    return parser
+
+
+def jobs_command(
+    status: str | None = None,
+    limit: int = 20,
+    show_all: bool = False,
+    server: str | None = None,
+    api_key: str | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    **_argparse_extras: object,
+) -> int:
+    """Run `image2model jobs`: a table of this key's jobs, newest first; return the exit code (as `generate`)."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    if not show_all and not 1 <= limit <= 100:
+        print("error: --limit must be 1 to 100 (or use --all)", file=err)
+        return EXIT_REJECTED
+    from image2model.core.client import Client
+    from image2model.core.errors import Image2ModelError, ServerUnavailable
+
+    try:
+        with Client(server_url=server, api_key=api_key) as client:
+            jobs = list(client.iter_jobs(status)) if show_all else client.jobs(limit, status).jobs
+    except ServerUnavailable as exc:
+        print(f"error: {exc.message}", file=err)
+        return EXIT_UNAVAILABLE
+    except Image2ModelError as exc:
+        print(f"error: {exc.message} [{exc.error_code}]", file=err)
+        return EXIT_REJECTED if 400 <= exc.status_code < 500 else EXIT_FAILED
+    rows = [
+        [
+            job.job_id,
+            job.status.value,
+            _local_time(job.created_at),
+            str(job.total_files),
+            job.generator,
+            "" if job.face_limit is None else str(job.face_limit),
+        ]
+        for job in jobs
+    ]
+    if not rows:
+        print("no jobs" + (f" {status}" if status else ""), file=err)
+        return EXIT_OK
+    print(_table(["JOB", "STATUS", "CREATED", "FILES", "GENERATOR", "FACES"], rows), file=out)
+    return EXIT_OK
+
+
+def add_delete_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add `delete`'s arguments to `parser` (dests match `delete_command`'s parameters)."""
+    parser.add_argument("job_ids", nargs="+", metavar="JOB", help="job id(s) to delete with all their files")
+    _add_server_arguments(parser)
+    return parser
+
+
+def delete_command(
+    job_ids: list[str],
+    server: str | None = None,
+    api_key: str | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    **_argparse_extras: object,
+) -> int:
+    """Run `image2model delete JOB...`: cancel each job if it runs, then delete it with its events and files.
+
+    Exit code 0 when every job was deleted, 2 when one was refused (e.g. not found), 3 without a server."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    from image2model.core.client import Client
+    from image2model.core.errors import Image2ModelError, ServerUnavailable
+
+    code = EXIT_OK
+    try:
+        with Client(server_url=server, api_key=api_key) as client:
+            for job_id in job_ids:
+                try:
+                    client.delete(job_id)
+                except ServerUnavailable:
+                    raise
+                except Image2ModelError as exc:
+                    print(f"error: {job_id}: {exc.message} [{exc.error_code}]", file=err)
+                    code = EXIT_REJECTED if 400 <= exc.status_code < 500 else EXIT_FAILED
+                    continue
+                print(f"deleted {job_id}", file=out)
+    except ServerUnavailable as exc:
+        print(f"error: {exc.message}", file=err)
+        return EXIT_UNAVAILABLE
+    return code
+
+
+def _local_time(epoch: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns, two spaces apart."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )

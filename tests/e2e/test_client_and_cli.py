@@ -69,3 +69,36 @@ def test_cli_generate_reports_the_api_message_and_fails(stack, tmp_path):
     result = _cli(str(fake), "-o", str(tmp_path / "out"), env_url=stack.url)
     assert result.returncode == 2
     assert "JPEG, PNG or WebP" in result.stderr
+
+
+def _command(*args: str, env_url: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "image2model.api.cli", *args, "--server", env_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+def test_cli_jobs_lists_the_newest_first_as_a_table_and_delete_removes_them(stack):
+    with Client(stack.url) as client:
+        older = client.submit([photo()], face_limit=321)
+        newer = client.submit([photo()], face_limit=654)
+        client.wait(newer.job_id, timeout=60)
+    listed = _command("jobs", "-n", "2", env_url=stack.url)
+    assert listed.returncode == 0, listed.stderr
+    header, first, second = listed.stdout.splitlines()
+    assert header.split() == ["JOB", "STATUS", "CREATED", "FILES", "GENERATOR", "FACES"]
+    assert first.split()[0] == newer.job_id and first.split()[-1] == "654" and "instant" in first
+    assert second.split()[0] == older.job_id and second.split()[-1] == "321"
+    completed = _command("jobs", "--status", "completed", "--all", env_url=stack.url)
+    assert newer.job_id in completed.stdout
+
+    deleted = _command("delete", older.job_id, newer.job_id, env_url=stack.url)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.splitlines() == [f"deleted {older.job_id}", f"deleted {newer.job_id}"]
+    after = _command("jobs", "--all", env_url=stack.url).stdout
+    assert older.job_id not in after and newer.job_id not in after
+    again = _command("delete", older.job_id, env_url=stack.url)
+    assert again.returncode == 2 and "JOB_NOT_FOUND" in again.stderr

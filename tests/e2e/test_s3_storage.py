@@ -13,7 +13,7 @@ import pytest
 import trimesh
 
 from image2model.core.client import Client
-from image2model.core.errors import UnsupportedMediaType
+from image2model.core.errors import JobNotFound, UnsupportedMediaType
 from tests.support.images import photo
 from tests.support.s3_server import REGION, S3Server
 from tests.support.stack import Stack
@@ -122,6 +122,33 @@ def test_a_rejected_upload_leaves_no_objects(s3_stack: Stack, s3_server: S3Serve
     with Client(s3_stack.url, api_key=KEY) as client, pytest.raises(UnsupportedMediaType):
         client.submit([photo(), b"this is not an image"])
     assert s3_server.keys(bucket) == before
+    assert _local_files(s3_stack.data_dir) == []
+
+
+def test_deleting_jobs_empties_their_prefixes_in_the_bucket_even_while_running(
+    s3_stack: Stack, s3_server: S3Server, bucket: str
+) -> None:
+    with Client(s3_stack.url, api_key=KEY) as client:
+        done = client.submit([photo()])
+        assert client.wait(done.job_id, timeout=60).status == "completed"
+        running = client.submit([photo(), photo(200, 100)], delay=20, steps=40)
+        deadline = time.monotonic() + 30
+        while client.progress(running.job_id).files[0].status != "processing":
+            assert time.monotonic() < deadline, "the item never started"
+            time.sleep(0.05)
+        assert s3_server.keys(bucket, f"{PREFIX}/{done.job_id}/out/") and s3_server.keys(
+            bucket, f"{PREFIX}/{running.job_id}/in/"
+        )
+        client.delete(done.job_id)
+        client.delete(running.job_id)
+        for job_id in (done.job_id, running.job_id):
+            assert s3_server.keys(bucket, f"{PREFIX}/{job_id}/") == []
+            with pytest.raises(JobNotFound):
+                client.status(job_id)
+        # the worker stopped the running item and stored nothing for it afterwards
+        after = client.submit([photo()])
+        assert client.wait(after.job_id, timeout=60).status == "completed"
+    assert s3_server.keys(bucket, f"{PREFIX}/{running.job_id}/") == []
     assert _local_files(s3_stack.data_dir) == []
 
 

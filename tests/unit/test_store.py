@@ -29,11 +29,13 @@ def store(request, tmp_path: Path) -> JobStore:
     s.close()
 
 
-def make_job(store: JobStore, n: int = 2, job_id: str = "job-1", created: float | None = None) -> str:
+def make_job(
+    store: JobStore, n: int = 2, job_id: str = "job-1", created: float | None = None, owner: str = "o"
+) -> str:
     t = created if created is not None else time.time()
     job = JobRecord(
         job_id=job_id,
-        owner="o",
+        owner=owner,
         generator="instant",
         face_limit=100,
         formats=["glb"],
@@ -201,10 +203,11 @@ def test_wait_tail_wakes_on_the_next_event_or_answers_at_once(store):
     assert time.monotonic() - t >= 0.25
 
 
-def test_purge_removes_old_jobs_and_their_events(store):
+def test_old_jobs_are_found_for_retention_and_deleted_with_their_events(store):
     make_job(store, n=1, job_id="old", created=time.time() - 100)
     make_job(store, n=1, job_id="new")
-    assert store.purge_before(time.time() - 50) == ["old"]
+    assert store.jobs_created_before(time.time() - 50) == ["old"]
+    store.delete(["old"])
     assert store.load("old") is None and store.events_after("old") == []
     assert store.load("new") is not None
     assert store.counts()["jobs"]["queued"] == 1
@@ -290,3 +293,138 @@ def test_remote_slot_cap_holds_under_concurrency(store):
     holder = next(c for c, ok in results.items() if ok)
     assert store.complete(*holder, [{"filename": "x.glb"}], {})
     assert store.in_flight("fal") == 2
+
+
+# ---- job API v1.1: history, deletion, idempotency records ------------------------------------------------
+
+
+def test_history_pages_through_one_owners_jobs_newest_first(store):
+    t = 1_700_000_000.0
+    # five jobs of "a" (two created in the same instant), two of "b"
+    for n, created in enumerate([t, t + 1, t + 2, t + 2, t + 3]):
+        make_job(store, n=1, job_id=f"a{n}", created=created, owner="a")
+    for n in range(2):
+        make_job(store, n=1, job_id=f"b{n}", created=t + 10 + n, owner="b")
+    pages, before = [], None
+    for _ in range(10):
+        page = store.list_jobs("a", 2, before=before)
+        if not page:
+            break
+        pages.append([e.job_id for e in page])
+        before = (page[-1].created_at, page[-1].job_id)
+    assert pages == [["a4", "a3"], ["a2", "a1"], ["a0"]]
+    assert [e.job_id for e in store.list_jobs("b", 20)] == ["b1", "b0"]
+    assert store.list_jobs("nobody", 20) == []
+    first = store.list_jobs("a", 1)[0]
+    assert (first.created_at, first.status, first.total, first.generator, first.face_limit) == (
+        t + 3,
+        JobStatus.QUEUED,
+        1,
+        "instant",
+        100,
+    )
+    assert first.preview is None
+
+
+def test_history_filters_by_status_as_jobs_move_on(store):
+    for n in range(3):
+        make_job(store, n=1, job_id=f"j{n}", created=1000.0 + n)
+    item = store.claim("j1", 0, 30)
+    outputs = [
+        {"filename": "0.glb", "format": "glb", "role": "model"},
+        {"filename": "0.preview.webp", "format": "webp", "role": "preview"},
+        {"filename": "0.preview.png", "format": "png", "role": "preview"},
+    ]
+    store.complete("j1", 0, item.attempt, outputs, {})
+    store.cancel("j2")
+
+    def ids(status: JobStatus) -> list[str]:
+        return [e.job_id for e in store.list_jobs("o", 20, status=status)]
+
+    assert ids(JobStatus.QUEUED) == ["j0"]
+    assert ids(JobStatus.COMPLETED) == ["j1"]
+    assert ids(JobStatus.CANCELLED) == ["j2"]
+    assert ids(JobStatus.PROCESSING) == []
+    assert store.list_jobs("o", 20, status=JobStatus.CANCELLED, before=(1002.0, "j2")) == []
+    assert [e.preview for e in store.list_jobs("o", 20)] == [None, "0.preview.png", None]
+
+
+def test_delete_removes_a_job_with_its_events_history_and_idempotency_records(store):
+    make_job(store, n=2, job_id="gone", created=10.0)
+    make_job(store, n=1, job_id="kept", created=20.0)
+    assert store.idempotency_claim("o", "k1", "fp", now=100.0, ttl=3600, lock_seconds=60) is None
+    store.idempotency_finish("o", "k1", "fp", 200, {"job_id": "gone"}, "gone")
+    assert store.idempotency_claim("o", "k2", "fp", now=100.0, ttl=3600, lock_seconds=60) is None
+    store.idempotency_finish("o", "k2", "fp", 200, {"job_id": "kept"}, "kept")
+    store.claim("gone", 0, 30)
+
+    store.delete(["gone"])
+
+    assert store.load("gone") is None and store.events_after("gone") == []
+    assert [e.job_id for e in store.list_jobs("o", 20)] == ["kept"]
+    assert store.list_jobs("o", 20, status=JobStatus.PROCESSING) == []
+    assert store.counts()["items"] == {
+        "queued": 1,
+        "processing": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    assert store.queued_items(10) == ["kept"] and store.reap_candidates(time.time() + 60, 0) == []
+    # the record of the deleted job is gone (a new claim goes ahead); the other job's is kept
+    assert store.idempotency_claim("o", "k1", "fp", now=101.0, ttl=3600, lock_seconds=60) is None
+    kept = store.idempotency_claim("o", "k2", "fp", now=101.0, ttl=3600, lock_seconds=60)
+    assert kept is not None and kept.job_id == "kept" and kept.body == {"job_id": "kept"}
+
+
+def test_idempotency_claim_then_finish_then_replay_until_it_expires(store):
+    now = time.time()
+    assert store.idempotency_claim("o", "key", "fp-1", now, ttl=60, lock_seconds=30) is None
+    pending = store.idempotency_claim("o", "key", "fp-2", now + 1, ttl=60, lock_seconds=30)
+    assert pending is not None and not pending.finished and pending.fingerprint == "fp-1"
+    store.idempotency_finish("o", "key", "fp-1", 200, {"job_id": "j", "n": [1, 2]}, "j")
+    done = store.idempotency_claim("o", "key", "fp-1", now + 40, ttl=60, lock_seconds=30)
+    assert done is not None and done.finished
+    assert (done.status_code, done.body, done.job_id) == (200, {"job_id": "j", "n": [1, 2]}, "j")
+    # scoped to the owner: another owner's same key is a different record
+    assert store.idempotency_claim("p", "key", "fp-9", now + 1, ttl=60, lock_seconds=30) is None
+
+
+def test_idempotency_released_or_abandoned_claims_can_be_taken_again(store):
+    now = time.time()
+    assert store.idempotency_claim("o", "a", "fp", now, ttl=600, lock_seconds=5) is None
+    store.idempotency_release("o", "a", "fp")
+    assert store.idempotency_claim("o", "a", "fp-new", now, ttl=600, lock_seconds=5) is None
+    # a claim whose request never finished (the API died) lapses after its lock
+    assert store.idempotency_claim("o", "b", "fp", now, ttl=600, lock_seconds=5) is None
+    assert store.idempotency_claim("o", "b", "fp", now + 1, ttl=600, lock_seconds=5) is not None
+    assert store.idempotency_claim("o", "b", "other", now + 6, ttl=600, lock_seconds=5) is None
+    # the first request finishing late does not overwrite the new claim
+    store.idempotency_finish("o", "b", "fp", 200, {"late": True}, "j")
+    current = store.idempotency_claim("o", "b", "x", now + 7, ttl=600, lock_seconds=5)
+    assert current is not None and current.fingerprint == "other" and not current.finished
+
+
+def test_finished_idempotency_records_expire_after_their_keep_time(store):
+    now = time.time()
+    store.idempotency_claim("o", "old", "fp", now - 100, ttl=50, lock_seconds=5)
+    store.idempotency_finish("o", "old", "fp", 200, {}, "j")
+    assert store.idempotency_claim("o", "old", "fp2", now, ttl=50, lock_seconds=5) is None
+
+
+def test_an_answer_stored_with_the_job_it_created_is_replayed_and_deleted_with_it(store):
+    from image2model.api.store.base import IdempotencyAnswer
+
+    now = time.time()
+    assert store.idempotency_claim("o", "k", "fp", now, ttl=600, lock_seconds=60) is None
+    t = time.time()
+    job = JobRecord("made", "o", "instant", None, ["glb"], {}, 0, t, t)
+    store.create_job(job, [], IdempotencyAnswer("o", "k", "fp", 200, {"job_id": "made"}, 600))
+    record = store.idempotency_claim("o", "k", "fp", now + 1, ttl=600, lock_seconds=60)
+    assert (
+        record is not None
+        and record.finished
+        and (record.job_id, record.body) == ("made", {"job_id": "made"})
+    )
+    store.delete(["made"])
+    assert store.idempotency_claim("o", "k", "fp", now + 2, ttl=600, lock_seconds=60) is None

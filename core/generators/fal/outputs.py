@@ -16,6 +16,7 @@ from image2model.core.generators.base import OutputFile
 from image2model.core.generators.fal.connection import TransientError
 from image2model.core.mesh import export, gltf, preview
 from image2model.core.mesh.gltf import MeshSource, decimated, normalised, textured
+from image2model.core.numbers import parse_decimal
 
 PREVIEW_FACES = 20000
 """Previews of bigger models are rendered from a decimated copy (same look, far faster)."""
@@ -54,11 +55,9 @@ def download(http: Any, url: str, limit: int, what: str) -> bytes:
                     "the file is gone or was never written. Try again.",
                     {"status_code": response.status_code},
                 )
-            declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > limit:
-                raise GenerationError(
-                    f"FAL's {what} is {int(declared)} bytes, more than our limit of {limit}."
-                )
+            declared = parse_decimal(response.headers.get("content-length"))
+            if declared is not None and declared > limit:
+                raise GenerationError(f"FAL's {what} is {declared} bytes, more than our limit of {limit}.")
             chunks, size = [], 0
             for chunk in response.iter_bytes():
                 size += len(chunk)

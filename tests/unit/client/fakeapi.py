@@ -133,11 +133,13 @@ def _record(request: Request) -> None:
     _Holder.api.requests.append((request.method, request.url.path, dict(request.headers)))
 
 
-def _answer(answer: tuple[int, Any]) -> Response:
-    status, body = answer
+def _answer(answer: tuple[Any, ...]) -> Response:
+    """(status, body) or (status, body, headers)."""
+    status, body, *rest = answer
+    headers = rest[0] if rest else None
     if isinstance(body, (dict, list)):
-        return JSONResponse(body, status_code=status)
-    return Response(str(body), status_code=status, media_type="text/plain")
+        return JSONResponse(body, status_code=status, headers=headers)
+    return Response(str(body), status_code=status, media_type="text/plain", headers=headers)
 
 
 async def upload(request: Request) -> Response:

@@ -10,7 +10,16 @@ import pytest
 from fakeapi import FakeAPI, envelope, frame, listing_entry, upload_body
 
 from image2model.core.client import JobView
-from image2model.core.client.cli import add_generate_arguments, description, generate_command, postfix
+from image2model.core.client.cli import (
+    add_delete_arguments,
+    add_generate_arguments,
+    add_jobs_arguments,
+    delete_command,
+    description,
+    generate_command,
+    jobs_command,
+    postfix,
+)
 from image2model.core.models import Event, EventType, UploadResponse
 from tests.support.recordings import NAMES, load
 
@@ -179,3 +188,33 @@ def test_the_bar_renders_each_recorded_stream(name: str) -> None:
     final = postfix(views[-1])
     for f in views[-1].files:
         assert f"{f.filename} {f.status.value}" in final
+
+
+def test_jobs_and_delete_arguments_parse_into_their_command_parameters() -> None:
+    jobs = add_jobs_arguments(argparse.ArgumentParser()).parse_args(
+        ["--status", "failed", "-n", "5", "--all", "--server", "http://x:1", "--api-key", "k"]
+    )
+    assert vars(jobs) == {
+        "status": "failed",
+        "limit": 5,
+        "show_all": True,
+        "server": "http://x:1",
+        "api_key": "k",
+    }
+    delete = add_delete_arguments(argparse.ArgumentParser()).parse_args(
+        ["j1", "j2", "--server", "http://x:1"]
+    )
+    assert vars(delete) == {"job_ids": ["j1", "j2"], "server": "http://x:1", "api_key": None}
+
+
+def test_jobs_and_delete_without_a_server_exit_3(dead_url: str) -> None:
+    for command, args in ((jobs_command, {}), (delete_command, {"job_ids": ["j1"]})):
+        out, err = io.StringIO(), io.StringIO()
+        assert command(**args, server=dead_url, stdout=out, stderr=err) == 3  # type: ignore[operator]
+        assert "image2model serve" in err.getvalue() and out.getvalue() == ""
+
+
+def test_jobs_refuses_a_limit_the_server_would_refuse(url: str) -> None:
+    err = io.StringIO()
+    assert jobs_command(limit=500, server=url, stdout=io.StringIO(), stderr=err) == 2
+    assert "--limit" in err.getvalue()

@@ -158,3 +158,17 @@ async def test_async_wait_awaits_coroutine_callbacks(fake: FakeAPI, url: str) ->
         snap = await client.wait(JOB, on_event=on_event, timeout=10)
     assert seen[-1] == "task_completed" and len(seen) == 6
     assert snap.status == JobStatus.FAILED and snap.error == "all files failed"
+
+
+def test_non_ascii_or_huge_ids_and_hints_from_a_server_are_ignored_not_fatal(fake: FakeAPI, url: str) -> None:
+    ev = _full_job()
+    huge = b"9" * 5000
+    fake.streams = [
+        [("status", *envelope(503, "NOT_READY", "starting"), {"Retry-After": "\u00b2"})],
+        [b"retry: " + huge + b"\n\n", b'id: \xc2\xb2\nevent: task_queued\ndata: {"seq": 1}\n\n', "drop"],
+        [b"id: " + huge + b'\nevent: file_update\ndata: {"seq": 2}\n\n', ev[5]],
+    ]
+    with Client(url, reconnect=FAST) as client:
+        seqs = [e.seq for e in client.events(JOB)]
+    assert seqs == [1, 2, 6]  # the seq in each event's data stands in for an unusable id
+    assert [r["last_event_id"] for r in fake.stream_requests] == [None, None, "1"]
