@@ -73,7 +73,7 @@ def test_cli_generate_reports_the_api_message_and_fails(stack, tmp_path):
 
 def _command(*args: str, env_url: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "image2model.api.cli", *args, "--server", env_url],
+        [sys.executable, "-m", "image2model.cli", *args, "--server", env_url],
         capture_output=True,
         text=True,
         timeout=60,
