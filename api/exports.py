@@ -27,6 +27,7 @@ from image2model.core.models import (
     EXPORT_FACE_LIMIT,
     EXPORT_FORMATS,
     EXPORT_HEIGHT_MM,
+    EXPORT_MAX_FILES,
     ExportRequest,
     ExportStatus,
     FileEntry,
@@ -34,7 +35,6 @@ from image2model.core.models import (
 )
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_FILES = 1000
 _FIELDS = ("formats", "face_limit", "height_mm", "up", "origin", "files")
 _UP = {"y": "y", "z": "z"}
 _ORIGIN = {"center": "center", "centre": "center", "bottom": "bottom"}
@@ -138,8 +138,8 @@ def _file_ids(value: Any, bad: Callable[[str, str], None]) -> list[str] | None:
     if not isinstance(value, list) or not value or not all(isinstance(f, str) and f for f in value):
         bad("files", "must be a non-empty list of file_id strings from the job's listing")
         return None
-    if len(value) > MAX_FILES:
-        bad("files", f"names {len(value)} files; at most {MAX_FILES}")
+    if len(value) > EXPORT_MAX_FILES:
+        bad("files", f"names {len(value)} files; at most {EXPORT_MAX_FILES}")
         return None
     return list(dict.fromkeys(value))
 

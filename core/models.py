@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,6 +65,8 @@ EXPORT_FORMATS: tuple[str, ...] = ("glb", "obj", "stl", "ply", "3mf")
 EXPORT_FACE_LIMIT = (12, 10_000_000)
 EXPORT_HEIGHT_MM = (0.0, 100_000.0)
 """Exclusive lower, inclusive upper bound of `height_mm` (up to 100 m)."""
+EXPORT_MAX_FILES = 1000
+"""Most `files` one export request may name."""
 
 
 class _Model(BaseModel):
@@ -234,8 +236,11 @@ class ExportRequest(BaseModel):
     origin: Literal["center", "bottom"] = Field(
         "center", description="`bottom`: the origin at the bottom centre (on the build plate)."
     )
-    files: list[str] | None = Field(
-        None, description="`file_id`s of the job's listing to export; all completed ones when absent."
+    files: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=EXPORT_MAX_FILES,
+        description="`file_id`s of the job's listing to export; all completed ones when absent.",
     )
 
     def shaping(self) -> dict[str, Any]:

@@ -327,6 +327,7 @@ class AsyncClient(AsyncJobViews):
         up: str | None = None,
         origin: str | None = None,
         files: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
         timeout: float = DEFAULT_EXPORT_TIMEOUT,
     ) -> ExportResponse:
         """Make `formats` (glb, obj, stl, ply, 3mf) from a finished job's stored models, without generating
@@ -334,11 +335,13 @@ class AsyncClient(AsyncJobViews):
         GLB in metres), `up="z"` for printers and CAD, `origin="bottom"` on the build plate; only the `files`
         (file_ids of the listing) when given. Waits until the files are written (up to `timeout` seconds in
         all) and returns the export with its listing entries (`.files`, ready for `download_export`).
+        `idempotency_key` makes a retry safe: the same request with the same key returns the first export.
         Raises `ExportFailed` when the worker could not make it."""
         body = export_body(formats, face_limit, height_mm, up, origin, files)
         url = path("/jobs", job_id, "exports")
+        headers = submit_headers(idempotency_key, None)
         export = export_result(
-            await self._request("POST", url, json=body, timeout=export_timeout(self.timeout))
+            await self._request("POST", url, json=body, headers=headers, timeout=export_timeout(self.timeout))
         )
         poll = ExportPoll(export, timeout)
         while not export.status.terminal:

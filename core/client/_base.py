@@ -556,7 +556,7 @@ MAX_WAIT_SECONDS = 60
 
 
 def submit_headers(idempotency_key: str | None, wait: int | None) -> dict[str, str]:
-    """The upload's `Idempotency-Key` and `Prefer: wait=N` headers; ValueError for values the server would refuse."""
+    """A request's `Idempotency-Key` and `Prefer: wait=N` headers; ValueError for values the server would refuse."""
     headers: dict[str, str] = {}
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 255 or not all("!" <= c <= "~" for c in idempotency_key):

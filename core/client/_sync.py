@@ -317,6 +317,7 @@ class Client(SyncJobViews):
         up: str | None = None,
         origin: str | None = None,
         files: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
         timeout: float = DEFAULT_EXPORT_TIMEOUT,
     ) -> ExportResponse:
         """Make `formats` (glb, obj, stl, ply, 3mf) from a finished job's stored models, without generating
@@ -324,10 +325,14 @@ class Client(SyncJobViews):
         GLB in metres), `up="z"` for printers and CAD, `origin="bottom"` on the build plate; only the `files`
         (file_ids of the listing) when given. Waits until the files are written (up to `timeout` seconds in
         all) and returns the export with its listing entries (`.files`, ready for `download_export`).
+        `idempotency_key` makes a retry safe: the same request with the same key returns the first export.
         Raises `ExportFailed` when the worker could not make it."""
         body = export_body(formats, face_limit, height_mm, up, origin, files)
         url = path("/jobs", job_id, "exports")
-        export = export_result(self._request("POST", url, json=body, timeout=export_timeout(self.timeout)))
+        headers = submit_headers(idempotency_key, None)
+        export = export_result(
+            self._request("POST", url, json=body, headers=headers, timeout=export_timeout(self.timeout))
+        )
         poll = ExportPoll(export, timeout)
         while not export.status.terminal:
             time.sleep(poll.next_delay())

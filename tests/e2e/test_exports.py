@@ -208,6 +208,31 @@ def test_bad_export_requests_are_refused_and_write_nothing(stack, local_job):
     assert sorted(p for p in (stack.data_dir / "blobs").rglob("*") if p.is_file()) == blobs
 
 
+def test_an_export_retried_with_its_idempotency_key_makes_nothing_new_and_a_changed_one_is_refused(
+    stack, local_job
+):
+    key = f"export-{time.time_ns()}"
+    body = {"formats": ["ply"], "height_mm": 50}
+    url = f"{stack.url}/api/v1/jobs/{local_job}/exports"
+    first = httpx.post(url, json=body, headers={"Idempotency-Key": key}, timeout=90)
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers, first.text
+    made = stored_exports(stack, local_job)
+    entries = len(listing(stack, local_job)["files"])
+
+    again = httpx.post(url, json=body, headers={"Idempotency-Key": key}, timeout=90)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["export_id"] == first.json()["export_id"]
+    assert [f["filename"] for f in again.json()["files"]] == [f["filename"] for f in first.json()["files"]]
+    with Client(stack.url) as client:
+        replayed = client.export(local_job, ["ply"], height_mm=50, idempotency_key=key)
+    assert replayed.export_id == first.json()["export_id"]
+
+    changed = httpx.post(url, json={**body, "height_mm": 60}, headers={"Idempotency-Key": key}, timeout=90)
+    assert changed.status_code == 422 and changed.json()["error_code"] == "IDEMPOTENCY_MISMATCH"
+    assert stored_exports(stack, local_job) == made
+    assert len(listing(stack, local_job)["files"]) == entries
+
+
 def test_unfinished_failed_and_failed_file_jobs_cannot_be_exported(stack):
     with Client(stack.url) as client:
         running = client.submit(photo(), delay=30, steps=30)
