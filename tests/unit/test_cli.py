@@ -18,7 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_subcommand_resolves_and_parses_its_defaults() -> None:
     parser = build_parser()
-    assert [c.name for c in COMMANDS] == ["serve", "api", "worker", "ui", "bot", "generate", "jobs", "delete", "export"]
+    assert [c.name for c in COMMANDS] == [
+        "serve",
+        "api",
+        "worker",
+        "ui",
+        "bot",
+        "generate",
+        "jobs",
+        "delete",
+        "export",
+    ]
     for command in COMMANDS:
         assert callable(resolve(command.run)), command.name
     args = parser.parse_args(["serve", "--no-ui", "--log-level", "debug"])
