@@ -22,7 +22,10 @@ SPEC = GeneratorSpec(
     description=(
         "Turns the object in a product-style photo (plain background, or a PNG with transparency) into a rounded, "
         "textured, watertight solid by inflating its silhouette. Runs offline on the CPU in well under a second; "
-        "the back mirrors the front."
+        "the back mirrors the front. With multiview=true and 2-4 photos of one object (front, left, back, right: "
+        "turned a quarter turn clockwise between shots) it carves the shape every outline allows, rounds the parts "
+        "the photos show as curved, and textures each side from its own photo; hollows no outline shows (the "
+        "inside of a cup) stay filled."
     ),
     formats=FORMATS,
     default_formats=FORMATS,
@@ -32,7 +35,8 @@ SPEC = GeneratorSpec(
             "inflation_depth",
             "float",
             0.75,
-            "How thick the model is: 1.0 turns a disk into a sphere, smaller values flatten it.",
+            "How thick the model is: 1.0 turns a disk into a sphere, smaller values flatten it (one photo only: "
+            "several views give the real depth).",
             0.1,
             3.0,
         ),
@@ -47,20 +51,27 @@ SPEC = GeneratorSpec(
             choices=("auto", "learned", "alpha", "off"),
         ),
     ),
+    max_images_per_item=4,
 )
 
 
 class LocalGenerator(Generator):
-    """Silhouette inflation generator (see `pipeline` for the stages)."""
+    """Silhouette inflation for one photo (see `pipeline`), silhouette carving for several views of one object
+    (see `multiview`)."""
 
     spec = SPEC
 
     def warm_up(self) -> None:
-        from image2model.core.generators.local import pipeline
+        from image2model.core.generators.local import multiview, pipeline
 
         pipeline.warm_up()
+        multiview.warm_up()
 
     def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+        if len(request.images) > 1:
+            from image2model.core.generators.local import multiview
+
+            return multiview.run(request, progress)
         from image2model.core.generators.local import pipeline
 
         return pipeline.run(request, progress)
