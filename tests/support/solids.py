@@ -10,8 +10,9 @@ perspective, lit by a light fixed to the camera (as on a turntable in a studio),
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from PIL import Image
@@ -209,7 +210,7 @@ class Handle(Primitive):
         return Surface(verts, faces, normal, colours)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Solid:
     """A named union of primitives; `kind` is "box" or "round" (which IoU target applies)."""
 
@@ -223,7 +224,9 @@ class Solid:
             out |= part.inside(p)
         return out
 
-    def surface(self) -> Surface:
+    @cached_property
+    def mesh(self) -> Surface:
+        """The fine triangle mesh the photos are rendered from (built once)."""
         pieces = [part.surface() for part in self.parts]
         offsets = np.cumsum([0] + [len(s.vertices) for s in pieces[:-1]])
         return Surface(
@@ -233,8 +236,11 @@ class Solid:
             np.concatenate([s.colours for s in pieces]),
         )
 
+    def surface(self) -> Surface:
+        return self.mesh
+
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        v = self.surface().vertices
+        v = self.mesh.vertices
         return v.min(axis=0), v.max(axis=0)
 
     def mirrored_z(self) -> Solid:
@@ -498,6 +504,3 @@ def glb_mesh(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     mesh = trimesh.load(io.BytesIO(data), file_type="glb", force="mesh", process=False)
     v, inverse = np.unique(np.asarray(mesh.vertices), axis=0, return_inverse=True)
     return v, inverse.ravel()[np.asarray(mesh.faces)]
-
-
-Render = Callable[[Solid], list[Image.Image]]

@@ -28,8 +28,6 @@ UPS = np.array([(0, 1, 0), (0, 1, 0), (0, 1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1
 """Each tile's image right and image up (the top is seen from above with the front at the bottom)."""
 LAYOUTS = ([[0, 1, 2, 3], [4, 5]], [[0, 1], [2, 3], [4, 5]], [[0, 1, 4], [2, 3, 5]], [[0, 1, 2], [3, 4, 5]])
 """Candidate shelf packings (rows of tiles); the one giving the most texels per unit wins."""
-SHARPNESS = 3.0
-"""Exponent on the cosine between a normal and a photo's direction in the blend weights."""
 TIER = 0.05
 """Weight sum below which a tier of photos gives way to the next (direct → opposite side → nearest sides)."""
 NEAREST_FLOOR = 0.3
@@ -65,6 +63,15 @@ def _remap(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Bilinear samples image[y, x] (clamped at the border) for coordinate arrays of any shape."""
     import cv2
 
+    if x.ndim == 2 and max(x.shape) < 32767:
+        direct: np.ndarray = cv2.remap(
+            image,
+            x.astype(np.float32),
+            y.astype(np.float32),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        return direct
     shape = x.shape
     n = x.size
     width = 1024
@@ -77,17 +84,18 @@ def _remap(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.asarray(out).reshape((rows * width,) + image.shape[2:])[:n].reshape(shape + image.shape[2:])
 
 
-def _filled(depth: np.ndarray, hit: np.ndarray) -> np.ndarray:
-    """Depth with missed lines given their nearest hit, so interpolation near outlines stays on the surface."""
+def _filled(values: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """Per-line values with missed lines given their nearest hit's, so interpolation near outlines stays on the
+    surface."""
     import cv2
 
     if hit.all() or not hit.any():
-        return np.where(hit, depth, 0.0).astype(np.float32)
+        return values.astype(np.float32)
     _, labels = cv2.distanceTransformWithLabels(
         (~hit).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
     )
-    values = depth[hit]
-    return values[np.clip(labels - 1, 0, len(values) - 1)].astype(np.float32)
+    inside = values[hit]
+    return inside[np.clip(labels - 1, 0, len(inside) - 1)].astype(np.float32)
 
 
 def depth_maps(field: np.ndarray, grid: Grid) -> list[DepthMap]:
@@ -128,7 +136,7 @@ def depth_maps(field: np.ndarray, grid: Grid) -> list[DepthMap]:
             DepthMap(
                 _filled(depth, hit),
                 hit.astype(np.float32),
-                normal.astype(np.float32),
+                _filled(normal, hit),
                 lows[0],
                 lows[1],
                 grid.step,
@@ -201,8 +209,8 @@ def layout(
 
 
 def _bled_photo(view: View) -> np.ndarray:
-    """The photo (float32) with everything outside the slightly eroded cut-out replaced by the nearest object
-    colour, so no backdrop colour is sampled at the rim."""
+    """The photo (float32) with everything outside the slightly eroded cut-out filled in from the object's own
+    colours, so no backdrop colour is sampled at the rim."""
     import cv2
 
     inside = (view.mask > 0.5).astype(np.uint8)
@@ -215,59 +223,94 @@ def _bled_photo(view: View) -> np.ndarray:
     if not keep.any():
         keep = inside[y0:y1, x0:x1]
     out = view.rgb.astype(np.float32)
-    region = out[y0:y1, x0:x1]
-    _, labels = cv2.distanceTransformWithLabels(
-        (keep == 0).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    colours = region[keep > 0]
-    region[:] = colours[np.clip(labels - 1, 0, len(colours) - 1)].reshape(region.shape)
+    out[y0:y1, x0:x1] = fill(out[y0:y1, x0:x1], keep > 0)
     return out
 
 
-def _tiered(tiers: list[np.ndarray]) -> np.ndarray:
-    """Combine weight tiers (..., views): each later tier only fills in where the earlier ones sum to little."""
-    total = tiers[-1]
-    for tier in reversed(tiers[:-1]):
-        share = np.clip(tier.sum(axis=-1, keepdims=True) / TIER, 0.0, 1.0)
-        total = tier + (1.0 - share) * total
-    return total
+def fill(colour: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Colours (h, w, 3) with the invalid texels filled from the valid ones around them (push-pull: averages
+    over a pyramid, composited back from coarse to fine), which also keeps mipmaps free of stray colour."""
+    import cv2
+
+    if valid.all() or not valid.any():
+        return colour
+    weight = valid.astype(np.float32)
+    levels = []
+    c, w = colour * weight[..., None], weight
+    while min(c.shape[:2]) > 1:
+        levels.append((c, w))
+        size = (max(1, c.shape[1] // 2), max(1, c.shape[0] // 2))
+        c = cv2.resize(c, size, interpolation=cv2.INTER_AREA)
+        w = cv2.resize(w, size, interpolation=cv2.INTER_AREA)
+    filled = c / np.maximum(w, 1e-6)[..., None]
+    for c, w in reversed(levels):
+        up = cv2.resize(filled, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_LINEAR)
+        # c is premultiplied by its coverage w, so "c over up" is c + (1 − w)·up; where w = 1 c wins.
+        up *= (1.0 - w)[..., None]
+        up += c
+        filled = up
+    return filled
 
 
-def blend(
+def _cube(x: np.ndarray) -> np.ndarray:
+    """max(x, 0)³ (the blend's sharpness), without a slow general power."""
+    c = np.clip(x, 0.0, 1.0)
+    return c * c * c
+
+
+def blend_weights(
     points: np.ndarray,
     normals: np.ndarray,
     views: list[View],
-    photos: list[np.ndarray],
     maps: list[DepthMap],
     centre: np.ndarray,
     half: np.ndarray,
 ) -> np.ndarray:
-    """Colours (n, 3) of surface points (n, 3) with unit normals, from the photos (see the module docstring)."""
-    direct, opposite, nearest, colours = [], [], [], []
+    """(n, views) weights of the photos for surface points (n, 3) with unit normals (see the module docstring),
+    summing to 1. They come in tiers: the photos that see a point squarely; where their weights sum to less
+    than `TIER`, the photos from the opposite side; where those too are weak, the photos of the nearest sides."""
+    n, count = len(points), len(views)
     tolerance = np.float32(1.5 * maps[0].step)
-    for view, photo in zip(views, photos, strict=True):
+    direct = np.empty((n, count), np.float32)
+    facing = np.empty((n, count), np.float32)
+    for m, view in enumerate(views):
         k = view.k
         direction = DIRECTIONS[k].astype(np.float32)
-        facing = normals @ direction
-        behind = (
-            maps[k].sample(maps[k].depth, points @ RIGHTS[k].astype(np.float32), points[:, 1])
-            - points @ direction
-        )
-        seen = np.clip(1.0 - (behind - tolerance) / tolerance, 0.0, 1.0)
-        direct.append(seen * np.clip(facing, 0.0, 1.0) ** SHARPNESS)
-        opposite.append(np.clip(-facing, 0.0, 1.0) ** SHARPNESS)
-        side = ((points - centre.astype(np.float32)) @ direction) / np.float32(
-            max(float(np.abs(DIRECTIONS[k]) @ half), 1e-9)
-        )
-        nearest.append(np.clip(side, 0.0, 1.0) + np.float32(NEAREST_FLOOR))
-        px, py = view.photo_xy(points)
-        colours.append(_remap(photo, px, py))
-    weights = _tiered([np.stack(direct, -1), np.stack(opposite, -1), np.stack(nearest, -1)])
-    weights /= np.maximum(weights.sum(axis=-1, keepdims=True), np.float32(1e-12))
-    out = np.zeros((len(points), 3), np.float32)
-    for n, colour in enumerate(colours):
-        out += weights[:, n : n + 1] * colour
-    return out
+        facing[:, m] = normals @ direction
+        behind = maps[k].sample(maps[k].depth, points @ RIGHTS[k].astype(np.float32), points[:, 1])
+        behind -= points @ direction
+        direct[:, m] = np.clip(1.0 - (behind - tolerance) / tolerance, 0.0, 1.0) * _cube(facing[:, m])
+    weights = direct
+    weak = np.nonzero(direct.sum(axis=1) < TIER)[0]
+    if len(weak):
+        opposite = _cube(-facing[weak])
+        sides = np.array([DIRECTIONS[v.k] / max(float(np.abs(DIRECTIONS[v.k]) @ half), 1e-9) for v in views])
+        nearest = np.clip((points[weak] - centre.astype(np.float32)) @ sides.T.astype(np.float32), 0.0, 1.0)
+        nearest += np.float32(NEAREST_FLOOR)
+        share = np.clip(opposite.sum(axis=1, keepdims=True) / TIER, 0.0, 1.0)
+        fallback = opposite + (1.0 - share) * nearest
+        share = np.clip(direct[weak].sum(axis=1, keepdims=True) / TIER, 0.0, 1.0)
+        weights[weak] = direct[weak] + (1.0 - share) * fallback
+    weights /= np.maximum(weights.sum(axis=1, keepdims=True), np.float32(1e-12))
+    return weights
+
+
+def _tile_weights(
+    t: int, maps: list[DepthMap], views: list[View], centre: np.ndarray, half: np.ndarray
+) -> np.ndarray:
+    """The photos' blend weights at every line of tile t's depth map, (na, nb, views): they vary smoothly, so
+    the texels interpolate them instead of each working them out."""
+    depth_map = maps[t]
+    na, nb = depth_map.depth.shape
+    a = (depth_map.a_lo + depth_map.step * np.arange(na, dtype=np.float32))[:, None].repeat(nb, 1)
+    b = (depth_map.b_lo + depth_map.step * np.arange(nb, dtype=np.float32))[None, :].repeat(na, 0)
+    points = (
+        a.reshape(-1, 1) * RIGHTS[t].astype(np.float32)
+        + b.reshape(-1, 1) * UPS[t].astype(np.float32)
+        + depth_map.depth.reshape(-1, 1) * DIRECTIONS[t].astype(np.float32)
+    )
+    weights = blend_weights(points, depth_map.normal.reshape(-1, 3), views, maps, centre, half)
+    return weights.reshape(na, nb, len(views))
 
 
 @dataclass
@@ -366,43 +409,37 @@ def build(
     atlas = np.zeros((size[1], size[0], 3), np.float32)
     for tile in tiles:
         t = tile.index
-        a, b = np.meshgrid(
-            (tile.a0 + (np.arange(tile.width) + 0.5) / res).astype(np.float32),
-            (tile.b1 - (np.arange(tile.height) + 0.5) / res).astype(np.float32),
-        )
         depth_map = maps[t]
-        footprint = depth_map.sample(depth_map.hit, a, b) > 0.25
+        # Tile texel (c, r) looks up depth-map line ((a − a_lo)/step, (b − b_lo)/step): both linear in c, r.
+        a = (tile.a0 + (np.arange(tile.width, dtype=np.float32) + 0.5) / res)[None, :]
+        b = (tile.b1 - (np.arange(tile.height, dtype=np.float32) + 0.5) / res)[:, None]
+        rows = np.broadcast_to((a - depth_map.a_lo) / depth_map.step, (tile.height, tile.width))
+        cols = np.broadcast_to((b - depth_map.b_lo) / depth_map.step, (tile.height, tile.width))
+        footprint = _remap(depth_map.hit, cols, rows) > 0.25
+        if not footprint.any():
+            continue
+        depth = _remap(depth_map.depth, cols, rows)
+        weights = _remap(_tile_weights(t, maps, views, centre, half), cols, rows)
+        weights /= np.maximum(weights.sum(axis=-1, keepdims=True), np.float32(1e-12))
         colour = np.zeros((tile.height, tile.width, 3), np.float32)
-        if footprint.any():
-            a_in, b_in = a[footprint], b[footprint]
-            depth = depth_map.sample(depth_map.depth, a_in, b_in)
-            normal = depth_map.sample(depth_map.normal, a_in, b_in)
-            normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), np.float32(1e-9))
-            points = (
-                a_in[:, None] * RIGHTS[t].astype(np.float32)
-                + b_in[:, None] * UPS[t].astype(np.float32)
-                + depth[:, None] * DIRECTIONS[t].astype(np.float32)
+        for m, (view, photo) in enumerate(zip(views, photos, strict=True)):
+            if weights[..., m].max() <= 1e-3:
+                continue
+            # The texel's point is a·right_t + b·up_t + depth·direction_t; project it into photo m.
+            r_t, u_t, d_t = RIGHTS[t] @ view.right, UPS[t] @ view.right, DIRECTIONS[t] @ view.right
+            across = a * np.float32(r_t) + b * np.float32(u_t) + depth * np.float32(d_t)
+            height = (
+                a * np.float32(RIGHTS[t][1])
+                + b * np.float32(UPS[t][1])
+                + depth * np.float32(DIRECTIONS[t][1])
             )
-            colour[footprint] = blend(points, normal, views, photos, maps, centre, half)
-            colour = _bleed(colour, footprint)
-        atlas[tile.top : tile.top + tile.height, tile.left : tile.left + tile.width] = colour
+            px = view.centre - 0.5 + view.scale * across
+            py = view.ground - 0.5 - view.scale * height
+            colour += weights[..., m : m + 1] * _remap(photo, px, py)
+        atlas[tile.top : tile.top + tile.height, tile.left : tile.left + tile.width] = fill(colour, footprint)
     _pad_edges(atlas, tiles)
     image = Image.fromarray(np.clip(np.round(atlas), 0, 255).astype(np.uint8), "RGB")
     return Atlas(image, tiles, res, size, maps)
-
-
-def _bleed(colour: np.ndarray, footprint: np.ndarray) -> np.ndarray:
-    """Texels outside the footprint take the nearest footprint texel's colour."""
-    import cv2
-
-    if footprint.all() or not footprint.any():
-        return colour
-    _, labels = cv2.distanceTransformWithLabels(
-        (~footprint).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    inside = colour[footprint]
-    out: np.ndarray = inside[np.clip(labels - 1, 0, len(inside) - 1)]
-    return out
 
 
 def _pad_edges(atlas: np.ndarray, tiles: list[Tile]) -> None:

@@ -209,8 +209,9 @@ def _edge_darkening(lum: np.ndarray, mask: np.ndarray) -> float | None:
     flat face, about 0.2–0.5 for a cylinder); None when the run shows too little to tell."""
     t = np.linspace(-0.92, 0.92, lum.shape[1])
     values = np.where(mask > 0.95, lum, np.nan)
-    with np.errstate(all="ignore"):
-        profile = np.nanmedian(values, axis=0) if np.isfinite(values).any() else np.full(len(t), np.nan)
+    seen = np.isfinite(values).any(axis=0)
+    profile = np.full(len(t), np.nan)
+    profile[seen] = np.nanmedian(values[:, seen], axis=0)
     centre = (np.abs(t) <= 0.45) & np.isfinite(profile)
     if centre.sum() < 5 or np.nanmean(profile[centre]) < 12:
         return None

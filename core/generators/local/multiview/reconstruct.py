@@ -44,9 +44,9 @@ def iou_threshold(face_limit: int) -> float | None:
     """The outline gate for a face budget: the carved outline against the views' combined cut-outs (thin parts
     a grid cell wide lose relatively more of their outline than the single-photo mesh does)."""
     if face_limit >= 5000:
-        return 0.93
+        return 0.9
     if face_limit >= 1000:
-        return 0.88
+        return 0.85
     return None
 
 
@@ -225,9 +225,10 @@ def build_model(images: list[Image.Image], options: dict[str, Any], progress: Pr
         "views": len(prepared),
         "views_used": used,
         "alignment": {
-            "method": "every view scaled so the object has the same height, standing on the same ground line, "
-            "and centred on its own width",
-            "views": [v.alignment() for v in prepared],
+            "method": "every view scaled so the object has the same height as in the front view (scale), "
+            "standing on the same ground line (ground_row: the object's lowest photo row) and centred on its own "
+            "width",
+            "views": [v.alignment(prepared[0]) for v in prepared],
         },
         "consistency": consistency,
         "shape": carved.shape_summary(),

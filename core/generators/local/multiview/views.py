@@ -75,8 +75,8 @@ class View:
         u = points @ self.right
         return self.centre + self.scale * u - 0.5, self.ground - self.scale * points[..., 1] - 0.5
 
-    def alignment(self) -> dict[str, Any]:
-        """What the metadata says about how this view was aligned."""
+    def alignment(self, reference: View) -> dict[str, Any]:
+        """What the metadata says about how this view was aligned (zoom relative to `reference`)."""
         h, w = self.mask.shape
         x0, y0, x1, y1 = self.bbox
         return {
@@ -86,6 +86,8 @@ class View:
             "object_box": [x0, y0, x1, y1],
             "object_height_px": y1 - y0,
             "object_offset_px": [round(self.centre - w / 2, 1), round((y0 + y1 - h) / 2, 1)],
+            "scale": round(reference.scale / self.scale, 4),
+            "ground_row": y1,
             "cutout": self.cut.method,
         }
 
