@@ -235,20 +235,19 @@ def fill(colour: np.ndarray, valid: np.ndarray) -> np.ndarray:
     if valid.all() or not valid.any():
         return colour
     weight = valid.astype(np.float32)
-    levels = []
-    c, w = colour * weight[..., None], weight
+    levels: list[tuple[np.ndarray, np.ndarray]] = []
+    c: np.ndarray = (colour * weight[..., None]).astype(np.float32)
+    w: np.ndarray = weight
     while min(c.shape[:2]) > 1:
         levels.append((c, w))
         size = (max(1, c.shape[1] // 2), max(1, c.shape[0] // 2))
-        c = cv2.resize(c, size, interpolation=cv2.INTER_AREA)
-        w = cv2.resize(w, size, interpolation=cv2.INTER_AREA)
-    filled = c / np.maximum(w, 1e-6)[..., None]
+        c = np.asarray(cv2.resize(c, size, interpolation=cv2.INTER_AREA))
+        w = np.asarray(cv2.resize(w, size, interpolation=cv2.INTER_AREA))
+    filled: np.ndarray = c / np.maximum(w, 1e-6)[..., None]
     for c, w in reversed(levels):
-        up = cv2.resize(filled, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_LINEAR)
+        up = np.asarray(cv2.resize(filled, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_LINEAR))
         # c is premultiplied by its coverage w, so "c over up" is c + (1 − w)·up; where w = 1 c wins.
-        up *= (1.0 - w)[..., None]
-        up += c
-        filled = up
+        filled = c + (1.0 - w)[..., None] * up
     return filled
 
 
