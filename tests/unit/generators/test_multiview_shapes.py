@@ -11,6 +11,8 @@ from image2model.core.generators.local import pipeline
 from image2model.core.generators.local.multiview import build_model
 from tests.support import solids
 
+pytestmark = pytest.mark.slow
+
 BOX_LIKE = ("box", "tall-box", "l-block", "chair")
 ROUND = ("cylinder", "vase", "cup")
 TARGET = {"box": 0.9, "round": 0.85}

@@ -263,7 +263,6 @@ def blend_weights(
     views: list[View],
     maps: list[DepthMap],
     centre: np.ndarray,
-    half: np.ndarray,
 ) -> np.ndarray:
     """(n, views) weights of the photos for surface points (n, 3) with unit normals (see the module docstring),
     summing to 1. They come in tiers: the photos that see a point squarely; where their weights sum to less
@@ -283,9 +282,12 @@ def blend_weights(
     weak = np.nonzero(direct.sum(axis=1) < TIER)[0]
     if len(weak):
         opposite = _cube(-facing[weak])
-        sides = np.array([DIRECTIONS[v.k] / max(float(np.abs(DIRECTIONS[v.k]) @ half), 1e-9) for v in views])
-        nearest = np.clip((points[weak] - centre.astype(np.float32)) @ sides.T.astype(np.float32), 0.0, 1.0)
-        nearest += np.float32(NEAREST_FLOOR)
+        # Toward which side the point lies, seen from above: the photos of the nearest sides, blended by angle.
+        offset = points[weak] - centre.astype(np.float32)
+        offset[:, 1] = 0.0
+        offset /= np.maximum(np.linalg.norm(offset, axis=1, keepdims=True), np.float32(1e-9))
+        sides = np.array([DIRECTIONS[v.k] for v in views], np.float32)
+        nearest = np.clip(offset @ sides.T, 0.0, 1.0) + np.float32(NEAREST_FLOOR)
         share = np.clip(opposite.sum(axis=1, keepdims=True) / TIER, 0.0, 1.0)
         fallback = opposite + (1.0 - share) * nearest
         share = np.clip(direct[weak].sum(axis=1, keepdims=True) / TIER, 0.0, 1.0)
@@ -294,9 +296,7 @@ def blend_weights(
     return weights
 
 
-def _tile_weights(
-    t: int, maps: list[DepthMap], views: list[View], centre: np.ndarray, half: np.ndarray
-) -> np.ndarray:
+def _tile_weights(t: int, maps: list[DepthMap], views: list[View], centre: np.ndarray) -> np.ndarray:
     """The photos' blend weights at every line of tile t's depth map, (na, nb, views): they vary smoothly, so
     the texels interpolate them instead of each working them out."""
     depth_map = maps[t]
@@ -308,7 +308,7 @@ def _tile_weights(
         + b.reshape(-1, 1) * UPS[t].astype(np.float32)
         + depth_map.depth.reshape(-1, 1) * DIRECTIONS[t].astype(np.float32)
     )
-    weights = blend_weights(points, depth_map.normal.reshape(-1, 3), views, maps, centre, half)
+    weights = blend_weights(points, depth_map.normal.reshape(-1, 3), views, maps, centre)
     return weights.reshape(na, nb, len(views))
 
 
@@ -404,7 +404,7 @@ def build(
     maps = depth_maps(field, grid)
     tiles, res, size = layout(_spans(lo, hi), max_side, max(v.scale for v in views))
     photos = [_bled_photo(v) for v in views]
-    centre, half = (lo + hi) / 2.0, (hi - lo) / 2.0
+    centre = (lo + hi) / 2.0
     atlas = np.zeros((size[1], size[0], 3), np.float32)
     for tile in tiles:
         t = tile.index
@@ -418,7 +418,7 @@ def build(
         if not footprint.any():
             continue
         depth = _remap(depth_map.depth, cols, rows)
-        weights = _remap(_tile_weights(t, maps, views, centre, half), cols, rows)
+        weights = _remap(_tile_weights(t, maps, views, centre), cols, rows)
         weights /= np.maximum(weights.sum(axis=-1, keepdims=True), np.float32(1e-12))
         colour = np.zeros((tile.height, tile.width, 3), np.float32)
         for m, (view, photo) in enumerate(zip(views, photos, strict=True)):
