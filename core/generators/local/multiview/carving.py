@@ -23,6 +23,10 @@ PAD = 2
 SDF_SMOOTH_PX = 1.2
 SHAPE_MARGIN = 3
 MERGE_GAP = 2.0
+BULGE_WINDOW = 6
+BULGE, BULGE_OTHER = 0.08, 0.02
+"""A slice's side farther out than BULGE × the width of the slices around it, while its opposite side stays
+within BULGE_OTHER, is a bulge."""
 """Grid cells of empty space around the object (the field is outside on the grid's border)."""
 ROUND_SHADING = 0.1
 """Edge darkening (share of the brightness a flat face would have there) from which a part counts as round."""
@@ -61,7 +65,8 @@ class Part:
 
     @property
     def rows(self) -> int:
-        return len(self.cells)
+        """Slices the part spans."""
+        return len({c[0] for c in self.cells})
 
 
 @dataclass
@@ -287,6 +292,42 @@ def _smooth(part: Part) -> None:
     ]
 
 
+def _split_bulges(part: Part) -> None:
+    """Where a round part's slice sticks out on one side only (a cup's body where the handle joins it), round the
+    body as in the slices around it and the bulge as a shape of its own, so the body stays a circle. The slices
+    around are the part's own (its median slice: a bulge covers fewer than half of them) or, for a short part such
+    as the joint itself, those of the tallest round part it touches."""
+    if not part.round:
+        return
+    cells = np.array([c[1:] for c in part.cells])
+    if part.rows >= 2 * BULGE_WINDOW:
+        reference = np.tile(np.median(cells, axis=0), (len(cells), 1))
+    else:
+        tall = [p for p in part.neighbours if p.round and p.rows >= 2 * BULGE_WINDOW]
+        if not tall:
+            return
+        donor = max(tall, key=lambda p: p.rows)
+        mid = part.cells[len(part.cells) // 2][0]
+        nearest = min(donor.cells, key=lambda c: abs(c[0] - mid))
+        reference = np.tile(np.array(nearest[1:]), (len(cells), 1))
+    out: list[tuple[int, float, float, float, float]] = []
+    for (j, *_), cell, ref in zip(part.cells, cells, reference, strict=True):
+        core, extra = cell.copy(), []
+        for lo_i, hi_i in ((0, 1), (2, 3)):
+            width = ref[hi_i] - ref[lo_i]
+            low, high = ref[lo_i] - cell[lo_i], cell[hi_i] - ref[hi_i]  # how far each side sticks out
+            for grow, other, side in ((high, low, hi_i), (low, high, lo_i)):
+                if grow > BULGE * width and abs(other) < BULGE_OTHER * width:
+                    core[side] = ref[side]
+                    bulge = cell.copy()
+                    inner = ref[side] - 0.5 * grow if side == hi_i else ref[side] + 0.5 * grow
+                    bulge[lo_i if side == hi_i else hi_i] = inner
+                    extra.append(bulge)
+        for rect in [core, *extra]:
+            out.append((j, float(rect[0]), float(rect[1]), float(rect[2]), float(rect[3])))
+    part.cells = out
+
+
 def _inherit(parts: list[Part]) -> None:
     """Parts too short or thin to judge take the decision of the tallest part they touch (a rim row of a vase,
     the joint where a handle meets a cup)."""
@@ -347,6 +388,8 @@ def carve(x: Canvas, z: Canvas, resolution: int, judge: bool = True) -> Carving:
     _inherit(parts)
     for part in parts:
         _smooth(part)
+    for part in parts:
+        _split_bulges(part)
     _shape_slices(field, grid, parts)
     for sl in ((0, slice(None)), (-1, slice(None))):
         field[sl[0]] = big
