@@ -154,3 +154,11 @@ def test_one_image_still_takes_the_single_photo_path(
 ) -> None:
     result, _ = _run(generator, box_photos[:1], tmp_path, {"face_limit": "2000"}, ("glb",))
     assert result.metadata.get("mode") != "multiview" and "views" not in result.metadata
+
+
+def test_a_view_warning_reaches_the_item_metadata(
+    generator: LocalGenerator, box_photos, tmp_path: Path
+) -> None:
+    cut_off = solids.photograph(solids.SOLIDS["box"], 1, solids.Shot((512, 512), 0.72, (0, 230)))
+    result, _ = _run(generator, [box_photos[0], cut_off], tmp_path, {"face_limit": "2000"}, ("glb",))
+    assert "touches the bottom edge of the left view (2nd photo)" in result.metadata["warning"]

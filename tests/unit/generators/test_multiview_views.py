@@ -96,3 +96,13 @@ def test_one_view_is_not_a_multi_view_model(l_block) -> None:
 def test_keeping_the_whole_photo_cannot_be_carved(l_block) -> None:
     with pytest.raises(GenerationError, match="background_removal=off"):
         build_model(l_block[:2], {**OPTIONS, "background_removal": "off"}, _quiet)
+
+
+def test_an_object_cut_off_by_the_frame_is_warned_about(l_block) -> None:
+    cut_off = solids.photograph(solids.SOLIDS["l-block"], 1, Shot((512, 512), 0.72, (0, -200)))
+    model = build_model([l_block[0], cut_off], OPTIONS, _quiet)
+    assert model.views[0].warnings == []
+    assert model.views[1].warnings == [
+        "The object touches the top edge of the left view (2nd photo), so its height may be cut off and the views "
+        "may not line up; leave a margin around the object."
+    ]

@@ -81,7 +81,7 @@ def _resolution(x: views.Canvas, z: views.Canvas, face_limit: int) -> int:
     inside = probe.field < 0
     # Faces of marching cubes ≈ 2 per grid face between inside and outside; they scale with resolution².
     boundary = sum(int(np.count_nonzero(np.diff(inside, axis=a))) for a in range(3))
-    wanted = DENSE_FACTOR * face_limit
+    wanted = min(DENSE_FACTOR * face_limit, face_limit + 60_000)  # big budgets: bound the decimator's work
     n = PROBE_RESOLUTION * math.sqrt(wanted / max(2.0 * boundary, 1.0))
     return int(np.clip(round(n), MIN_RESOLUTION, MAX_RESOLUTION))
 
@@ -138,21 +138,23 @@ def _shape(
     if dropped:
         info["dropped_pieces"] = dropped
     with timer.stage("decimate"):
-        for agg in (7.0, 5.0):
-            vd, fd = _decimate(v, f, face_limit, agg)
-            if len(fd) <= face_limit and _closed(vd, fd):
-                info["decimation"] = f"qem agg={agg:g}" if len(fd) < len(f) else "none"
-                return carved, carved.grid.lo + vd * carved.grid.step, fd, info
-        # The decimator could not keep the mesh closed: carve coarser until the surface fits as it is.
-        for _ in range(16):
-            n = max(4, int(n * 0.8))
-            carved = carving.carve(x, z, n)
-            _drop_crumbs(carved.field)
-            v, f = marching_cubes(carved.field)
-            if len(f) <= face_limit and _closed(v, f):
-                info.update(grid_resolution=n, grid_cell=round(carved.grid.step, 5), dense_faces=int(len(f)),
-                            decimation="coarser grid")  # fmt: skip
-                return carved, carved.grid.lo + v * carved.grid.step, f, info
+        # When the decimator cannot keep the mesh closed at this budget, carve coarser and try again.
+        for attempt in range(16):
+            if attempt:
+                n = max(4, int(n * 0.75))
+                carved = carving.carve(x, z, n)
+                _drop_crumbs(carved.field)
+                v, f = marching_cubes(carved.field)
+                info.update(grid_resolution=n, grid_cell=round(carved.grid.step, 5), dense_faces=int(len(f)))
+            for agg in (7.0, 5.0):
+                vd, fd = _decimate(v, f, face_limit, agg)
+                if len(fd) <= face_limit and _closed(vd, fd):
+                    info["decimation"] = f"qem agg={agg:g}" if len(fd) < len(f) else "none"
+                    if attempt:
+                        info["decimation"] += " on a coarser grid"
+                    return carved, carved.grid.lo + vd * carved.grid.step, fd, info
+                if len(fd) == len(f):
+                    break
     raise GenerationError(
         f"Could not fit this shape into {face_limit} faces; raise face_limit and try again.",
         {"face_limit": face_limit},
