@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +14,14 @@ import numpy as np
 from PIL import Image
 
 from image2model.core.errors import GenerationError
-from image2model.core.generators.base import GenerationRequest, GenerationResult, OutputFile, ProgressCallback
+from image2model.core.generators.base import GenerationRequest, GenerationResult, ProgressCallback
+from image2model.core.generators.local import finishing
 from image2model.core.generators.local import pipeline as single
 from image2model.core.generators.local.multiview import atlas as _atlas
 from image2model.core.generators.local.multiview import carving, views
 from image2model.core.generators.local.multiview.marching import case_table, marching_cubes
 from image2model.core.images import load_image
-from image2model.core.mesh import export, preview, quality
+from image2model.core.mesh import quality
 from image2model.core.mesh.model import TexturedMesh
 
 DEFAULTS: dict[str, Any] = {"face_limit": 10000, "texture_size": 1024, "background_removal": "auto"}
@@ -51,19 +50,6 @@ def iou_threshold(face_limit: int) -> float | None:
 
 
 @dataclass
-class Timer:
-    ms: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000.0, 2)
-
-
-@dataclass
 class Model:
     """What the geometry and texture stages produce, before any file is written."""
 
@@ -72,7 +58,7 @@ class Model:
     turntable_mesh: TexturedMesh
     views: list[views.View]
     figures: dict[str, Any]
-    timings: Timer
+    timings: finishing.Timer
 
 
 def _resolution(x: views.Canvas, z: views.Canvas, face_limit: int) -> int:
@@ -120,7 +106,7 @@ def _closed(v: np.ndarray, f: np.ndarray) -> bool:
 
 
 def _shape(
-    x: views.Canvas, z: views.Canvas, face_limit: int, timer: Timer
+    x: views.Canvas, z: views.Canvas, face_limit: int, timer: finishing.Timer
 ) -> tuple[carving.Carving, np.ndarray, np.ndarray, dict[str, Any]]:
     """Carve, mesh and decimate within the budget, keeping the mesh closed (retrying coarser when the decimator
     cannot)."""
@@ -171,7 +157,7 @@ def _silhouette_iou(can: views.Canvas, vertices: np.ndarray, faces: np.ndarray) 
 
 def build_model(images: list[Image.Image], options: dict[str, Any], progress: ProgressCallback) -> Model:
     """Geometry, texture and checks for 2–4 views in the contract's order (no files written)."""
-    timer = Timer()
+    timer = finishing.Timer()
     opts = {**DEFAULTS, **options}
     face_limit = int(opts["face_limit"])
     if not 2 <= len(images) <= 4:
@@ -205,7 +191,7 @@ def build_model(images: list[Image.Image], options: dict[str, Any], progress: Pr
             return atlas.textured(rv, rf, centre, extent)
 
         preview_mesh, turntable_mesh = reduced(PREVIEW_FACES), reduced(TURNTABLE_FACES)
-    progress(0.6, "checking")
+    progress(0.55, "checking")
     with timer.stage("checks"):
         topo = quality.topology(mesh.welded.faces, len(mesh.welded.vertices))
         volume = quality.signed_volume(mesh.vertices, mesh.faces)
@@ -242,17 +228,7 @@ def build_model(images: list[Image.Image], options: dict[str, Any], progress: Pr
         },
         **shape_info,
     }
-    problems = []
-    if not topo.watertight:
-        problems.append("the mesh is not closed")
-    elif not topo.winding_consistent:
-        problems.append("the mesh's faces are not consistently oriented")
-    if volume <= 0:
-        problems.append("the mesh encloses no volume")
-    if len(mesh.faces) > face_limit:
-        problems.append(f"it has {len(mesh.faces)} faces, more than face_limit {face_limit}")
-    if threshold is not None and iou < threshold:
-        problems.append(f"its outline matches the views only to IoU {iou:.3f} (needs {threshold})")
+    problems = finishing.gate_problems(topo, volume, len(mesh.faces), face_limit, iou, threshold, "the views")
     if problems:
         raise GenerationError(
             "The model failed its quality checks: " + "; ".join(problems) + ". Try photos with a plain "
@@ -260,14 +236,6 @@ def build_model(images: list[Image.Image], options: dict[str, Any], progress: Pr
             {"quality": figures},
         )
     return Model(mesh, preview_mesh, turntable_mesh, prepared, figures, timer)
-
-
-_WRITERS: dict[str, tuple[str, Callable[[TexturedMesh, Path, str], Path]]] = {
-    "glb": (".glb", lambda m, p, s: export.write_glb(m, p)),
-    "obj": (".obj.zip", lambda m, p, s: export.write_obj_zip(m, p, s)),
-    "stl": (".stl", lambda m, p, s: export.write_stl(m, p)),
-    "ply": (".ply", lambda m, p, s: export.write_ply(m, p)),
-}
 
 
 def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
@@ -280,25 +248,16 @@ def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationRes
     model = build_model(images, request.options, progress)
     timer = model.timings
     timer.ms["read"] = round(read_ms, 2)
-    out_dir, stem = Path(request.out_dir), request.basename
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files: list[OutputFile] = []
-    progress(0.65, "exporting")
-    for fmt in request.formats:
-        suffix, writer = _WRITERS[fmt]
-        with timer.stage(fmt):
-            path = writer(model.mesh, out_dir / f"{stem}{suffix}", stem)
-        files.append(OutputFile(path, fmt, "model"))
-    progress(0.75, "rendering previews")
-    with timer.stage("preview_png"):
-        thumb = preview.write_thumbnail(model.preview_mesh, out_dir / f"{stem}.preview.png")
-    files.append(OutputFile(thumb, "png", "preview"))
-    progress(0.85, "rendering turntable")
-    with timer.stage("turntable"):
-        frames = preview.turntable_frames(model.turntable_mesh)
-        webp, gif = out_dir / f"{stem}.turntable.webp", out_dir / f"{stem}.turntable.gif"
-        preview.write_turntable(frames, webp, gif)
-    files += [OutputFile(webp, "webp", "preview"), OutputFile(gif, "gif", "preview")]
+    files = finishing.write_outputs(
+        model.mesh,
+        model.preview_mesh,
+        model.turntable_mesh,
+        list(request.formats),
+        Path(request.out_dir),
+        request.basename,
+        timer,
+        progress,
+    )
     timer.ms["total"] = round((time.perf_counter() - start) * 1000.0, 2)
     progress(1.0, "done")
     warnings = [w for v in model.views for w in v.warnings]
