@@ -213,10 +213,11 @@ def _edge_darkening(lum: np.ndarray, mask: np.ndarray) -> float | None:
     """How much darker than a flat face a (rows, t) luminance profile gets toward both ends of the run (0 for a
     flat face, about 0.2–0.5 for a cylinder); None when the run shows too little to tell."""
     t = np.linspace(-0.92, 0.92, lum.shape[1])
-    values = np.where(mask > 0.95, lum, np.nan)
-    seen = np.isfinite(values).any(axis=0)
-    profile = np.full(len(t), np.nan)
-    profile[seen] = np.nanmedian(values[:, seen], axis=0)
+    values = np.sort(np.where(mask > 0.95, lum, np.inf), axis=0)  # the samples outside the object sort last
+    counts = np.isfinite(values).sum(axis=0)
+    # Per column, the median of its samples inside the object (NaN where it has none).
+    median = values[np.maximum(counts - 1, 0) // 2, np.arange(values.shape[1])]
+    profile = np.where(counts > 0, median, np.nan)
     centre = (np.abs(t) <= 0.45) & np.isfinite(profile)
     if centre.sum() < 5 or np.nanmean(profile[centre]) < 12:
         return None
