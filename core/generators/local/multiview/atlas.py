@@ -31,12 +31,14 @@ LAYOUTS = ([[0, 1, 2, 3], [4, 5]], [[0, 1], [2, 3], [4, 5]], [[0, 1, 4], [2, 3, 
 TIER = 0.05
 """Weight sum below which a tier of photos gives way to the next (direct → opposite side → nearest sides)."""
 NEAREST_FLOOR = 0.3
-"""Where no photo sees a point (a flat top), the photos of the nearest sides blend in with weights that never
-fall below this, so the guess is a smooth mix of the rims rather than a pinwheel."""
+"""Where no photo sees a point (a flat top), the photos of the sides it lies toward blend in by angle, with weights
+that never fall below this, so the guess is a smooth mix of the rims."""
 PAD_TEXELS = 3
+"""Texels of padding around each tile, repeating its border (so filtering and mipmaps stay in the tile)."""
 CREASE_DEGREES = 35.0
 """Faces meeting at a larger angle keep a sharp edge in the normals (a box's edges); smaller ones are smooth."""
 BLEED_PX = 2
+"""The photos' cut-outs are eroded by this much before their colours are used (the rim mixes in backdrop)."""
 
 
 @dataclass(frozen=True)

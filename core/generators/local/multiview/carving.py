@@ -20,22 +20,27 @@ import numpy as np
 from image2model.core.generators.local.multiview.views import VIEW_NAMES, Canvas
 
 PAD = 2
-SDF_SMOOTH_PX = 1.2
-SHAPE_MARGIN = 3
-MERGE_GAP = 2.0
-BULGE_WINDOW = 6
-BULGE, BULGE_OTHER = 0.08, 0.02
-"""A slice's side farther out than BULGE × the width of the slices around it, while its opposite side stays
-within BULGE_OTHER, is a bulge."""
 """Grid cells of empty space around the object (the field is outside on the grid's border)."""
+SDF_SMOOTH_PX = 1.2
+"""Gaussian smoothing of the silhouettes' signed distance, in canvas pixels."""
+SHAPE_MARGIN = 3
+"""How far (grid cells) beyond a slice's rectangles their shape field is worked out; farther is outside."""
+MERGE_GAP = 2.0
+"""Runs of a slice apart by fewer grid cells are one run."""
 ROUND_SHADING = 0.1
 """Edge darkening (share of the brightness a flat face would have there) from which a part counts as round."""
 MIN_JUDGE_PX = 14
+"""Narrowest run, in canvas pixels, whose shading is judged."""
 MIN_JUDGE_ROWS = 4
 """Parts of fewer slices follow the part they join rather than their own few rows of evidence."""
-"""Narrowest run, in canvas pixels, whose shading is judged."""
-REVOLUTION_MATCH = 0.06
-REVOLUTION_VARIATION = 0.12
+REVOLUTION_MATCH, REVOLUTION_VARIATION = 0.06, 0.12
+"""A part is revolved when its front and side widths agree within REVOLUTION_MATCH in most slices and its width
+changes by REVOLUTION_VARIATION over its height (10th to 90th percentile)."""
+BULGE_MIN_ROWS = 12
+"""Parts of at least this many slices are their own reference for bulges; shorter ones borrow one."""
+BULGE, BULGE_OTHER = 0.08, 0.02
+"""A slice's side farther out than BULGE × the reference width, while its opposite side stays within
+BULGE_OTHER, is a bulge."""
 MAX_PARTS_LISTED = 12
 
 
@@ -168,7 +173,7 @@ def _slice_runs(can: Canvas, sdf: np.ndarray, grid: Grid) -> list[list[tuple[flo
         merged: list[tuple[float, float]] = []
         for s, e in row:
             a, b = can.lo + s / can.res, can.lo + e / can.res
-            # Runs apart by less than two grid cells are one run (a notch in the cut-out, not two parts).
+            # Runs closer than MERGE_GAP cells are one run (a notch in the cut-out, not two parts).
             if merged and a - merged[-1][1] < MERGE_GAP * grid.step:
                 merged[-1] = (merged[-1][0], b)
             else:
@@ -233,6 +238,8 @@ def _edge_darkening(lum: np.ndarray, mask: np.ndarray) -> float | None:
 
 def _judge(part: Part, x: Canvas, z: Canvas, grid: Grid) -> None:
     """Decide round versus box for one part (see the module docstring)."""
+    import cv2
+
     cells = np.array([c[1:] for c in part.cells])
     wx, wz = cells[:, 1] - cells[:, 0], cells[:, 3] - cells[:, 2]
     if part.rows >= 6:
@@ -253,8 +260,6 @@ def _judge(part: Part, x: Canvas, z: Canvas, grid: Grid) -> None:
         w = (a + b)[:, None] / 2 + t[None, :] * (b - a)[:, None] / 2
         mx = can.cols(w).astype(np.float32)
         my = np.broadcast_to(can.rows(y)[:, None], mx.shape).astype(np.float32)
-        import cv2
-
         for k, lum in can.luminance.items():
             sampled = cv2.remap(lum, mx, my, cv2.INTER_LINEAR)
             inside = cv2.remap(can.masks[k], mx, my, cv2.INTER_LINEAR)
@@ -301,10 +306,10 @@ def _split_bulges(part: Part) -> None:
     if not part.round:
         return
     cells = np.array([c[1:] for c in part.cells])
-    if part.rows >= 2 * BULGE_WINDOW:
+    if part.rows >= BULGE_MIN_ROWS:
         reference = np.tile(np.median(cells, axis=0), (len(cells), 1))
     else:
-        tall = [p for p in part.neighbours if p.round and p.rows >= 2 * BULGE_WINDOW]
+        tall = [p for p in part.neighbours if p.round and p.rows >= BULGE_MIN_ROWS]
         if not tall:
             return
         donor = max(tall, key=lambda p: p.rows)
@@ -333,7 +338,7 @@ def _inherit(parts: list[Part]) -> None:
     """Parts too short or thin to judge take the decision of the tallest part they touch (a rim row of a vase,
     the joint where a handle meets a cup)."""
     for part in sorted(parts, key=lambda p: p.rows):
-        if part.score is not None and part.rows >= MIN_JUDGE_ROWS or part.reason.startswith("revolved"):
+        if (part.score is not None and part.rows >= MIN_JUDGE_ROWS) or part.reason.startswith("revolved"):
             continue
         judged = [
             p
@@ -392,8 +397,8 @@ def carve(x: Canvas, z: Canvas, resolution: int, judge: bool = True) -> Carving:
     for part in parts:
         _split_bulges(part)
     _shape_slices(field, grid, parts)
-    for sl in ((0, slice(None)), (-1, slice(None))):
-        field[sl[0]] = big
-        field[:, sl[0]] = big
-        field[:, :, sl[0]] = big
+    for index in (0, -1):  # outside on the whole border, so the surface closes
+        field[index] = big
+        field[:, index] = big
+        field[:, :, index] = big
     return Carving(field, grid, parts)
