@@ -184,13 +184,8 @@ def _render(model, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     renderer = preview.Renderer(model.mesh, texture_size=1024)
-    angles = (
-        (0, 0),
-        (90, 0),
-        (180, 0),
-        (270, 0),
-        (0, 89),
-    )  # front, then turned a quarter at a time, then top
+    # The renderer turns the model by yaw: 270 brings its left side (+X) to the camera, 90 its right side.
+    angles = ((0, 0), (270, 0), (180, 0), (90, 0), (0, 89))  # front, left, back, right, top
     Image.fromarray(np.concatenate([renderer.render(320, yaw, pitch) for yaw, pitch in angles], axis=1)).save(
         path
     )

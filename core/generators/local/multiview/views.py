@@ -104,7 +104,11 @@ def prepare(k: int, rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Vie
     cut = _cutout.cut_out(rgb, alpha, mode)
     inside = cut.mask > 0.5
     if cut.is_plaque or not inside.any():
-        reason = (cut.warning or "").split("(", 1)[-1].split(")", 1)[0] if cut.warning else "it is empty"
+        warning = cut.warning or ""
+        # The cut-out's warning gives its reason in parentheses; keep just that part when it is there.
+        reason = (
+            warning.split("(", 1)[1].split(")", 1)[0] if "(" in warning and ")" in warning else "it is empty"
+        )
         raise GenerationError(
             f"No object was found in {describe(k)} ({reason}). Every view must show the whole object on a plain "
             "background, or be a PNG with a transparent background.",
