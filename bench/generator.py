@@ -41,7 +41,7 @@ def main() -> None:
 
     cv2.setNumThreads(args.cores)
     from image2model.core.generators.base import GenerationRequest
-    from image2model.core.generators.local import LocalGenerator, pipeline, studio
+    from image2model.core.generators.local import LocalGenerator, finishing, pipeline, studio
     from image2model.core.images import load_image
     from image2model.core.mesh import export, preview
 
@@ -82,7 +82,7 @@ def main() -> None:
             t4 = time.perf_counter()
             preview.write_turntable(frames, None, tmp / "m.gif")
             t5 = time.perf_counter()
-            pipeline.write_cutout(model.rgb, model.cutout.mask, tmp / "m.cutout.png")
+            finishing.write_cutout([(model.rgb, model.cutout.mask)], tmp / "m.cutout.png")
             t6 = time.perf_counter()
             request = GenerationRequest(
                 [path], options, ["glb"], tmp / f"item-{label.replace('/', '-')}-{k}", "i"

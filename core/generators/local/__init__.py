@@ -26,7 +26,10 @@ SPEC = GeneratorSpec(
         "lamps, a mug's body) become surfaces of revolution, everything else an inflated silhouette. A flat bottom "
         "becomes a flat base the model stands on. The back mirrors the front only for side-on shots (a shoe, an "
         "animal in profile); otherwise it carries the front's colours without copied detail. The cut-out is "
-        "offered as an RGBA PNG next to the previews."
+        "offered as an RGBA PNG next to the previews. With multiview=true and 2-4 photos of one object (front, "
+        "left, back, right: turned a quarter turn clockwise between shots) it carves the shape every outline "
+        "allows, rounds the parts the photos show as curved, and textures each side from its own photo; hollows "
+        "no outline shows (the inside of a cup) stay filled."
     ),
     formats=FORMATS,
     default_formats=FORMATS,
@@ -36,7 +39,8 @@ SPEC = GeneratorSpec(
             "inflation_depth",
             "float",
             0.75,
-            "How thick the model is: 1.0 turns a disk into a sphere, smaller values flatten it.",
+            "How thick the model is: 1.0 turns a disk into a sphere, smaller values flatten it (one photo only: "
+            "several views give the real depth).",
             0.1,
             3.0,
         ),
@@ -61,20 +65,27 @@ SPEC = GeneratorSpec(
             choices=("auto", "inflate", "revolve"),
         ),
     ),
+    max_images_per_item=4,
 )
 
 
 class LocalGenerator(Generator):
-    """Single-photo generator: cut-out, then a surface of revolution or an inflated silhouette (see `pipeline`)."""
+    """One photo: cut-out, then a surface of revolution or an inflated silhouette (see `pipeline`); several views
+    of one object: silhouette carving (see `multiview`)."""
 
     spec = SPEC
 
     def warm_up(self) -> None:
-        from image2model.core.generators.local import pipeline
+        from image2model.core.generators.local import multiview, pipeline
 
         pipeline.warm_up()
+        multiview.warm_up()
 
     def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+        if len(request.images) > 1:
+            from image2model.core.generators.local import multiview
+
+            return multiview.run(request, progress)
         from image2model.core.generators.local import pipeline
 
         return pipeline.run(request, progress)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from PIL import Image
 from image2model.core.errors import GenerationError
 from image2model.core.generators.base import GenerationRequest, GenerationResult, OutputFile, ProgressCallback
 from image2model.core.generators.local import cutout as _cutout
-from image2model.core.generators.local import shaping, silhouette, texturing
+from image2model.core.generators.local import finishing, shaping, silhouette, texturing
 from image2model.core.images import load_image, mask_bounds
 from image2model.core.mesh import export, preview, quality
 from image2model.core.mesh.model import TexturedMesh
@@ -28,9 +27,9 @@ DENSE_FACTOR = 3
 """The dense mesh has about this many times `face_limit` faces before decimation."""
 IOU_RASTER = 2048
 PREVIEW_FACES = 20000
+"""Previews of bigger models are rendered from a copy decimated to this many faces (same look, 10× faster)."""
 TURNTABLE_FACES = 3000
 """The turntable's 256 px frames gain nothing from more faces; its per-face rasterising is the preview's cost."""
-"""Previews of bigger models are rendered from a copy decimated to this many faces (same look, 10× faster)."""
 PLAQUE_THICKNESS = 0.06
 """Plaque half-thickness as a fraction of its long side."""
 
@@ -56,19 +55,6 @@ def iou_threshold(face_limit: int) -> float | None:
 
 
 @dataclass
-class Timer:
-    ms: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def stage(self, name: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000.0, 2)
-
-
-@dataclass
 class Model:
     """What the geometry stages produce, before any file is written."""
 
@@ -81,7 +67,7 @@ class Model:
     closed: tuple[np.ndarray, np.ndarray]
     """The model before its UV seams, in working-image pixels (y up): vertices and faces."""
     figures: dict[str, Any]
-    timings: Timer
+    timings: finishing.Timer
 
 
 def working_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -258,7 +244,7 @@ def silhouette_iou(vertices_px: np.ndarray, faces: np.ndarray, inside: np.ndarra
 
 def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressCallback) -> Model:
     """Geometry, texture and checks for one photo (no files written)."""
-    timer = Timer()
+    timer = finishing.Timer()
     opts = {**DEFAULTS, **options}
     face_limit = int(opts["face_limit"])
     mode = str(opts["background_removal"])
@@ -334,17 +320,9 @@ def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressC
     }
     if photo is not None:
         figures["photo_check"] = photo
-    problems = []
-    if not topo.watertight:
-        problems.append("the mesh is not closed")
-    elif not topo.winding_consistent:
-        problems.append("the mesh's faces are not consistently oriented")
-    if volume <= 0:
-        problems.append("the mesh encloses no volume")
-    if len(mesh.faces) > face_limit:
-        problems.append(f"it has {len(mesh.faces)} faces, more than face_limit {face_limit}")
-    if threshold is not None and iou < threshold - GATE_SLACK:
-        problems.append(f"its outline matches the cut-out only to IoU {iou:.3f} (needs {threshold})")
+    problems = finishing.gate_problems(
+        topo, volume, len(mesh.faces), face_limit, iou, threshold, "the cut-out", slack=GATE_SLACK
+    )
     if problems:
         raise GenerationError(
             "The model failed its quality checks: "
@@ -362,7 +340,7 @@ def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressC
 
 
 def _shape_and_check(
-    rgb: np.ndarray, cut: _cutout.Cutout, opts: dict[str, Any], timer: Timer
+    rgb: np.ndarray, cut: _cutout.Cutout, opts: dict[str, Any], timer: finishing.Timer
 ) -> tuple[Shaped, silhouette.Plan, dict[str, Any] | None]:
     """Plan and shape the cut-out, then check the model's outline against the photo itself (not only against
     the cut-out it came from, which would hide a wrong cut-out)."""
@@ -403,25 +381,18 @@ def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationRes
     timer = model.timings
     timer.ms["read"] = round(read_ms, 2)
     out_dir, stem = Path(request.out_dir), request.basename
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files: list[OutputFile] = []
-    progress(0.6, "exporting")
-    for fmt in request.formats:
-        with timer.stage(fmt):
-            path = export.write(fmt, model.mesh, out_dir / f"{stem}{export.SUFFIXES[fmt]}")
-        files.append(OutputFile(path, fmt, "model"))
-    progress(0.7, "rendering previews")
-    with timer.stage("preview_png"):
-        thumb = preview.write_thumbnail(model.preview_mesh, out_dir / f"{stem}.preview.png")
-    files.append(OutputFile(thumb, "png", "preview"))
-    progress(0.8, "rendering turntable")
-    with timer.stage("turntable"):
-        frames = preview.turntable_frames(model.turntable_mesh)
-        webp, gif = out_dir / f"{stem}.turntable.webp", out_dir / f"{stem}.turntable.gif"
-        preview.write_turntable(frames, webp, gif)
-    files += [OutputFile(webp, "webp", "preview"), OutputFile(gif, "gif", "preview")]
+    files = finishing.write_outputs(
+        model.mesh,
+        model.preview_mesh,
+        model.turntable_mesh,
+        list(request.formats),
+        out_dir,
+        stem,
+        timer,
+        progress,
+    )
     with timer.stage("cutout_png"):
-        cut_png = write_cutout(model.rgb, model.cutout.mask, out_dir / f"{stem}.cutout.png")
+        cut_png = finishing.write_cutout([(model.rgb, model.cutout.mask)], out_dir / f"{stem}.cutout.png")
     files.append(OutputFile(cut_png, "png", "cutout"))
     timer.ms["total"] = round((time.perf_counter() - start) * 1000.0, 2)
     progress(1.0, "done")
@@ -437,20 +408,6 @@ def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationRes
     if model.cutout.warning:
         metadata["warning"] = model.cutout.warning
     return GenerationResult(files=files, metadata=metadata)
-
-
-def write_cutout(rgb: np.ndarray, mask: np.ndarray, path: Path) -> Path:
-    """The cut-out the model was made from: an RGBA PNG of the working image cropped to the object, alpha = the
-    mask (colour cleared where fully transparent, which also keeps the file small)."""
-    alpha = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    top, bottom, left, right = mask_bounds(alpha > 0) or (0, alpha.shape[0] - 1, 0, alpha.shape[1] - 1)
-    m = max(2, round(0.01 * max(alpha.shape)))
-    y0, y1 = max(top - m, 0), min(bottom + m + 1, alpha.shape[0])
-    x0, x1 = max(left - m, 0), min(right + m + 1, alpha.shape[1])
-    a = alpha[y0:y1, x0:x1]
-    rgba = np.dstack([rgb[y0:y1, x0:x1] * (a > 0)[..., None], a])
-    Image.fromarray(rgba, "RGBA").save(path, format="PNG", compress_level=1)
-    return path
 
 
 def warm_up() -> None:
