@@ -140,6 +140,18 @@ class QuickStatus:
         return handle._parse_status(json.loads(body))
 
 
+def fetch_result(handle: fal_client.SyncRequestHandle) -> Any:
+    """The result of a request known to have completed: the GET `handle.get()` sends after polling the status
+    until it completes, without that extra status check (we saw the completion already)."""
+    import fal_client.client as fc
+
+    response = fc._maybe_retry_request(
+        handle.client, "GET", handle.response_url, timeout=fc.QUEUE_POLL_TIMEOUT
+    )
+    fc._raise_for_status(response)
+    return response.json()
+
+
 class TransientError(Exception):
     """A retryable failure outside fal-client (e.g. FAL's file host answering 503 to a download)."""
 

@@ -1,12 +1,14 @@
 """What happens to a finished FAL request: pick the mesh out of the result, download it (and FAL's rendered
-preview) into our storage, check it, and write the requested formats and our own previews with the same
-export code as the local generator. Imports numpy/trimesh: load it only when a result arrives."""
+preview) into our storage, check it, and write the other requested formats (and our own previews, when FAL sent
+none) with the same export code as the local generator. Imports numpy: load it only when a result arrives."""
 
 from __future__ import annotations
 
 import io
+import json
 import math
-from collections.abc import Mapping, Sequence
+import struct
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,35 +208,69 @@ def check_glb(data: bytes) -> None:
         raise GenerationError("FAL's model file is not a GLB (wrong magic bytes or length); try again.")
 
 
+def glb_figures(data: bytes) -> dict[str, Any]:
+    """Faces, vertices, whether it is textured and its size, read from a checked GLB's JSON chunk alone (no mesh
+    is loaded, so a fetched model can be listed at once). Raises GenerationError when the chunk is unreadable or
+    describes no triangles."""
+    try:
+        length, kind = struct.unpack_from("<I4s", data, 12)
+        if kind != b"JSON":
+            raise ValueError("the first chunk is not JSON")
+        gltf = json.loads(data[20 : 20 + length])
+        accessors = gltf.get("accessors", [])
+        faces = vertices = 0
+        for mesh in gltf.get("meshes", []):
+            for primitive in mesh.get("primitives", []):
+                if primitive.get("mode", 4) != 4:  # triangles only
+                    continue
+                count = int(accessors[primitive["attributes"]["POSITION"]]["count"])
+                vertices += count
+                indices = primitive.get("indices")
+                faces += (int(accessors[indices]["count"]) if indices is not None else count) // 3
+        textured = any(
+            "baseColorTexture" in (material.get("pbrMetallicRoughness") or {})
+            for material in gltf.get("materials", [])
+        )
+    except (struct.error, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise GenerationError(f"FAL's GLB could not be read ({type(exc).__name__}: {exc}).") from exc
+    if not faces:
+        raise GenerationError("FAL's GLB holds no triangles.")
+    return {"faces": faces, "vertices": vertices, "textured": textured, "mesh_bytes": len(data)}
+
+
 def write_outputs(
-    glb: bytes, formats: Sequence[str], out_dir: Path, stem: str
+    glb: bytes,
+    formats: Sequence[str],
+    out_dir: Path,
+    stem: str,
+    previews: bool = True,
+    landed: Callable[[OutputFile], None] | None = None,
 ) -> tuple[list[OutputFile], dict[str, Any]]:
-    """Write `{stem}.glb` (FAL's own file, materials intact), the other formats from our TexturedMesh, and our
-    previews; returns the files and figures about the mesh."""
+    """Write the other `formats` (not glb: FAL's own file is kept as it came) from our TexturedMesh, then our
+    previews unless told not to, calling `landed` with each file once written; returns the files and figures
+    about the mesh."""
     source = read_glb(glb)
     out_dir.mkdir(parents=True, exist_ok=True)
     files: list[OutputFile] = []
+
+    def add(out: OutputFile) -> None:
+        files.append(out)
+        if landed is not None:
+            landed(out)
+
     model_space = normalised(source)
-    mesh = textured(model_space) if any(f != "glb" for f in formats) else None
+    mesh = textured(model_space) if formats else None
     for fmt in formats:
-        if fmt == "glb":
-            path = out_dir / f"{stem}.glb"
-            if not path.exists():
-                path.write_bytes(glb)
-        else:
-            suffix, writer = _WRITERS[fmt]
-            assert mesh is not None
-            path = writer(mesh, out_dir / f"{stem}{suffix}", stem)
-        files.append(OutputFile(path, fmt, "model"))
-    small = textured(decimated(model_space, PREVIEW_FACES))
-    thumb = preview.write_thumbnail(small, out_dir / f"{stem}.preview.png")
-    webp, gif = out_dir / f"{stem}.turntable.webp", out_dir / f"{stem}.turntable.gif"
-    preview.write_turntable(preview.turntable_frames(small), webp, gif)
-    files += [
-        OutputFile(thumb, "png", "preview"),
-        OutputFile(webp, "webp", "preview"),
-        OutputFile(gif, "gif", "preview"),
-    ]
+        suffix, writer = _WRITERS[fmt]
+        assert mesh is not None
+        add(OutputFile(writer(mesh, out_dir / f"{stem}{suffix}", stem), fmt, "model"))
+    if previews:
+        small = textured(decimated(model_space, PREVIEW_FACES))
+        add(OutputFile(preview.write_thumbnail(small, out_dir / f"{stem}.preview.png"), "png", "preview"))
+        webp, gif = out_dir / f"{stem}.turntable.webp", out_dir / f"{stem}.turntable.gif"
+        preview.write_turntable(preview.turntable_frames(small), webp, gif)
+        add(OutputFile(webp, "webp", "preview"))
+        add(OutputFile(gif, "gif", "preview"))
     lo, hi = source.vertices.min(axis=0), source.vertices.max(axis=0)
     figures = {
         "faces": int(len(source.faces)),
@@ -247,12 +283,13 @@ def write_outputs(
 
 
 def write_fal_preview(data: bytes, out_dir: Path, stem: str) -> OutputFile | None:
-    """FAL's rendered preview saved as `{stem}.fal_preview.png` (any image format in, PNG out); None if unreadable."""
+    """FAL's rendered preview saved as our preview, `{stem}.preview.png` (any image format in, PNG out): it stands
+    in for the previews we would render. None if unreadable."""
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
     except Exception:
         return None
-    path = out_dir / f"{stem}.fal_preview.png"
-    image.save(path, format="PNG")
+    path = out_dir / f"{stem}.preview.png"
+    image.save(path, format="PNG", compress_level=1)
     return OutputFile(path, "png", "preview")
