@@ -95,7 +95,7 @@ class EventStreamResponse(Response):
                 if isinstance(item, Chunk):
                     if item.last <= last:
                         continue
-                    if item.first != last + 1:  # the replay overlapped it, or events are missing: from the store
+                    if item.first != last + 1:  # overlapped by the replay, or events missing: from the store
                         items_missed = await self._missed(last)
                         for event in items_missed:
                             out.append(encode_event(event))

@@ -94,7 +94,17 @@ class Subscription:
     """A stream's bounded buffer. When more than `limit` events wait in it, the hub closes it; the stream then
     ends and its client reconnects with Last-Event-ID and loses nothing."""
 
-    __slots__ = ("_closed", "_items", "_pending", "_waiter", "job_id", "limit", "position", "sending_since", "task")
+    __slots__ = (
+        "_closed",
+        "_items",
+        "_pending",
+        "_waiter",
+        "job_id",
+        "limit",
+        "position",
+        "sending_since",
+        "task",
+    )
 
     def __init__(self, job_id: str, limit: int) -> None:
         self.job_id = job_id

@@ -53,7 +53,9 @@ class AdaptiveLimit:
             group.limit = min(group.limit, accepted) if group.limit else accepted
             group.paused_until = max(group.paused_until, time.monotonic() + pause)
             limit = group.limit
-        log.info("event=remote_limit group=%s limit=%d pause_s=%.1f in_flight=%d", name, limit, pause, in_flight)
+        log.info(
+            "event=remote_limit group=%s limit=%d pause_s=%.1f in_flight=%d", name, limit, pause, in_flight
+        )
         return pause
 
     def accepted(self, name: str, ceiling: int) -> None:

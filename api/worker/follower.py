@@ -166,13 +166,15 @@ class Follower:
                 raise
             except StreamUnavailable as exc:
                 stream.live = False
-                log.info("event=status_stream_unavailable job_id=%s index=%s reason=%r", key[0], key[1], str(exc))
+                log.info(
+                    "event=status_stream_unavailable job_id=%s index=%s reason=%r", key[0], key[1], str(exc)
+                )
                 self._nudge(key, 0.0)
                 return
             except Exception as exc:
                 stream.live = False
                 stream.failures += 1
-                self._nudge(key, 0.0)  # the stream may have missed a change: ask now, and poll until it is back
+                self._nudge(key, 0.0)  # it may have missed a change: ask now, poll until it is back
                 pause = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (stream.failures - 1))
                 pause = max(pause, float(getattr(exc, "retry_after", None) or 0.0))
                 log.info(

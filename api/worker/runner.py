@@ -58,7 +58,9 @@ class Scheduler(Protocol):
 
     def finish(self, job_id: str, index: int, attempt: int) -> None: ...
 
-    def watch(self, job_id: str, index: int, attempt: int, gen: RemoteGenerator, remote: dict[str, Any]) -> None:
+    def watch(
+        self, job_id: str, index: int, attempt: int, gen: RemoteGenerator, remote: dict[str, Any]
+    ) -> None:
         """Follow the remote request's status stream, if its generator offers one (called after each check that
         leaves the item pending; following an item twice does nothing)."""
 
@@ -257,7 +259,7 @@ def _start_remote(
         return None
     try:
         remote = gen.start(request)
-    except RemoteBusy as exc:  # nothing was submitted: wait as told, with fewer in flight, attempt not counted
+    except RemoteBusy as exc:  # nothing submitted: wait as told, fewer in flight, the attempt not counted
         pause = limits.refused(group, ceiling, store.in_flight(group), exc.retry_after)
         if store.release(job_id, index, attempt, f"{exc}; waiting"):
             scheduler.retry_start(job_id, index, max(pause, SLOT_RETRY_SECONDS))

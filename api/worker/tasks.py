@@ -40,7 +40,9 @@ class _HueyScheduler:
         """The CPU step goes to the queue once the results pushed at the same time are all fetched."""
         _follower.after_fetches(lambda: finish_remote_item_task(job_id, index, attempt))
 
-    def watch(self, job_id: str, index: int, attempt: int, gen: RemoteGenerator, remote: dict[str, Any]) -> None:
+    def watch(
+        self, job_id: str, index: int, attempt: int, gen: RemoteGenerator, remote: dict[str, Any]
+    ) -> None:
         _follower.follow((job_id, index, attempt), gen, remote)
 
 

@@ -59,7 +59,9 @@ def test_a_stream_that_is_not_offered_says_so(fake: FakeFal, make_generator, req
         asyncio.run(collect(gen, state))
 
 
-def test_a_silent_stream_raises_after_the_stall_time(fake: FakeFal, make_generator, request_for, images) -> None:
+def test_a_silent_stream_raises_after_the_stall_time(
+    fake: FakeFal, make_generator, request_for, images
+) -> None:
     fake.script({"stuck": True})
     gen = make_generator(fal_stream_stall_seconds=0.5)
     state = submitted(gen, request_for, images)
@@ -70,7 +72,9 @@ def test_a_silent_stream_raises_after_the_stall_time(fake: FakeFal, make_generat
     assert 0.45 <= time.monotonic() - began < 5
 
 
-def test_keep_alive_comments_keep_a_quiet_stream_alive(fake: FakeFal, make_generator, request_for, images) -> None:
+def test_keep_alive_comments_keep_a_quiet_stream_alive(
+    fake: FakeFal, make_generator, request_for, images
+) -> None:
     fake.configure(stream_keepalive=0.1)
     fake.script({"queue_s": 0.1, "run_s": 1.2})
     gen = make_generator(fal_stream_stall_seconds=0.5)  # longer than any gap between keep-alives only
