@@ -32,8 +32,8 @@ NEWS_WITHIN = 1.0
 a new kind (generating, completed) at once."""
 SETTLE_SECONDS = 0.05
 """Held follow-ups go once no pushed result has waited for its download for this long..."""
-HOLD_MAX_SECONDS = 2.0
-"""...or this long after the first of them was held."""
+HOLD_MAX_SECONDS = 20.0
+"""...or this long after the first of them was held (they wait only while this worker is busy downloading)."""
 
 
 @dataclass

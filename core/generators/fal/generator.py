@@ -74,7 +74,7 @@ class FalGenerator(RemoteGenerator):
         self._lock = threading.Lock()
         self._fal: fal_client.SyncClient | None = None
         self._http: httpx.Client | None = None
-        self._quick: connection.QuickStatus | None = None
+        self._quick: connection.QuickHTTP | None = None
         self._streams: status_stream.StatusStreams | None = None
 
     # -- plumbing -----------------------------------------------------------------------------------------------
@@ -99,17 +99,20 @@ class FalGenerator(RemoteGenerator):
     def max_in_flight(self) -> int:
         return self.settings.fal_max_in_flight
 
+    def _quick_http(self) -> connection.QuickHTTP | None:
+        fal = self.fal
+        with self._lock:
+            if self._quick is None and connection.QuickHTTP.usable():
+                self._quick = connection.QuickHTTP(fal)
+            return self._quick
+
     def _status(self, handle: fal_client.SyncRequestHandle) -> fal_client.Status:
         """One status check with logs, by the quick path when it can be used. A failure to connect there (or a
         redirect) is retried at once through fal-client itself, which then tries FAL's backup domain; other
         failures count as failed polls, as fal-client's own would."""
         import httpx
 
-        fal = self.fal
-        with self._lock:
-            if self._quick is None and connection.QuickStatus.usable():
-                self._quick = connection.QuickStatus(fal)
-            quick = self._quick
+        quick = self._quick_http()
         if quick is not None:
             try:
                 status = quick.status(handle)
@@ -118,6 +121,45 @@ class FalGenerator(RemoteGenerator):
             if status is not None:
                 return status
         return handle.status(with_logs=True)
+
+    def _result(self, handle: fal_client.SyncRequestHandle) -> Any:
+        """The result of a completed request, by the quick path when it can be used (else as `_status`)."""
+        import httpx
+
+        quick = self._quick_http()
+        if quick is not None:
+            try:
+                result = quick.result(handle)
+            except httpx.ConnectError:
+                result = None
+            if result is not None:
+                return result
+        return connection.fetch_result(handle)
+
+    def _download(self, url: str, limit: int, what: str) -> bytes:
+        """A result file, by the quick path when it can be used, else (a redirect, no connection) with httpx.
+        Raises GenerationError for permanent failures and TransientDownloadError for retryable ones."""
+        import httpx
+
+        from image2model.core.generators.fal import outputs
+
+        quick = self._quick_http()
+        if quick is not None:
+            try:
+                answer = quick.download(url, limit, self.download_timeout)
+            except connection.ResponseTooLarge as exc:
+                raise outputs.too_large(what, limit, exc.declared) from exc
+            except httpx.ConnectError:
+                answer = None
+            except httpx.TransportError as exc:
+                raise outputs.TransientDownloadError(
+                    f"could not download FAL's {what} ({type(exc).__name__})"
+                ) from exc
+            if answer is not None:
+                status, body = answer
+                outputs.refuse(status, what)
+                return body
+        return outputs.download(self.http, url, limit, what)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = min(self.retry_base_delay * 2 ** (attempt - 1), self.retry_max_delay) * random.uniform(
@@ -253,7 +295,7 @@ class FalGenerator(RemoteGenerator):
         if status.error:
             raise self._failed_at_fal(handle, status)
         try:
-            result = connection.fetch_result(handle)
+            result = self._result(handle)
         except Exception as exc:
             return self._poll_failed(state, exc, "fetching the result")
         return self._fetch(request, state, result, status.metrics or {}, progress)
@@ -294,7 +336,7 @@ class FalGenerator(RemoteGenerator):
         detail: Any = status.error
         message = f"FAL could not generate the model: {status.error}"
         try:
-            connection.fetch_result(handle)
+            self._result(handle)
         except Exception as exc:
             failure = connection.classify(exc, "fetching the result")
             if failure is not None:
@@ -333,7 +375,7 @@ class FalGenerator(RemoteGenerator):
         mesh_field, mesh_file = picked
         progress(0.82, "downloading the model from FAL")
         try:
-            glb = outputs.download(self.http, mesh_file["url"], self.max_mesh_bytes, "model file")
+            glb = self._download(mesh_file["url"], self.max_mesh_bytes, "model file")
         except outputs.TransientDownloadError as exc:
             return self._poll_failed(state, exc, "downloading the model")
         outputs.check_glb(glb)
@@ -346,9 +388,7 @@ class FalGenerator(RemoteGenerator):
         preview_pick = outputs.pick_file(result, self.model.preview_keys)
         if preview_pick is not None:
             try:
-                rendered = outputs.download(
-                    self.http, preview_pick[1]["url"], self.max_preview_bytes, "preview"
-                )
+                rendered = self._download(preview_pick[1]["url"], self.max_preview_bytes, "preview")
             except (GenerationError, outputs.TransientDownloadError):
                 rendered = None  # FAL's own preview is a bonus; without it we render ours
             extra = outputs.write_fal_preview(rendered, out_dir, request.basename) if rendered else None

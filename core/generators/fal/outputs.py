@@ -42,6 +42,25 @@ def pick_file(result: Any, keys: Sequence[str]) -> tuple[str, dict[str, Any]] | 
     return None
 
 
+def refuse(status: int, what: str) -> None:
+    """Raise for a file host's answer that carries no file: TransientDownloadError (5xx, 408, 429: try again)
+    or GenerationError (any other 4xx)."""
+    if status >= 500 or status in (408, 429):
+        raise TransientDownloadError(f"FAL's file host answered HTTP {status} for the {what}")
+    if status >= 400:
+        raise GenerationError(
+            f"FAL's {what} could not be downloaded (HTTP {status}); the file is gone or was never written. "
+            "Try again.",
+            {"status_code": status},
+        )
+
+
+def too_large(what: str, limit: int, declared: int | None = None) -> GenerationError:
+    if declared is not None:
+        return GenerationError(f"FAL's {what} is {declared} bytes, more than our limit of {limit}.")
+    return GenerationError(f"FAL's {what} is larger than our limit of {limit} bytes.")
+
+
 def download(http: Any, url: str, limit: int, what: str) -> bytes:
     """GET `url` with the httpx client `http`, refusing more than `limit` bytes.
 
@@ -50,26 +69,15 @@ def download(http: Any, url: str, limit: int, what: str) -> bytes:
 
     try:
         with http.stream("GET", url) as response:
-            if response.status_code >= 500 or response.status_code in (408, 429):
-                raise TransientDownloadError(
-                    f"FAL's file host answered HTTP {response.status_code} for the {what}"
-                )
-            if response.status_code >= 400:
-                raise GenerationError(
-                    f"FAL's {what} could not be downloaded (HTTP {response.status_code}); "
-                    "the file is gone or was never written. Try again.",
-                    {"status_code": response.status_code},
-                )
+            refuse(response.status_code, what)
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > limit:
-                raise GenerationError(
-                    f"FAL's {what} is {int(declared)} bytes, more than our limit of {limit}."
-                )
+                raise too_large(what, limit, int(declared))
             chunks, size = [], 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > limit:
-                    raise GenerationError(f"FAL's {what} is larger than our limit of {limit} bytes.")
+                    raise too_large(what, limit)
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx.TransportError as exc:
@@ -283,13 +291,16 @@ def write_outputs(
 
 
 def write_fal_preview(data: bytes, out_dir: Path, stem: str) -> OutputFile | None:
-    """FAL's rendered preview saved as our preview, `{stem}.preview.png` (any image format in, PNG out): it stands
-    in for the previews we would render. None if unreadable."""
+    """FAL's rendered preview saved as our preview, `{stem}.preview.png` (any image format in, PNG out: a PNG is
+    kept as it came): it stands in for the previews we would render. None if unreadable."""
+    path = out_dir / f"{stem}.preview.png"
     try:
         image = Image.open(io.BytesIO(data))
+        if image.format == "PNG":  # a well-formed header is enough to keep it as it came
+            path.write_bytes(data)
+            return OutputFile(path, "png", "preview")
         image.load()
     except Exception:
         return None
-    path = out_dir / f"{stem}.preview.png"
     image.save(path, format="PNG", compress_level=1)
     return OutputFile(path, "png", "preview")
