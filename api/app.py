@@ -42,7 +42,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ping_seconds=settings.sse_ping_seconds,
         max_pending=settings.sse_max_pending_events,
     )
-    services.store.progress_min_interval = settings.progress_min_interval
     service = JobService(
         services, LinkSigner(load_secret(settings), settings.link_ttl_seconds), enqueue_item, revoke_item
     )

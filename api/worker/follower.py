@@ -148,8 +148,8 @@ class Follower:
                 self._release_later(max(SETTLE_SECONDS, HOLD_MAX_SECONDS - waited))
                 return
             held, self._held, self._held_since = self._held, [], None
-        if held:
-            asyncio.get_running_loop().run_in_executor(None, _run_all, held)
+        if held:  # enqueueing is blocking I/O: not on this loop
+            threading.Thread(target=_run_all, args=(held,), name="held-follow-ups", daemon=True).start()
 
     async def _follow(self, key: Key, stream: _Stream) -> None:
         while self._streams.get(key) is stream:

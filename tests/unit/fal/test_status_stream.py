@@ -16,7 +16,7 @@ from tests.fakes.fal_server import FakeFal
 from tests.unit.fal.conftest import KEY
 
 
-async def collect(gen, state, limit: float = 10.0) -> list:
+async def collect(gen, state, limit: float = 10.0, on_status=None) -> list:
     seen = []
 
     async def read() -> None:
@@ -24,6 +24,8 @@ async def collect(gen, state, limit: float = 10.0) -> list:
         assert updates is not None
         async for status in updates:
             seen.append((time.monotonic(), status))
+            if on_status is not None:
+                on_status(status)
 
     await asyncio.wait_for(read(), limit)
     return seen
@@ -36,16 +38,23 @@ def submitted(gen, request_for, images) -> dict:
 def test_every_change_is_pushed_and_the_stream_ends_after_completed(
     fake: FakeFal, make_generator, request_for, images
 ) -> None:
-    fake.configure(stream_keepalive=0.1)
-    fake.script({"queue_s": 0.3, "run_s": 0.4, "logs": ["Loading", "Meshing"]})
+    fake.configure(stream_keepalive=0.05)
+    fake.script({"stuck": True, "queue_polls": 2, "logs": ["Loading", "Meshing"]})
     gen = make_generator()
     state = submitted(gen, request_for, images)
-    began = time.monotonic()
-    seen = asyncio.run(collect(gen, state))
+    released: list[float] = []
+
+    def release(status) -> None:
+        if isinstance(status, InProgress) and not released:
+            released.append(time.monotonic())
+            fake.complete(state["request_id"])
+
+    seen = asyncio.run(collect(gen, state, on_status=release))
     kinds = [type(status) for _, status in seen]
-    assert kinds == [Queued, InProgress, Completed]  # keep-alive comments in between change nothing
-    assert [entry["message"] for entry in seen[1][1].logs] == ["Loading", "Meshing"]
-    assert seen[-1][0] - began >= 0.6  # pushed when it happened, not before
+    assert kinds == [Queued, Queued, InProgress, Completed]  # one per change; keep-alives in between add none
+    assert [status.position for _, status in seen[:2]] == [1, 0]
+    assert [entry["message"] for entry in seen[2][1].logs] == ["Loading", "Meshing"]
+    assert seen[-1][0] >= released[0]  # pushed when it happened
     (opened,) = fake.requests("stream")
     assert opened["auth"] == f"Key {KEY}" and opened["query"]["logs"] == "1"
     assert fake.requests("status") == []  # no status check at all
