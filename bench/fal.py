@@ -189,14 +189,14 @@ def scenario_held(args, fake: FakeProcess, verdicts: Verdicts) -> None:
         async def run() -> None:
             deadline = time.monotonic() + 120
             watching = asyncio.create_task(upload_and_watch(stack, jobs, count, small_jpeg(256), deadline))
-            quiet_until = time.monotonic() + 3.0
+            quiet_until = time.monotonic() + 5.0
             seen = 0
-            while time.monotonic() < quiet_until:  # until no new request reached FAL for 3 s (or all 20 did)
-                await asyncio.sleep(0.2)
-                now_seen = len(await asyncio.to_thread(fake.jobs))
-                if now_seen != seen:
-                    seen, quiet_until = now_seen, time.monotonic() + 3.0
-                if seen >= count:
+            while time.monotonic() < quiet_until:  # held until every request reached FAL and follows its
+                await asyncio.sleep(0.2)  # status stream, or nothing new happened there for 5 s
+                held = await asyncio.to_thread(fake.jobs)
+                if len(held) != seen:
+                    seen, quiet_until = len(held), time.monotonic() + 5.0
+                if seen >= count and sum(j["stream_opens"] for j in held) >= count:
                     break
             await asyncio.sleep(1.0)
             await asyncio.to_thread(fake.control, "script", {"default": {"queue_s": 0, "run_s": 0}})
@@ -206,7 +206,7 @@ def scenario_held(args, fake: FakeProcess, verdicts: Verdicts) -> None:
 
         asyncio.run(run())
         ends = [t[0] for t in (j.terminal() for j in jobs.values()) if t]
-        held = sum(1 for j in fake.jobs() if j["done_at"] is not None and j["done_at"] <= released[0] + 0.01)
+        held = sum(1 for j in fake.jobs() if j["created"] < released[0])
         last = (max(ends) - released[0]) if len(ends) == count else float("inf")
         print(f"held: {count} jobs, {held} of them held at FAL, then released; {summary_line(fake, jobs)}")
         print(f"  release -> last terminal event at the SSE clients {last:.2f} s")

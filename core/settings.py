@@ -125,8 +125,8 @@ class Settings(BaseSettings):
     )
     io_threads: int = Field(
         4,
-        description="Threads of the I/O worker that drives remote generators (FAL); the status checks due at "
-        "one moment go out in at most this many batches.",
+        description="Threads of the I/O worker that drives remote generators (FAL): as many submissions, and as "
+        "many status checks and result downloads, run at once.",
     )
     worker_poll_min: float = Field(0.01, description="Shortest queue poll interval of idle workers (s).")
     worker_poll_max: float = Field(0.05, description="Longest queue poll interval of idle workers (s).")

@@ -31,9 +31,8 @@ NEWS_WITHIN = 1.0
 """A pushed status of the same kind as the last (a new queue place or log line) is acted on within this long;
 a new kind (generating, completed) at once."""
 SETTLE_SECONDS = 0.05
-"""Held follow-ups go once no pushed result has waited for its download for this long..."""
-HOLD_MAX_SECONDS = 20.0
-"""...or this long after the first of them was held (they wait only while this worker is busy downloading)."""
+"""Held follow-ups go once no pushed result has waited for its download for this long, or `hold_max` seconds
+after the first of them was held (they wait only while this worker is busy downloading)."""
 
 
 @dataclass
@@ -50,10 +49,12 @@ class _Stream:
 
 
 class Follower:
-    """Follows remote requests' status streams; `nudge(key, delay)` asks the tracker for an earlier check."""
+    """Follows remote requests' status streams; `nudge(key, delay)` asks the tracker for an earlier check. Keep
+    `hold_max` well inside the lease: nothing renews a fetched item's lease while its follow-up is held."""
 
-    def __init__(self, nudge: Callable[[Key, float], bool]) -> None:
+    def __init__(self, nudge: Callable[[Key, float], bool], hold_max: float = 10.0) -> None:
         self._nudge = nudge
+        self.hold_max = hold_max
         self._streams: dict[Key, _Stream] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -90,12 +91,9 @@ class Follower:
             return None
         return stream.latest
 
-    def __len__(self) -> int:
-        return sum(1 for s in list(self._streams.values()) if s.live)
-
     def after_fetches(self, run: Callable[[], None]) -> None:
-        """Run `run` (a CPU follow-up) once no pushed result is waiting for its download, at most
-        `HOLD_MAX_SECONDS` from the first held one."""
+        """Run `run` (a CPU follow-up) once no pushed result is waiting for its download, at most `hold_max`
+        seconds from the first held one."""
         with self._lock:
             loop = self._loop
             if loop is None or not self._fetching():
@@ -105,7 +103,7 @@ class Follower:
                 self._held.append(run)
                 if self._held_since is None:
                     self._held_since = time.monotonic()
-                    loop.call_soon_threadsafe(self._release_later, HOLD_MAX_SECONDS)
+                    loop.call_soon_threadsafe(self._release_later, self.hold_max)
         if not hold:
             run()
 
@@ -144,8 +142,8 @@ class Follower:
             if self._held_since is None:
                 return
             waited = time.monotonic() - self._held_since
-            if self._fetching() and waited < HOLD_MAX_SECONDS:
-                self._release_later(max(SETTLE_SECONDS, HOLD_MAX_SECONDS - waited))
+            if self._fetching() and waited < self.hold_max:
+                self._release_later(max(SETTLE_SECONDS, self.hold_max - waited))
                 return
             held, self._held, self._held_since = self._held, [], None
         if held:  # enqueueing is blocking I/O: not on this loop

@@ -52,7 +52,7 @@ def _check(key: Key) -> None:
 
 _scheduler = _HueyScheduler()
 _tracker = Tracker(_check, threads=_settings.io_threads, forget=lambda key: _follower.unfollow(key))
-_follower = Follower(_tracker.nudge)
+_follower = Follower(_tracker.nudge, hold_max=min(20.0, _settings.lease_seconds / 3))
 
 
 @huey.task(timeout=_settings.item_timeout_seconds)

@@ -166,7 +166,8 @@ def test_a_429_storm_lowers_the_number_in_flight_and_fails_nothing(tmp_path, fal
 
 def test_when_200_results_land_together_every_glb_is_listed_before_any_slower_output(tmp_path, fal):
     fal.script(default={"stuck": True})
-    stack = fal_stack(tmp_path / "data", fal, io_threads=8)
+    # Leases long enough to outlast the CPU worker's queue of 200 conversions (the tests' 2 s would lapse).
+    stack = fal_stack(tmp_path / "data", fal, lease_seconds="30")
     try:
         with httpx.Client(base_url=stack.url, timeout=30) as client:
             jobs = []

@@ -156,9 +156,8 @@ def test_cpu_follow_ups_wait_while_pushed_results_are_downloaded(monkeypatch) ->
     assert ran == [0, 1, 2]
 
 
-def test_held_follow_ups_go_after_the_longest_hold_even_if_downloads_go_on(monkeypatch) -> None:
-    monkeypatch.setattr(follower_module, "HOLD_MAX_SECONDS", 0.3)
-    follower = Follower(Nudges())
+def test_held_follow_ups_go_after_the_longest_hold_even_if_downloads_go_on() -> None:
+    follower = Follower(Nudges(), hold_max=0.3)
     follower.follow(KEY, Scripted([Done()]), {})
     wait_for(lambda: follower.pushed(KEY) == Done())
     ran = threading.Event()
