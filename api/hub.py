@@ -75,15 +75,24 @@ class Chunk:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class Notice:
-    """A queue position notice: no id of its own; each stream stamps it with its last seq."""
+    """A queue position notice: no id of its own; each stream stamps it with its last seq (encoded once per seq:
+    the streams of one job are mostly at the same one)."""
 
-    data: dict
+    __slots__ = ("_frames", "data")
+
+    def __init__(self, data: dict) -> None:
+        self.data = data
+        self._frames: dict[int, bytes] = {}
 
     def encode(self, seq: int) -> bytes:
-        body = json.dumps({**self.data, "seq": seq}, separators=(",", ":"))
-        return f"event: {EventType.QUEUE_POSITION.value}\r\ndata: {body}\r\n\r\n".encode()
+        frame = self._frames.get(seq)
+        if frame is None:
+            body = json.dumps({**self.data, "seq": seq}, separators=(",", ":"))
+            frame = self._frames[seq] = (
+                f"event: {EventType.QUEUE_POSITION.value}\r\ndata: {body}\r\n\r\n".encode()
+            )
+        return frame
 
 
 Item = Chunk | Notice | bytes

@@ -47,12 +47,17 @@ class Stats:
         self.last_receipt = 0.0
 
 
-async def one_stream(port: int, job_id: str, stats: Stats, all_open: asyncio.Event, deadline: float) -> None:
+async def open_stream(
+    port: int, job_id: str, stats: Stats, deadline: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """Connect and read the response head; None (counted as failed) when no stream could be opened."""
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port), timeout=max(1, deadline - time.monotonic())
+        )
+    except (OSError, TimeoutError):
         stats.failed += 1
-        return
+        return None
     try:
         writer.write(
             f"GET /api/v1/status/tasks/{job_id}/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -61,11 +66,25 @@ async def one_stream(port: int, job_id: str, stats: Stats, all_open: asyncio.Eve
         head = await asyncio.wait_for(
             reader.readuntil(b"\r\n\r\n"), timeout=max(1, deadline - time.monotonic())
         )
-        if not head.startswith(b"HTTP/1.1 200"):
-            stats.failed += 1
-            return
-        opened_ms = time.time() * 1000
-        stats.opened += 1
+    except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+        head = b""
+    if not head.startswith(b"HTTP/1.1 200"):
+        stats.failed += 1
+        writer.close()
+        return None
+    stats.opened += 1
+    return reader, writer
+
+
+async def read_stream(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    stats: Stats,
+    all_open: asyncio.Event,
+    deadline: float,
+) -> None:
+    opened_ms = time.time() * 1000
+    try:
         buf = b""
         while time.monotonic() < deadline:
             chunk = await asyncio.wait_for(reader.read(65536), timeout=max(0.1, deadline - time.monotonic()))
@@ -140,33 +159,34 @@ async def run(args: argparse.Namespace, stack) -> int:
     deadline = time.monotonic() + args.budget
     sampler = RssSampler(api_pid)
     sampler.start()
-    t = time.monotonic()
-    connect_sem = asyncio.Semaphore(args.connect_batch)
-
-    async def connect(i: int) -> None:
-        async with connect_sem:
-            opened_before = stats.opened
-            task = asyncio.create_task(one_stream(stack.port, job_ids[i % jobs], stats, all_open, deadline))
-            while stats.opened == opened_before and not task.done() and time.monotonic() < deadline:
-                await asyncio.sleep(0.005)
-        await task
-
-    tasks = [asyncio.create_task(connect(i)) for i in range(args.streams)]
-    while stats.opened + stats.failed < args.streams and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    t, api0, client0 = time.monotonic(), cpu_seconds(api_pid), time.process_time()
+    tasks: list[asyncio.Task] = []
+    for first in range(0, args.streams, args.connect_batch):  # `connect_batch` connections opening at a time
+        batch = range(first, min(args.streams, first + args.connect_batch))
+        opened = await asyncio.gather(
+            *(open_stream(stack.port, job_ids[i % jobs], stats, deadline) for i in batch)
+        )
+        tasks += [
+            asyncio.create_task(read_stream(*pair, stats, all_open, deadline)) for pair in opened if pair
+        ]
+        if time.monotonic() > deadline:
+            break
     connect_s = time.monotonic() - t
+    connect_cpu = (cpu_seconds(api_pid) - api0, time.process_time() - client0)
     await asyncio.sleep(1.0)  # let every backlog drain
     rss_open = rss_kb(api_pid)
     print(
-        f"  {stats.opened} streams open in {connect_s:.1f} s ({stats.failed} failed); "
+        f"  {stats.opened} streams open in {connect_s:.1f} s ({stats.failed} failed; API CPU "
+        f"{connect_cpu[0] / connect_s * 100:.0f} %, this client's {connect_cpu[1] / connect_s * 100:.0f} %); "
         f"API RSS {rss0 / 1024:.0f} -> {rss_open / 1024:.0f} MB"
     )
     all_open.set()
-    cpu0, t = cpu_seconds(api_pid), time.monotonic()
+    cpu0, t, client0 = cpu_seconds(api_pid), time.monotonic(), time.process_time()
     stack.start_worker(args.workers)
     await asyncio.gather(*tasks)
     elapsed = time.monotonic() - t
     api_cpu = cpu_seconds(api_pid) - cpu0
+    client_cpu = time.process_time() - client0
     sampler.stop_flag.set()
     sampler.join()
     delays = stats.delays
@@ -174,7 +194,8 @@ async def run(args: argparse.Namespace, stack) -> int:
     rate, capacity = len(delays) / window, len(delays) / max(api_cpu, 1e-3)
     print(
         f"  worker phase: {elapsed:.1f} s, {len(delays)} live deliveries, "
-        f"{stats.closed_terminal} streams ended on their terminal event; API CPU {api_cpu / elapsed * 100:.0f} %"
+        f"{stats.closed_terminal} streams ended on their terminal event; API CPU {api_cpu / elapsed * 100:.0f} %, "
+        f"this client's CPU {client_cpu / elapsed * 100:.0f} %"
     )
     print(
         f"  deliveries: {rate:.0f}/s over the {window:.2f} s delivery window; {capacity:.0f} per second of API CPU "
