@@ -77,6 +77,13 @@ class FalGenerator(RemoteGenerator):
         self._quick: connection.QuickHTTP | None = None
         self._streams: status_stream.StatusStreams | None = None
 
+    def warm_up(self) -> None:
+        """At worker start, import what fetching a result needs (fal-client, numpy, Pillow): the first result
+        would otherwise wait for those imports."""
+        from image2model.core.generators.fal import outputs  # noqa: F401
+
+        _ = self.fal
+
     # -- plumbing -----------------------------------------------------------------------------------------------
 
     @property

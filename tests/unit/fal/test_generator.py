@@ -289,3 +289,14 @@ def test_cancel_reaches_fal_and_ignores_errors(fake: FakeFal, make_generator, re
     gen.cancel(state)  # already completed: FAL answers 400, ignored
     gen.cancel({**state, "request_id": "no-such-request"})  # 404, ignored
     make_generator(base_url="http://127.0.0.1:9").cancel(state)  # refused connection, ignored
+
+
+def test_warm_up_loads_what_a_result_needs_before_the_first_one() -> None:
+    code = (
+        "import sys; from image2model.core.generators.fal import GENERATORS; "
+        "from tests.unit.fal.conftest import fal_settings; "
+        "GENERATORS['fal'](fal_settings('http://127.0.0.1:9')).warm_up(); "
+        "print(sorted(m for m in ('fal_client', 'numpy', 'PIL') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['PIL', 'fal_client', 'numpy']"
