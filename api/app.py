@@ -58,9 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     services: Services = build_services(settings)
     keys = KeyRing(settings.api_keys)
     hub = EventHub(
-        services.store, settings.hub_poll_interval, position_interval=settings.queue_position_interval
+        services.store,
+        settings.hub_poll_interval,
+        position_interval=settings.queue_position_interval,
+        ping_seconds=settings.sse_ping_seconds,
+        max_pending=settings.sse_max_pending_events,
     )
-    services.store.progress_min_interval = settings.progress_min_interval
     service = JobService(
         services, LinkSigner(load_secret(settings), settings.link_ttl_seconds), enqueue_item, revoke_item
     )

@@ -23,6 +23,7 @@ def build_services(settings: Settings) -> Services:
     """Open the stores the settings select."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings)
+    store.progress_min_interval = settings.progress_min_interval  # the workers' progress events, too
     return Services(
         settings=settings, store=store, blobs=open_blob_store(settings), webhooks=open_webhook_store(store)
     )

@@ -1,28 +1,41 @@
-"""The event hub: one per API process. It tails the store's event log and fans events out to the
-subscribed streams, so no stream polls the store on its own. While any stream is open it also reads the queue
-order once per `position_interval` and tells each stream of a waiting job its place when that changed."""
+"""The event hub: one per API process. It tails the store's event log and fans events out to the subscribed
+streams, so no stream polls the store on its own. Each event is encoded once, as the SSE frame every stream
+sends, and the events of one job that arrive together become one chunk: every stream of the job gets the same
+bytes. Each stream has a bounded buffer; a stream that falls too far behind (its client stopped reading) is
+closed, and its client resumes with Last-Event-ID, missing nothing, while the job's other streams never wait
+for it.
+
+While any stream is open the hub also reads the queue order once per `position_interval` and tells each stream of
+a waiting job its place when that changed, sends the keep-alive comments, and ends every stream when the server
+shuts down (clients reconnect, to this server once it is back or to another)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import signal
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from image2model.api.store import JobStore
 from image2model.core.models import Event, EventType
 
 log = logging.getLogger("image2model.hub")
 
-QUEUE_SIZE = 1000
 IDLE_POLL = 1.0
 """How often the hub reads the event log while no stream is open (its observers need not hear at once); a new
 stream wakes it."""
 POSITION_BATCH = 100
 """Streams told their queue position per step; a step then yields the loop for `POSITION_PACE` seconds."""
 POSITION_PACE = 0.005
+HOUSEKEEPING_SECONDS = 0.5
+STUCK_SECONDS = 30.0
+"""A stream whose send has not completed for this long (its client reads nothing) is cut off."""
+PING = b": ping\r\n\r\n"
 
 
 def worth_telling(told: int | None, position: int) -> bool:
@@ -35,31 +48,135 @@ def worth_telling(told: int | None, position: int) -> bool:
     return position <= 10 or position <= told * 0.9
 
 
-class Subscription:
-    """A stream's mailbox. On overflow it is closed; the client reconnects with Last-Event-ID and loses nothing."""
+def encode_event(event: Event) -> bytes:
+    """One stored event as an SSE frame: `id:` its seq, `event:` its type, `data:` its JSON on one line."""
+    data = json.dumps(event.data, separators=(",", ":"))
+    return f"id: {event.seq}\r\nevent: {event.type.value}\r\ndata: {data}\r\n\r\n".encode()
 
-    def __init__(self, job_id: str) -> None:
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Consecutive events of one job, encoded once and shared by all the job's streams."""
+
+    first: int
+    last: int
+    data: bytes
+    events: int
+    terminal: bool
+    queued: bool
+    """Every event in it says `queued` (its job may still be waiting)."""
+
+    @classmethod
+    def of(cls, events: list[Event]) -> Chunk:
+        return cls(
+            first=events[0].seq,
+            last=events[-1].seq,
+            data=b"".join(encode_event(e) for e in events),
+            events=len(events),
+            terminal=events[-1].terminal,
+            queued=all(e.data.get("status") == "queued" for e in events),
+        )
+
+
+class Notice:
+    """A queue position notice: no id of its own; each stream stamps it with its last seq (encoded once per seq:
+    the streams of one job are mostly at the same one)."""
+
+    __slots__ = ("_frames", "data")
+
+    def __init__(self, data: dict) -> None:
+        self.data = data
+        self._frames: dict[int, bytes] = {}
+
+    def encode(self, seq: int) -> bytes:
+        frame = self._frames.get(seq)
+        if frame is None:
+            body = json.dumps({**self.data, "seq": seq}, separators=(",", ":"))
+            frame = self._frames[seq] = (
+                f"event: {EventType.QUEUE_POSITION.value}\r\ndata: {body}\r\n\r\n".encode()
+            )
+        return frame
+
+
+Item = Chunk | Notice | bytes
+"""What a stream is handed: shared chunks of events, queue notices and keep-alive comments."""
+
+
+class Subscription:
+    """A stream's bounded buffer. When more than `limit` events wait in it, the hub closes it; the stream then
+    ends and its client reconnects with Last-Event-ID and loses nothing."""
+
+    __slots__ = (
+        "_closed",
+        "_items",
+        "_pending",
+        "_waiter",
+        "job_id",
+        "limit",
+        "position",
+        "sending_since",
+        "task",
+    )
+
+    def __init__(self, job_id: str, limit: int) -> None:
         self.job_id = job_id
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self.limit = limit
         self.position: int | None = None
         """The queue position this stream was last told."""
+        self.task: asyncio.Task | None = None
+        """The task sending this stream (set by the stream)."""
+        self.sending_since: float | None = None
+        """Monotonic start of the send in progress, if any."""
+        self._items: deque[Item] = deque()
+        self._pending = 0
+        self._waiter: asyncio.Future | None = None
+        self._closed = False
 
-    def deliver(self, event: Event) -> bool:
-        try:
-            self.queue.put_nowait(event)
+    def push(self, item: Item, events: int = 1) -> bool:
+        """Hand the stream an item; False when that overflowed its buffer (the hub then closes it)."""
+        if self._closed:
             return True
-        except asyncio.QueueFull:
-            return False
+        self._items.append(item)
+        self._pending += events
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return self._pending <= self.limit
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
-        """Wake the stream with the end marker (making room for it if the mailbox is full)."""
-        if self.queue.full():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        """End the stream; what it has not sent yet is dropped (the client replays it with Last-Event-ID)."""
+        self._closed = True
+        self._items.clear()
+        self._pending = 0
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    async def next(self) -> Event | None:
-        """The next live event, or None when the hub dropped this subscription."""
-        return await self.queue.get()
+    async def take(self) -> list[Item] | None:
+        """Everything handed over since the last take (waiting for something), or None once closed."""
+        while not self._items:
+            if self._closed:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        if self._closed:
+            return None
+        items = list(self._items)
+        self._items.clear()
+        self._pending = 0
+        return items
+
+
+def server_exiting() -> bool:
+    """Whether the uvicorn server of this process was told to stop (it owns SIGTERM's handler while it serves)."""
+    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return bool(getattr(server, "should_exit", False))
 
 
 class EventHub:
@@ -75,15 +192,20 @@ class EventHub:
         interval: float,
         observers: list[Callable[[str, Event], None]] | None = None,
         position_interval: float = 1.0,
+        ping_seconds: float = 15.0,
+        max_pending: int = 1000,
     ):
         self.store = store
         self.interval = interval
         self.position_interval = position_interval
+        self.ping_seconds = ping_seconds
+        self.max_pending = max_pending
         self.observers = observers or []
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._tasks: list[asyncio.Task] = []
         self._cursor: object = None
         self._subscribed = asyncio.Event()
+        self.exiting: Callable[[], bool] = server_exiting
 
     @property
     def subscribers(self) -> int:
@@ -94,6 +216,7 @@ class EventHub:
         self._tasks = [
             asyncio.create_task(self._run(), name="event-hub"),
             asyncio.create_task(self._tell_positions(), name="queue-positions"),
+            asyncio.create_task(self._housekeeping(), name="stream-housekeeping"),
         ]
 
     async def stop(self) -> None:
@@ -109,13 +232,10 @@ class EventHub:
         for job_id, event in rows:
             for observe in self.observers:
                 observe(job_id, event)
-        for subs in self._subs.values():
-            for sub in subs:
-                sub.close()
-        self._subs.clear()
+        self._close_all()
 
     def subscribe(self, job_id: str) -> Subscription:
-        sub = Subscription(job_id)
+        sub = Subscription(job_id, self.max_pending)
         self._subs[job_id].add(sub)
         self._subscribed.set()
         return sub
@@ -126,6 +246,17 @@ class EventHub:
             subs.discard(sub)
             if not subs:
                 del self._subs[sub.job_id]
+
+    def _close_all(self) -> None:
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.close()
+        self._subs.clear()
+
+    def _overflowed(self, sub: Subscription) -> None:
+        log.warning("event=subscriber_overflow job_id=%s pending_limit=%d", sub.job_id, sub.limit)
+        self.unsubscribe(sub)
+        sub.close()
 
     async def _run(self) -> None:
         blocking = self.store.blocking_tail
@@ -141,8 +272,7 @@ class EventHub:
                 log.exception("event=hub_tail_failed")
                 await asyncio.sleep(1.0)
                 continue
-            for job_id, event in rows:
-                self._dispatch(job_id, event)
+            self._dispatch(rows)
             if not blocking and len(rows) < 1000:
                 await self._pause(self.interval, IDLE_POLL)
 
@@ -155,6 +285,43 @@ class EventHub:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._subscribed.wait(), idle)
 
+    def _dispatch(self, rows: list[tuple[str, Event]]) -> None:
+        by_job: dict[str, list[Event]] = {}
+        for job_id, event in rows:
+            for observe in self.observers:
+                observe(job_id, event)
+            if job_id in self._subs:
+                by_job.setdefault(job_id, []).append(event)
+        for job_id, events in by_job.items():
+            chunk = Chunk.of(events)
+            for sub in list(self._subs.get(job_id, ())):
+                if not sub.push(chunk, chunk.events):
+                    self._overflowed(sub)
+
+    async def _housekeeping(self) -> None:
+        """Keep-alive comments every `ping_seconds`, streams stuck in a send cut off, and every stream ended
+        once the server is told to stop."""
+        next_ping = time.monotonic() + self.ping_seconds
+        while True:
+            await asyncio.sleep(min(HOUSEKEEPING_SECONDS, self.ping_seconds))
+            if self.exiting():
+                self._close_all()
+                continue
+            now = time.monotonic()
+            if now < next_ping:
+                continue
+            next_ping = now + self.ping_seconds
+            for subs in list(self._subs.values()):
+                for sub in list(subs):
+                    since = sub.sending_since
+                    if since is not None and now - since > STUCK_SECONDS and sub.task is not None:
+                        log.warning("event=stream_stuck job_id=%s seconds=%.0f", sub.job_id, now - since)
+                        self.unsubscribe(sub)
+                        sub.close()
+                        sub.task.cancel()
+                    elif not sub.push(PING):
+                        self._overflowed(sub)
+
     async def _tell_positions(self) -> None:
         while True:
             await self._pause(self.position_interval, 3600.0)
@@ -166,7 +333,7 @@ class EventHub:
                 log.exception("event=queue_positions_failed")
                 continue
             now_ms = int(time.time() * 1000)
-            due: list[tuple[Subscription, Event]] = []
+            due: list[tuple[Subscription, Notice, int]] = []
             for job_id, subs in list(self._subs.items()):
                 position = positions.get(job_id)
                 if position is None:
@@ -174,31 +341,24 @@ class EventHub:
                 told = [sub for sub in subs if worth_telling(sub.position, position)]
                 if not told:
                     continue
-                notice = Event(
-                    seq=0,
-                    type=EventType.QUEUE_POSITION,
-                    data={
+                notice = Notice(
+                    {
                         "job_id": job_id,
                         "task_id": job_id,
                         "status": "queued",
                         "progress": 0.0,
                         "queue_position": position,
                         "timestamp": now_ms,
-                    },
+                    }
                 )
-                due += [(sub, notice) for sub in told]
+                due += [(sub, notice, position) for sub in told]
             # Paced over part of the interval: thousands of streams told at once would hold up live events.
             for start in range(0, len(due), POSITION_BATCH):
-                for sub, notice in due[start : start + POSITION_BATCH]:
-                    if sub.deliver(notice):
-                        sub.position = notice.data["queue_position"]
+                for sub, notice, position in due[start : start + POSITION_BATCH]:
+                    if sub.closed:
+                        continue
+                    if sub.push(notice):
+                        sub.position = position
+                    else:
+                        self._overflowed(sub)
                 await asyncio.sleep(POSITION_PACE)
-
-    def _dispatch(self, job_id: str, event: Event) -> None:
-        for observe in self.observers:
-            observe(job_id, event)
-        for sub in list(self._subs.get(job_id, ())):
-            if not sub.deliver(event):
-                log.warning("event=subscriber_overflow job_id=%s", job_id)
-                self.unsubscribe(sub)
-                sub.close()

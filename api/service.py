@@ -391,7 +391,10 @@ class JobService:
 
         entries: list[FileEntry] = []
         for item in state.items:
-            if item.status != ItemStatus.COMPLETED:
+            # A remote model is listed as soon as it is fetched, while its other formats are still being made.
+            if item.status != ItemStatus.COMPLETED and not (
+                item.status == ItemStatus.PROCESSING and item.outputs
+            ):
                 continue
             previews = {o["format"]: url(o["filename"]) for o in item.outputs if o["role"] == "preview"}
             preview_url = previews.get("png") or next(iter(previews.values()), None)

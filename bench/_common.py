@@ -163,3 +163,36 @@ class Verdicts:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
+
+
+async def follow_sse(port: int, path: str, on_event, deadline: float) -> None:
+    """Read one SSE stream over a raw socket (HTTP/1.1, chunked), calling `on_event(receipt_time, event, data)`
+    for each event until the stream ends or `deadline` (monotonic) passes. `data` is the parsed JSON."""
+    import asyncio
+    import json
+    import time
+
+    from image2model.core.client._sse import SSEDecoder
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), max(0.1, deadline - time.monotonic()))
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"stream {path} answered {head.splitlines()[0]!r}")
+        decoder = SSEDecoder()
+        while time.monotonic() < deadline:
+            size_line = await asyncio.wait_for(
+                reader.readuntil(b"\r\n"), max(0.1, deadline - time.monotonic())
+            )
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                return
+            chunk = await reader.readexactly(size + 2)
+            now = time.time()
+            for event in decoder.feed(chunk[:-2]):
+                on_event(now, event.event, json.loads(event.data))
+    except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()

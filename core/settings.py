@@ -84,7 +84,27 @@ class Settings(BaseSettings):
     fal_base_url: str = Field(
         "", description="Send every FAL request under this base URL (tests and benchmarks only)."
     )
-    fal_max_in_flight: int = Field(8, description="Most FAL requests running at once across all workers.")
+    fal_max_in_flight: int = Field(
+        256,
+        description="Most FAL requests in flight at once across all workers, a ceiling (FAL queues requests on its "
+        "side). Below it the workers adapt: a 429 from FAL lowers the number in flight and its Retry-After is "
+        "honoured; accepted submissions raise it again.",
+    )
+    fal_stream: bool = Field(
+        True,
+        description="Follow each FAL request's status stream (pushed, not polled); status checks take over when "
+        "a stream fails or is not offered.",
+    )
+    fal_stream_stall_seconds: float = Field(
+        45.0,
+        description="A status stream silent this long (FAL sends a keep-alive comment every 15 s) is dropped for "
+        "status checks, and opened again later (s).",
+    )
+    fal_stream_check_interval: float = Field(
+        5.0,
+        description="While a request's status stream is open, how often the worker still looks at the request "
+        "itself: lease, cancellation, deadline and FAL's latest log line (s).",
+    )
     fal_poll_interval: float = Field(
         1.0,
         description="Shortest wait between two status checks of a FAL request (s); a check that finds nothing "
@@ -105,8 +125,8 @@ class Settings(BaseSettings):
     )
     io_threads: int = Field(
         4,
-        description="Threads of the I/O worker that drives remote generators (FAL); the status checks due at "
-        "one moment go out in at most this many batches.",
+        description="Threads of the I/O worker that drives remote generators (FAL): as many submissions, and as "
+        "many status checks and result downloads, run at once.",
     )
     worker_poll_min: float = Field(0.01, description="Shortest queue poll interval of idle workers (s).")
     worker_poll_max: float = Field(0.05, description="Longest queue poll interval of idle workers (s).")
@@ -138,6 +158,11 @@ class Settings(BaseSettings):
     )
     sse_ping_seconds: int = Field(15, description="Keep-alive comment interval on event streams (s).")
     sse_retry_ms: int = Field(2000, description="`retry:` hint sent to EventSource clients (ms).")
+    sse_max_pending_events: int = Field(
+        1000,
+        description="Events waiting for one slow stream before it is closed (its client resumes with "
+        "Last-Event-ID, missing nothing); other streams of the job are never held up by it.",
+    )
     progress_min_interval: float = Field(
         0.25, description="Least time between two progress events of one file (s)."
     )

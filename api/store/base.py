@@ -124,10 +124,11 @@ class JobState:
             )
             if item.status == ItemStatus.FAILED:
                 data["error"] = item.error
-            if item.status == ItemStatus.COMPLETED:
+            # A remote model is listed while its other formats are made: outputs before completion too.
+            if item.status == ItemStatus.COMPLETED or (item.status == ItemStatus.PROCESSING and item.outputs):
                 data["outputs"] = item.output_names
-                if item.started_at and item.finished_at:
-                    data["duration_ms"] = round((item.finished_at - item.started_at) * 1000, 1)
+            if item.status == ItemStatus.COMPLETED and item.started_at and item.finished_at:
+                data["duration_ms"] = round((item.finished_at - item.started_at) * 1000, 1)
         data.update(extra)
         event = Event(seq=job.seq, type=type, data=data)
         self.events.append(event)
@@ -440,6 +441,37 @@ class JobStore(abc.ABC):
                 self._update_overall(state)
             return True
 
+    def add_outputs(
+        self,
+        job_id: str,
+        index: int,
+        attempt: int,
+        outputs: list[dict[str, Any]],
+        fraction: float,
+        message: str,
+        lease_seconds: float,
+        remote: dict[str, Any] | None = None,
+    ) -> bool:
+        """Give a running item outputs before it completes, and renew its lease: a remote model is listed as soon
+        as it is fetched, and its other formats and previews join one by one. Each call emits a `file_update`
+        carrying every output so far. False when the run should stop (as `report_progress`)."""
+        with self._transaction(job_id) as state:
+            item = _owned(state, index, attempt)
+            if item is None or state is None or state.job.cancel_requested:
+                return False
+            t = now()
+            item.lease_until = t + lease_seconds
+            if remote is not None:
+                item.remote = remote
+            known = {o["filename"] for o in item.outputs}
+            item.outputs = item.outputs + [o for o in outputs if o["filename"] not in known]
+            item.progress = max(item.progress, min(99.0, round(float(fraction) * 100, 1)))
+            item.message = message or item.message
+            item.last_event_at = t
+            state.emit(EventType.FILE_UPDATE, item)
+            self._update_overall(state)
+            return True
+
     def renew_lease(self, job_id: str, index: int, attempt: int, lease_seconds: float) -> bool:
         """Extend a running item's lease; False when the run should stop."""
         with self._transaction(job_id) as state:
@@ -527,6 +559,7 @@ class JobStore(abc.ABC):
             item.status = ItemStatus.QUEUED
             item.attempt -= 1
             item.lease_until = 0.0
+            item.remote_group = ""
             item.enqueued_at = now()
             if message != item.message:
                 item.message = message

@@ -64,6 +64,7 @@ LOCK_TTL_MS = 10_000
 LOCK_WAIT_S = 10.0
 EXPORT_RETRIES = 100
 """Optimistic retries of one export update before giving up (each conflict means another writer won)."""
+SLOT_TRIES = 5
 
 _JOB_FIELDS = [f.name for f in fields(JobRecord)]
 
@@ -232,21 +233,21 @@ class RedisJobStore(JobStore):
             pipe.zrem(_k("jobs", "owner", job.owner, before.status.value), job.job_id)
             pipe.zadd(_k("jobs", "owner", job.owner, job.status.value), {job.job_id: job.created_at})
 
-    def _unindex_item(self, pipe: Pipeline, job_id: str, item: ItemRecord) -> None:
+    def _unindex_item(self, pipe: Pipeline, job_id: str, item: ItemRecord, slot: bool = True) -> None:
         member = _member(job_id, item.index)
         if item.status == ItemStatus.PROCESSING:
             pipe.zrem(_k("items", "processing"), member)
-            if item.remote_group:
+            if item.remote_group and slot:
                 pipe.srem(_k("inflight", item.remote_group), member)
         elif item.status == ItemStatus.QUEUED:
             pipe.zrem(_k("items", "queued"), member)
         pipe.hincrby(_k("counts", "items"), item.status.value, -1)
 
-    def _index_item(self, pipe: Pipeline, job_id: str, item: ItemRecord) -> None:
+    def _index_item(self, pipe: Pipeline, job_id: str, item: ItemRecord, slot: bool = True) -> None:
         member = _member(job_id, item.index)
         if item.status == ItemStatus.PROCESSING:
             pipe.zadd(_k("items", "processing"), {member: item.lease_until})
-            if item.remote_group:
+            if item.remote_group and slot:
                 pipe.sadd(_k("inflight", item.remote_group), member)
         elif item.status == ItemStatus.QUEUED:
             pipe.zadd(_k("items", "queued"), {member: item.enqueued_at})
@@ -339,8 +340,14 @@ class RedisJobStore(JobStore):
                         mapping={str(item.index): _encode_item(item) for item, _ in changed},
                     )
                 for item, old in changed:
-                    self._unindex_item(pipe, job_id, old)
-                    self._index_item(pipe, job_id, item)
+                    # An item keeping its remote slot (a lease renewed, progress) leaves the group's set alone:
+                    # every write to it would abort the cap checks (WATCH) of items taking a slot meanwhile.
+                    kept = (
+                        old.status == item.status == ItemStatus.PROCESSING
+                        and old.remote_group == item.remote_group
+                    )
+                    self._unindex_item(pipe, job_id, old, slot=not kept)
+                    self._index_item(pipe, job_id, item, slot=not kept)
                 self._write_events(pipe, job_id, state.events)
                 pipe.execute()
             finally:
@@ -468,6 +475,18 @@ class RedisJobStore(JobStore):
             return []
         members = self.client.zrange(_k("items", "queued"), 0, limit - 1)
         return [m.decode().rsplit(SEP, 1)[0] for m in members]
+
+    def take_remote_slot(self, job_id: str, index: int, attempt: int, group: str, cap: int) -> bool:
+        """The base transition, tried again when an item leaving the group changed its set during the cap check
+        (the WATCH that keeps the cap exact then aborts the transaction, which wrote nothing)."""
+        for tries in range(1, SLOT_TRIES + 1):
+            try:
+                return super().take_remote_slot(job_id, index, attempt, group, cap)
+            except redis.WatchError:
+                if tries == SLOT_TRIES:
+                    raise
+                time.sleep(random.uniform(0.001, 0.01))
+        raise AssertionError("unreachable")
 
     def in_flight(self, group: str) -> int:
         tx = getattr(self._local, "tx", None)

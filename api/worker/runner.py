@@ -1,11 +1,13 @@
 """Running items: claim (compare-and-set), generate under a live lease, store outputs under deterministic names.
 
 Local generators run to the end in one task. Remote generators (`RemoteGenerator`) run in short steps: the first
-task reserves a remote slot, submits and persists the remote state; then each status check (`poll_item`, in
-batches from the io worker's tracker) asks once and hands the item back with its next delay, so no worker sits
-waiting. A check writes to the store only when something changed or the lease needs renewing. After a crash
-the reaper re-queues the item and the next claim resumes polling the persisted remote request instead of
-submitting again."""
+task reserves a remote slot (within the adaptive in-flight limit), submits and persists the remote state, and
+asks for the remote status stream to be followed; then each check (`poll_item`, from the io worker's tracker)
+looks once, at the status the stream pushed or by asking, and hands the item back with its next delay, so no
+worker sits waiting. A check writes to the store only when something changed or the lease needs renewing. The
+fetched model is listed at once; the other formats and previews follow from a CPU worker, each announced as it
+lands. After a crash the reaper re-queues the item and the next claim resumes the persisted remote request
+instead of submitting again."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from huey.exceptions import TaskTimeout
 from image2model.api.context import Services
 from image2model.api.store import ItemRecord, JobRecord
 from image2model.api.worker import masters
+from image2model.api.worker.concurrency import limits
 from image2model.core import recipes
 from image2model.core.errors import Cancelled, GenerationError
 from image2model.core.generators import (
@@ -33,6 +36,7 @@ from image2model.core.generators import (
     GeneratorSpec,
     OutputFile,
     Pending,
+    RemoteBusy,
     RemoteGenerator,
     generator_classes,
 )
@@ -56,6 +60,12 @@ class Scheduler(Protocol):
     def poll(self, job_id: str, index: int, attempt: int, delay: float) -> None: ...
 
     def finish(self, job_id: str, index: int, attempt: int) -> None: ...
+
+    def watch(
+        self, job_id: str, index: int, attempt: int, gen: RemoteGenerator, remote: dict[str, Any]
+    ) -> None:
+        """Follow the remote request's status stream, if its generator offers one (called after each check that
+        leaves the item pending; following an item twice does nothing)."""
 
 
 def generator(services: Services, name: str) -> Generator:
@@ -261,12 +271,20 @@ def _start_remote(
         log.info("event=remote_resumed job_id=%s index=%s attempt=%s", job_id, index, attempt)
         scheduler.poll(job_id, index, attempt, 0)
         return None
-    group = gen.in_flight_group or gen.spec.name
-    if not store.take_remote_slot(job_id, index, attempt, group, gen.max_in_flight()):
+    group, ceiling = gen.in_flight_group or gen.spec.name, gen.max_in_flight()
+    cap, wait = limits.allowance(group, ceiling)
+    if wait > 0 or not store.take_remote_slot(job_id, index, attempt, group, cap):
         if store.release(job_id, index, attempt, f"waiting for a free {gen.spec.title} slot"):
-            scheduler.retry_start(job_id, index, SLOT_RETRY_SECONDS)
+            scheduler.retry_start(job_id, index, max(wait, SLOT_RETRY_SECONDS))
         return None
-    remote = gen.start(request)
+    try:
+        remote = gen.start(request)
+    except RemoteBusy as exc:  # nothing submitted: wait as told, fewer in flight, the attempt not counted
+        pause = limits.refused(group, ceiling, store.in_flight(group), exc.retry_after)
+        if store.release(job_id, index, attempt, f"{exc}; waiting"):
+            scheduler.retry_start(job_id, index, max(pause, SLOT_RETRY_SECONDS))
+        return None
+    limits.accepted(group, ceiling)
     if not store.save_remote(job_id, index, attempt, remote, settings.lease_seconds):
         gen.cancel(remote)
         raise Cancelled("the job was cancelled")
@@ -275,8 +293,11 @@ def _start_remote(
     return None
 
 
-def poll_item(services: Services, job_id: str, index: int, attempt: int, scheduler: Scheduler) -> None:
-    """One status check of a remote item; asks the scheduler for the next one until the remote work ends."""
+def poll_item(
+    services: Services, job_id: str, index: int, attempt: int, scheduler: Scheduler, seen: Any = None
+) -> None:
+    """One check of a remote item, with the status its stream pushed (`seen`) or by asking; asks the scheduler
+    for the next one until the remote work ends."""
     store, settings = services.store, services.settings
     state = store.load(job_id)
     if state is None or not 0 <= index < len(state.items):
@@ -296,15 +317,13 @@ def poll_item(services: Services, job_id: str, index: int, attempt: int, schedul
     work = settings.data_dir / "work" / f"{job_id}.{index}.{attempt}"
 
     def step() -> GenerationResult | None:
-        outcome = gen.poll(request, item.remote, progress)
+        if seen is None:
+            outcome = gen.poll(request, item.remote, progress)
+        else:
+            outcome = gen.poll(request, item.remote, progress, seen)
         if isinstance(outcome, Fetched):
-            fetched = _store_outputs(services, job_id, outcome.files)
-            remote = {**(outcome.state or item.remote), "fetched": fetched}
-            # One transaction stores the fetched files, renews the lease and shows the next stage.
-            if not store.report_progress(
-                job_id, index, attempt, 0.85, "converting", settings.lease_seconds, remote
-            ):
-                raise Cancelled("the job was cancelled")
+            # Even a complete fetch goes on to a CPU worker: the master GLB for exports and the recipe are ours.
+            _list_fetched(services, job_id, item, attempt, outcome)
             scheduler.finish(job_id, index, attempt)
             return None
         remote = outcome.state or item.remote
@@ -315,6 +334,7 @@ def poll_item(services: Services, job_id: str, index: int, attempt: int, schedul
             raise Cancelled("the job was cancelled")
         # Never wait so long that the lease (renewed once a third of it has passed) could lapse.
         scheduler.poll(job_id, index, attempt, min(outcome.delay, lease / 3))
+        scheduler.watch(job_id, index, attempt, gen, remote)
         return None
 
     try:
@@ -327,6 +347,23 @@ def poll_item(services: Services, job_id: str, index: int, attempt: int, schedul
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _list_fetched(services: Services, job_id: str, item: ItemRecord, attempt: int, fetched: Fetched) -> None:
+    """Store the fetched files and, in the same transaction, list those that are results already (the model
+    first), renew the lease and show the next stage."""
+    store, lease = services.store, services.settings.lease_seconds
+    stored = _store_outputs(services, job_id, fetched.files)
+    remote = {**(fetched.state or item.remote), "fetched": stored}
+    listed = {Path(f.path).name for f in fetched.outputs}
+    outputs = [o for o in stored if o["filename"] in listed]
+    ok = (
+        store.add_outputs(job_id, item.index, attempt, outputs, 0.85, "converting", lease, remote)
+        if outputs
+        else store.report_progress(job_id, item.index, attempt, 0.85, "converting", lease, remote)
+    )
+    if not ok:
+        raise Cancelled("the job was cancelled")
 
 
 def _poll_news(item: ItemRecord, outcome: Pending, remote: dict[str, Any], lease_seconds: float) -> bool:
@@ -362,16 +399,24 @@ def finish_item(services: Services, job_id: str, index: int, attempt: int) -> No
         ]
         request = _request(state.job, item, work, [], gen.spec)
         sources = [services.blobs.local_path(key, work / "in") for key in item.inputs]
+        # The fetched GLB is stored again at the end: the copy in the result carries the recipe in its extras.
+        stored = {name: o for name, o in fetched.items() if o["format"] != "glb"}
+
+        def landed(out: OutputFile) -> None:
+            """Store a new output at once and announce it (the item's file_update gains it)."""
+            (entry,) = _store_outputs(services, job_id, [out])
+            stored[entry["filename"]] = entry
+            if not store.add_outputs(job_id, index, attempt, [entry], 0.9, "", settings.lease_seconds):
+                raise Cancelled("the job was cancelled")
+
         with _Lease(services, job_id, index, attempt) as lease:
             progress = _progress(services, job_id, index, attempt, lease.lost)
 
             def step() -> GenerationResult:
-                result = gen.finish(request, item.remote, files, progress)
+                result = gen.finish(request, item.remote, files, progress, landed)
                 return _with_master(result, state.job, request, sources)
 
-            # The fetched GLB is stored again: the copy in the result carries the recipe in its extras.
-            kept = {name: o for name, o in fetched.items() if o["format"] != "glb"}
-            _finish(services, job_id, item, attempt, step, item.started_at or time.time(), stored=kept)
+            _finish(services, job_id, item, attempt, step, item.started_at or time.time(), stored=stored)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,5 +1,6 @@
-"""Huey tasks: one per uploaded image (plus batches of status checks for remote generators), the periodic reaper
-and retention.
+"""Huey tasks: one per uploaded image (plus the CPU step and handed-back checks of remote items), the periodic
+reaper and retention. The io worker also holds the tracker of its remote items and the follower of their status
+streams.
 
 Run them with `image2model worker` (`--queue io` for remote generators), or
 `huey_consumer image2model.api.worker.tasks.huey -k process`."""
@@ -9,15 +10,17 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from typing import Any
 
 from image2model.api.context import services
 from image2model.api.deletion import delete_jobs
 from image2model.api.worker import exports
+from image2model.api.worker.follower import Follower
 from image2model.api.worker.periodic import Every
 from image2model.api.worker.queue import huey, huey_io, item_task_id
 from image2model.api.worker.runner import finish_item, poll_item, run_item, warm_up_all
 from image2model.api.worker.tracker import Key, Tracker
-from image2model.core.generators import generator_classes
+from image2model.core.generators import RemoteGenerator, generator_classes
 from image2model.core.settings import get_settings
 
 log = logging.getLogger("image2model.worker")
@@ -36,15 +39,22 @@ class _HueyScheduler:
         _tracker.add((job_id, index, attempt), delay)
 
     def finish(self, job_id: str, index: int, attempt: int) -> None:
-        finish_remote_item_task(job_id, index, attempt)
+        """The CPU step goes to the queue once the results pushed at the same time are all fetched."""
+        _follower.after_fetches(lambda: finish_remote_item_task(job_id, index, attempt))
+
+    def watch(
+        self, job_id: str, index: int, attempt: int, gen: RemoteGenerator, remote: dict[str, Any]
+    ) -> None:
+        _follower.follow((job_id, index, attempt), gen, remote)
 
 
-def _dispatch(keys: list[Key]) -> None:
-    poll_remote_items_task(keys)
+def _check(key: Key) -> None:
+    poll_item(services(), *key, _scheduler, _follower.pushed(key))
 
 
 _scheduler = _HueyScheduler()
-_tracker = Tracker(_dispatch, batches=_settings.io_threads)
+_tracker = Tracker(_check, threads=_settings.io_threads, forget=lambda key: _follower.unfollow(key))
+_follower = Follower(_tracker.nudge, hold_max=min(20.0, _settings.lease_seconds / 3))
 
 
 @huey.task(timeout=_settings.item_timeout_seconds)
@@ -67,7 +77,8 @@ def run_remote_item_task(job_id: str, index: int) -> None:
 
 @huey_io.task()
 def poll_remote_items_task(keys: list[Key]) -> None:
-    """Check each of a batch of remote items once; the tracker holds them until their next check is due."""
+    """Check each of a batch of remote items once (handed back by a stopping io worker); from then on this
+    worker's tracker holds them."""
     s = services()
     for job_id, index, attempt in keys:
         try:

@@ -16,7 +16,9 @@ from image2model.core.generators.base import (
     OutputFile,
     Pending,
     ProgressCallback,
+    RemoteBusy,
     RemoteGenerator,
+    StreamUnavailable,
 )
 from image2model.core.settings import Settings
 
@@ -31,7 +33,9 @@ __all__ = [
     "OutputFile",
     "Pending",
     "ProgressCallback",
+    "RemoteBusy",
     "RemoteGenerator",
+    "StreamUnavailable",
     "generator_classes",
     "load_class",
 ]

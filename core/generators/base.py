@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from image2model.core.errors import ValidationFailed
+from image2model.core.errors import GenerationError, ValidationFailed
 
 ProgressCallback = Callable[[float, str], None]
 """Called by a generator with the fraction done (0..1) and the current stage in words. It raises
@@ -241,6 +241,24 @@ class Fetched:
 
     files: list[OutputFile]
     state: dict[str, Any] = field(default_factory=dict)
+    outputs: list[OutputFile] = field(default_factory=list)
+    """Those of `files` that are results already (the model first): listed at once, before `finish` runs."""
+    complete: bool = False
+    """Nothing is left for `finish` to make: `files` are the item's whole result and it completes now."""
+
+
+class RemoteBusy(Exception):
+    """The remote service refused new work for now (e.g. HTTP 429): nothing was submitted; try again after
+    `retry_after` seconds (None: it did not say). Raised by `RemoteGenerator.start`."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StreamUnavailable(Exception):
+    """The remote service offers no status stream for this request (raised by `RemoteGenerator.watch`'s
+    iterator): it is polled instead."""
 
 
 class RemoteGenerator(Generator):
@@ -248,7 +266,10 @@ class RemoteGenerator(Generator):
     waits on it: `start` submits and returns the remote state, which is stored before anything else happens;
     `poll` is called again and again (in new tasks, possibly on another worker after a crash) with the stored
     state until it returns the result; `cancel` stops the remote work. A crash between steps resumes polling
-    the same remote request; it never submits twice once `start` has returned."""
+    the same remote request; it never submits twice once `start` has returned.
+
+    A remote service that pushes its status offers `watch`: the service then follows that stream and hands each
+    status to `poll` as `seen`, so `poll` need not ask."""
 
     @abc.abstractmethod
     def start(self, request: GenerationRequest) -> dict[str, Any]:
@@ -256,12 +277,24 @@ class RemoteGenerator(Generator):
 
     @abc.abstractmethod
     def poll(
-        self, request: GenerationRequest, state: dict[str, Any], progress: ProgressCallback
+        self,
+        request: GenerationRequest,
+        state: dict[str, Any],
+        progress: ProgressCallback,
+        seen: Any = None,
     ) -> Pending | Fetched:
         """Check the remote work once: `Pending` to be asked again later, or `Fetched` with the downloaded files.
-        The service passes no `request.images` here nor to `finish`: the inputs went out with `start`.
+        The service passes no `request.images` here nor to `finish`: the inputs went out with `start`. `seen` is
+        the latest status `watch` delivered (only ever passed to generators that offer `watch`): use it instead of
+        asking the remote service.
 
         Raise `GenerationError` for failures a user can act on."""
+
+    def watch(self, state: dict[str, Any]) -> AsyncIterator[Any] | None:
+        """The status updates the remote service pushes for this request, as an async iterator that ends once the
+        work is done (and raises when the stream fails, `StreamUnavailable` when there is none), or None when
+        this generator offers no stream: it is then only polled."""
+        return None
 
     def finish(
         self,
@@ -269,8 +302,10 @@ class RemoteGenerator(Generator):
         state: dict[str, Any],
         fetched: list[OutputFile],
         progress: ProgressCallback,
+        landed: Callable[[OutputFile], None] | None = None,
     ) -> GenerationResult:
-        """CPU work on the fetched files (other formats, previews); runs in a CPU worker. By default the fetched
+        """CPU work on the fetched files (other formats, previews); runs in a CPU worker. `landed` is called with
+        each new file as soon as it is written, so the service can announce it at once. By default the fetched
         files are the result."""
         return GenerationResult(files=fetched, metadata=dict(state.get("metadata", {})))
 
@@ -285,12 +320,25 @@ class RemoteGenerator(Generator):
     in_flight_group: ClassVar[str] = ""
     """Generators sharing one remote account share one cap (e.g. every FAL model)."""
 
+    busy_attempts: ClassVar[int] = 10
+    """Refusals (`RemoteBusy`) `generate` waits out before it gives up."""
+
     def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
         """Run start/poll in this thread (for notebooks and tests; the service never calls this)."""
-        state = self.start(request)
+        for attempt in range(1, self.busy_attempts + 1):
+            try:
+                state = self.start(request)
+                break
+            except RemoteBusy as exc:
+                if attempt == self.busy_attempts:
+                    raise GenerationError(f"{exc}; gave up after {attempt} tries. Try again later.") from exc
+                progress(0.0, f"{exc}; waiting")
+                time.sleep(exc.retry_after if exc.retry_after is not None else 1.0)
         while True:
             outcome = self.poll(request, state, progress)
             if isinstance(outcome, Fetched):
+                if outcome.complete:
+                    return GenerationResult(outcome.files, dict((outcome.state or state).get("metadata", {})))
                 return self.finish(request, outcome.state or state, outcome.files, progress)
             state = outcome.state or state
             progress(outcome.fraction, outcome.message)

@@ -10,9 +10,21 @@ with `IMAGE2MODEL_FAL_BASE_URL`. Control routes under `/__fake__/` let tests in 
     POST /__fake__/script   {"default": {...}} and/or {"next": [{...}, ...]}   job behaviour (see JobScript)
     POST /__fake__/faults   {"route": "status", "kind": "http", "code": 429, "times": 2, "retry_after": 1}
     POST /__fake__/keys     {"keys": ["k1"]} accepted FAL keys (empty list: any `Key ...`)
+    POST /__fake__/settings {"stream_keepalive": 15, "concurrency_limit": 0, "limit_retry_after": 1}
     GET  /__fake__/requests[?route=status]   what the fake saw
-    GET  /__fake__/jobs                   submitted jobs (app, arguments with images summarised, polls, cancelled)
+    GET  /__fake__/jobs                   submitted jobs (app, arguments with images summarised, polls, cancelled,
+                                          created and done_at as epoch seconds)
     POST /__fake__/jobs/{id}/complete     finish a (stuck) job now
+    POST /__fake__/complete               finish every open job now
+
+Besides polling, a request's status can be followed on `GET .../requests/{id}/status/stream` (Server-Sent Events,
+as FAL serves it: one `data:` status per change, a `: keep-alive` comment every `stream_keepalive` seconds, closed
+after COMPLETED). Each status the stream sends counts as a poll, so jobs scripted by polls advance under a stream
+too (one step per `stream_tick`). Stream faults: `stall` (the first status, then silence), `close` (the first
+status, then the connection ends), `http` (e.g. 404: no stream for this request).
+
+With `concurrency_limit` > 0 the fake behaves like an account at its limit: a submission while that many
+requests are unfinished is refused with 429 and `Retry-After: limit_retry_after`.
 
 Run standalone: `python -m tests.fakes.fal_server --port 8765 [--queue-s 1 --run-s 30]`.
 """
@@ -23,8 +35,10 @@ import argparse
 import asyncio
 import base64
 import collections
+import contextlib
 import io
 import json
+import math
 import socket
 import struct
 import threading
@@ -37,10 +51,22 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-ROUTES = ("submit", "status", "result", "cancel", "run", "token", "upload", "initiate", "put", "file")
+ROUTES = (
+    "submit",
+    "status",
+    "stream",
+    "result",
+    "cancel",
+    "run",
+    "token",
+    "upload",
+    "initiate",
+    "put",
+    "file",
+)
 """Route names faults and records use."""
 
 IMAGE_KEYS: dict[str, tuple[str, ...]] = {
@@ -144,7 +170,8 @@ class JobScript:
 class Fault:
     """One injected fault on a route, used `times` times. kind: http (JSON error with `code`, optional
     `retry_after`), ingress (nginx-style text 502/503/504 without x-fal-request-id), hang (sleep `seconds`
-    then answer normally), garbage (200 with a non-JSON body)."""
+    then answer normally), garbage (200 with a non-JSON body); on the status stream also stall (send the
+    current status, then nothing at all) and close (send the current status, then end the stream)."""
 
     route: str
     kind: str = "http"
@@ -172,6 +199,12 @@ class Job:
     result_fetches: int = 0
     result: Any = None
     """The result body, made once: FAL returns the same files on every fetch."""
+    forced_at: float | None = None
+    seen_done_at: float | None = None
+    """When a status check or stream first reported a job scripted by polls as completed."""
+    stream_opens: int = 0
+    watchers: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list)
+    """Open status streams of this job, woken when it is completed or cancelled from outside."""
 
     def phase(self, now: float) -> str:
         if self.cancelled or self.forced_done or self.input_error is not None:
@@ -188,6 +221,31 @@ class Job:
             return "IN_PROGRESS"
         return "COMPLETED"
 
+    def wall_clock(self) -> bool:
+        return self.script.queue_s is not None or self.script.run_s is not None
+
+    def done_at(self) -> float | None:
+        """When the job became COMPLETED (epoch seconds); None while it is not."""
+        if self.forced_at is not None:
+            return self.forced_at
+        if self.wall_clock() and not self.script.stuck and not self.cancelled:
+            return self.created + (self.script.queue_s or 0.0) + (self.script.run_s or 0.0)
+        return self.seen_done_at
+
+    def next_change(self, now: float, tick: float) -> float:
+        """Seconds until this job's status may change by itself (a stream waits that long, or until woken)."""
+        if self.script.stuck:
+            return math.inf
+        if self.wall_clock():
+            q = self.created + (self.script.queue_s or 0.0)
+            ahead = [t - now for t in (q, q + (self.script.run_s or 0.0)) if t > now]
+            return max(0.001, min(ahead)) if ahead else tick
+        return tick
+
+    def wake(self) -> None:
+        for loop, event in list(self.watchers):
+            loop.call_soon_threadsafe(event.set)
+
     def summary(self, now: float) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -200,6 +258,9 @@ class Job:
             "auth": self.auth,
             "result_fetches": self.result_fetches,
             "input_error": self.input_error,
+            "created": self.created,
+            "done_at": self.done_at(),
+            "stream_opens": self.stream_opens,
         }
 
 
@@ -236,6 +297,26 @@ class FakeFal:
             self.next_scripts: collections.deque[JobScript] = collections.deque()
             self.keys: set[str] = set()
             self.file_failures: dict[str, int] = {}
+            self.stream_keepalive = 15.0
+            """Seconds between the status stream's keep-alive comments (FAL sends one every 15 s)."""
+            self.stream_tick = 0.05
+            """Seconds between the stream's steps for jobs scripted by polls."""
+            self.concurrency_limit = 0
+            """Unfinished requests beyond which a submission is refused with 429 (0: no limit)."""
+            self.limit_retry_after = 1.0
+            self.refused = 0
+            """Submissions refused for the concurrency limit."""
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change `stream_keepalive`, `stream_tick`, `concurrency_limit` or `limit_retry_after`; returns them all."""
+        names = ("stream_keepalive", "stream_tick", "concurrency_limit", "limit_retry_after")
+        unknown = set(settings) - set(names)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {sorted(unknown)}; one of {names}")
+        with self._lock:
+            for name, value in settings.items():
+                setattr(self, name, type(getattr(self, name))(value))
+            return {name: getattr(self, name) for name in names} | {"refused": self.refused}
 
     def script(
         self, default: dict[str, Any] | JobScript | None = None, next: list[Any] | None = None
@@ -269,13 +350,24 @@ class FakeFal:
 
     def complete(self, job_id: str) -> None:
         with self._lock:
-            self.jobs[job_id].forced_done = True
-            self.jobs[job_id].script.stuck = False
+            job = self.jobs[job_id]
+            if job.phase(time.time()) != "COMPLETED":
+                job.forced_at = time.time()
+            job.forced_done = True
+            job.script.stuck = False
+        job.wake()
 
     def complete_all(self) -> None:
+        """Finish every open job now (their streams send COMPLETED at once)."""
+        now = time.time()
         with self._lock:
-            for job in self.jobs.values():
+            jobs = list(self.jobs.values())
+            for job in jobs:
+                if job.phase(now) != "COMPLETED":
+                    job.forced_at = now
                 job.forced_done = True
+        for job in jobs:
+            job.wake()
 
     # -- serving ------------------------------------------------------------------------------------------------
 
@@ -323,7 +415,7 @@ class FakeFal:
         with self._lock:
             self.records.append(entry)
 
-    async def _fault(self, route: str) -> Response | None:
+    def _take_fault(self, route: str) -> Fault | None:
         with self._lock:
             queue = self.faults.get(route)
             fault = queue[0] if queue else None
@@ -331,8 +423,13 @@ class FakeFal:
                 fault.times -= 1
                 if fault.times <= 0:
                     queue.popleft()  # type: ignore[union-attr]
-        if fault is None:
-            return None
+        return fault
+
+    async def _fault(self, route: str) -> Response | None:
+        fault = self._take_fault(route)
+        return None if fault is None else await self._answer(fault)
+
+    async def _answer(self, fault: Fault) -> Response | None:
         if fault.kind == "hang":
             await asyncio.sleep(fault.seconds)
             return None
@@ -449,11 +546,19 @@ class FakeFal:
                 max(0, job.script.queue_polls - job.polls) if job.script.queue_s is None else 0
             )
         if logs and phase != "IN_QUEUE":
+            began = datetime.fromtimestamp(job.created + (job.script.queue_s or 0.0), UTC)
             body["logs"] = [
-                {"message": m, "level": "INFO", "source": "user", "timestamp": datetime.now(UTC).isoformat()}
-                for m in job.script.logs
+                {
+                    "message": m,
+                    "level": "INFO",
+                    "source": "user",
+                    "timestamp": (began + timedelta(seconds=0.1 * n)).isoformat(),
+                }
+                for n, m in enumerate(job.script.logs)
             ]
         if phase == "COMPLETED":
+            if job.seen_done_at is None:
+                job.seen_done_at = time.time()
             body["metrics"] = {"inference_time": 1.25}
             if job.cancelled:
                 body["error"], body["error_type"] = "Request was cancelled", "cancelled"
@@ -488,6 +593,8 @@ class FakeFal:
             return JSONResponse({"detail": "Invalid Key Authorization header format"}, 401)
         if not isinstance(args, dict):
             return JSONResponse({"detail": [{"loc": ["body"], "msg": "a JSON object is required"}]}, 422)
+        if (refused := self._over_limit()) is not None:
+            return refused
         images, input_error = self._check_input(app, args)
         parts = app.split("/")
         with self._lock:
@@ -515,6 +622,20 @@ class FakeFal:
             }
         )
 
+    def _over_limit(self) -> Response | None:
+        now = time.time()
+        with self._lock:
+            limit = self.concurrency_limit
+            if not limit or sum(j.phase(now) != "COMPLETED" for j in self.jobs.values()) < limit:
+                return None
+            self.refused += 1
+            after = self.limit_retry_after
+        return JSONResponse(
+            {"detail": f"Too many requests in flight (limit {limit}); retry later."},
+            429,
+            headers={"retry-after": str(max(1, math.ceil(after))), "x-fal-request-id": uuid.uuid4().hex},
+        )
+
     async def status(self, request: Request) -> Response:
         self._record("status", request)
         if (faulted := await self._fault("status")) is not None:
@@ -526,6 +647,58 @@ class FakeFal:
             job.polls += 1
         body, code = self._status_body(job, request.query_params.get("logs") in ("true", "1"))
         return JSONResponse(body, code)
+
+    async def stream(self, request: Request) -> Response:
+        """The status stream: each change as an SSE `data:` line, keep-alive comments, closed after COMPLETED."""
+        self._record("stream", request)
+        fault = self._take_fault("stream")
+        if fault is not None and fault.kind not in ("stall", "close"):
+            answered = await self._answer(fault)
+            if answered is not None:
+                return answered
+        job = self._job(request)
+        if job is None:
+            return JSONResponse({"detail": "Request not found"}, 404)
+        with self._lock:
+            job.stream_opens += 1
+        logs = request.query_params.get("logs") in ("true", "1")
+        events = self._status_events(job, logs, fault.kind if fault is not None else None)
+        return StreamingResponse(
+            events, media_type="text/event-stream", headers={"cache-control": "no-cache"}
+        )
+
+    async def _status_events(self, job: Job, logs: bool, fault: str | None):
+        wake = asyncio.Event()
+        watcher = (asyncio.get_running_loop(), wake)
+        with self._lock:
+            job.watchers.append(watcher)
+        try:
+            sent: dict[str, Any] | None = None
+            keepalive_at = time.monotonic() + self.stream_keepalive
+            while True:
+                wake.clear()
+                with self._lock:
+                    job.polls += 1
+                    body, _ = self._status_body(job, logs)
+                if body != sent:
+                    yield f"data: {json.dumps(body)}\n\n"
+                    sent = body
+                    if fault == "close":
+                        return
+                    if fault == "stall":
+                        await asyncio.Event().wait()  # silent until the client gives up
+                if body["status"] not in ("IN_QUEUE", "IN_PROGRESS"):
+                    return
+                now = time.monotonic()
+                if now >= keepalive_at:
+                    yield ": keep-alive\n\n"
+                    keepalive_at = now + self.stream_keepalive
+                wait = min(keepalive_at - now, job.next_change(time.time(), self.stream_tick))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), wait)
+        finally:
+            with self._lock:
+                job.watchers.remove(watcher)
 
     async def result(self, request: Request) -> Response:
         self._record("result", request)
@@ -567,6 +740,8 @@ class FakeFal:
             return JSONResponse({"status": "ALREADY_COMPLETED"}, 400)
         with self._lock:
             job.cancelled = True
+            job.forced_at = time.time()
+        job.wake()
         return JSONResponse({"status": "CANCELLATION_REQUESTED"}, 202)
 
     async def run(self, request: Request) -> Response:
@@ -680,6 +855,12 @@ class FakeFal:
         self.accept_keys(list((await request.json()).get("keys", [])))
         return JSONResponse({"ok": True})
 
+    async def c_settings(self, request: Request) -> Response:
+        try:
+            return JSONResponse(self.configure(**(await request.json())))
+        except (TypeError, ValueError) as exc:
+            return JSONResponse({"detail": str(exc)}, 400)
+
     async def c_requests(self, request: Request) -> Response:
         return JSONResponse(self.requests(request.query_params.get("route")))
 
@@ -692,6 +873,10 @@ class FakeFal:
         self.complete(request.path_params["rid"])
         return JSONResponse({"ok": True})
 
+    async def c_complete_all(self, request: Request) -> Response:
+        self.complete_all()
+        return JSONResponse({"ok": True})
+
     def _routes(self) -> list[Route]:
         req = "/queue/{owner}/{alias}/requests/{rid}"
         return [
@@ -700,10 +885,13 @@ class FakeFal:
             Route("/__fake__/script", self.c_script, methods=["POST"]),
             Route("/__fake__/faults", self.c_faults, methods=["POST"]),
             Route("/__fake__/keys", self.c_keys, methods=["POST"]),
+            Route("/__fake__/settings", self.c_settings, methods=["POST"]),
             Route("/__fake__/requests", self.c_requests, methods=["GET"]),
             Route("/__fake__/jobs", self.c_jobs, methods=["GET"]),
             Route("/__fake__/jobs/{rid}/complete", self.c_complete, methods=["POST"]),
+            Route("/__fake__/complete", self.c_complete_all, methods=["POST"]),
             Route(req + "/status", self.status, methods=["GET"]),
+            Route(req + "/status/stream", self.stream, methods=["GET"]),
             Route(req + "/cancel", self.cancel, methods=["PUT"]),
             Route(req, self.result, methods=["GET"]),
             Route("/queue/{app:path}", self.submit, methods=["POST"]),
@@ -729,6 +917,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--key", action="append", default=[], help="accepted FAL key (repeatable; default any)"
     )
+    parser.add_argument("--stream-keepalive", type=float, default=15.0, help="status stream keep-alive (s)")
+    parser.add_argument(
+        "--concurrency-limit", type=int, default=0, help="429 beyond this many unfinished jobs"
+    )
     args = parser.parse_args(argv)
     fake = FakeFal()
     fake.script(
@@ -740,6 +932,7 @@ def main(argv: list[str] | None = None) -> None:
         }
     )
     fake.accept_keys(args.key)
+    fake.configure(stream_keepalive=args.stream_keepalive, concurrency_limit=args.concurrency_limit)
     fake.start(args.port, args.host)
     print(f"fake FAL listening on {fake.base_url}", flush=True)
     try:

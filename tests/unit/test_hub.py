@@ -1,10 +1,16 @@
-"""Which queue positions a waiting job's stream is told."""
+"""The hub: which queue positions a waiting job's stream is told, events encoded once and shared by a job's
+streams, and a slow stream closed without holding up the others."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
-from image2model.api.hub import worth_telling
+from image2model.api.hub import EventHub, Notice, encode_event, worth_telling
+from image2model.core.client._sse import SSEDecoder
+from image2model.core.models import Event, EventType
 
 
 @pytest.mark.parametrize(
@@ -57,8 +63,8 @@ async def test_an_idle_hub_reads_the_log_rarely_and_a_new_stream_wakes_it() -> N
         assert log.tails <= 2, "with no stream open the hub polled at its streaming pace"
         sub = hub.subscribe("j")
         log.rows.append(("j", Event(seq=1, type=EventType.TASK_QUEUED, data={})))
-        event = await asyncio.wait_for(sub.next(), hub_module.IDLE_POLL / 2)
-        assert event is not None and event.seq == 1
+        taken = await asyncio.wait_for(sub.take(), hub_module.IDLE_POLL / 2)
+        assert taken is not None and [c.last for c in taken] == [1]
         busy = log.tails
         await asyncio.sleep(0.1)
         assert log.tails > busy + 10, "with a stream open the hub polls at its interval"
@@ -79,3 +85,55 @@ async def test_what_was_written_before_the_hub_stopped_still_reaches_its_observe
     log.rows.append(("j", Event(seq=1, type=EventType.TASK_COMPLETED, data={})))
     await hub.stop()  # idle (no stream open): the hub had not read the log again yet
     assert seen == [("j", 1)]
+
+
+def _event(seq: int, type: EventType = EventType.FILE_UPDATE, status: str = "processing") -> Event:
+    return Event(seq=seq, type=type, data={"job_id": "j", "seq": seq, "status": status, "timestamp": seq})
+
+
+def test_an_event_is_encoded_once_as_the_frame_every_stream_sends():
+    frame = encode_event(_event(7))
+    assert frame == (
+        b'id: 7\r\nevent: file_update\r\ndata: {"job_id":"j","seq":7,"status":"processing","timestamp":7}\r\n\r\n'
+    )
+    (decoded,) = SSEDecoder().feed(frame)
+    assert (decoded.id, decoded.event, json.loads(decoded.data)["seq"]) == ("7", "file_update", 7)
+
+
+def test_the_events_of_a_job_that_arrive_together_are_one_chunk_shared_by_all_its_streams():
+    hub = EventHub(store=None, interval=1.0, max_pending=10)  # type: ignore[arg-type]
+    subs = [hub.subscribe("j") for _ in range(3)]
+    other = hub.subscribe("k")
+    terminal = _event(3, EventType.TASK_COMPLETED, "completed")
+    hub._dispatch([("j", _event(1, status="queued")), ("k", _event(9)), ("j", _event(2)), ("j", terminal)])
+    chunks = [list(sub._items) for sub in subs]
+    assert all(len(c) == 1 for c in chunks) and chunks[0][0] is chunks[1][0] is chunks[2][0]  # the same bytes
+    chunk = chunks[0][0]
+    assert (chunk.first, chunk.last, chunk.events, chunk.terminal, chunk.queued) == (1, 3, 3, True, False)
+    assert chunk.data == encode_event(_event(1, status="queued")) + encode_event(_event(2)) + encode_event(
+        terminal
+    )
+    assert [c.first for c in other._items] == [9]
+
+
+def test_a_stream_that_falls_too_far_behind_is_closed_and_the_others_are_not_held_up():
+    hub = EventHub(store=None, interval=1.0, max_pending=4)  # type: ignore[arg-type]
+    slow, fast = hub.subscribe("j"), hub.subscribe("j")
+
+    async def drain() -> list:
+        return await fast.take() or []
+
+    for seq in range(1, 7):
+        hub._dispatch([("j", _event(seq))])
+        if seq % 2 == 0:
+            assert asyncio.run(drain())  # the fast one reads as it goes
+    assert slow.closed and hub.subscribers == 1  # 6 events waited for it, more than its 4
+    assert asyncio.run(slow.take()) is None  # its stream ends; the client resumes with Last-Event-ID
+    assert not fast.closed
+
+
+def test_a_queue_notice_carries_the_streams_own_last_seq():
+    notice = Notice({"job_id": "j", "status": "queued", "queue_position": 3})
+    (decoded,) = SSEDecoder().feed(notice.encode(12))
+    assert decoded.event == "queue_position" and decoded.id == ""
+    assert json.loads(decoded.data) == {"job_id": "j", "status": "queued", "queue_position": 3, "seq": 12}

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     import fal_client
+    import httpx
 
 HOST_GLOBALS = ("QUEUE_URL_FORMAT", "RUN_URL_FORMAT", "REST_URL", "CDN_URL")
 """fal-client 1.0.3 module globals holding FAL's hosts, read at call time (fal.md §4.3 A)."""
@@ -62,22 +63,25 @@ def make_client(key: str, base_url: str) -> fal_client.SyncClient:
     return fal_client.SyncClient(key=key, default_timeout=SUBMIT_TIMEOUT)
 
 
-class QuickStatus:
-    """FAL's status check for frequent polling: the GET fal-client's `handle.status(with_logs=True)` sends (its
-    URL, its Authorization and User-Agent headers, its timeout, its answer parsing and its errors), on one
-    keep-alive `http.client` connection per thread. fal-client's call goes through two httpx client layers (its
-    backup-domain fallback is a client inside the transport): about 0.6 ms of Python per check, against 0.15 ms
-    here, and a busy io worker makes a few hundred checks a second.
+class QuickHTTP:
+    """The GETs a busy io worker sends most, on one keep-alive `http.client` connection per host and thread:
+    FAL's status check and result fetch exactly as fal-client sends them (URL, Authorization and User-Agent
+    headers, timeout, answer parsing and errors), and the downloads of result files (no key sent to file hosts).
+    fal-client's call goes through two httpx client layers (its backup-domain fallback is a client inside the
+    transport), and any httpx request costs about 1-2 ms of Python against 0.2-0.4 ms here; a worker making
+    hundreds of these a second, or fetching 200 results at once, feels it.
 
-    `status` raises httpx's exceptions, as fal-client would: `httpx.ConnectError` when no connection could be
-    made (`FalGenerator._status` then retries through fal-client, which tries FAL's backup domain),
-    `httpx.ReadTimeout`, `httpx.RemoteProtocolError`. It returns None for an answer fal-client would follow (a
-    redirect). No `QuickStatus` is made where the environment names a proxy (httpx honours it, this does not)."""
+    The methods raise httpx's exceptions, as fal-client would: `httpx.ConnectError` when no connection could be
+    made (the caller then goes through fal-client, which tries FAL's backup domain, or httpx), `httpx.ReadTimeout`,
+    `httpx.RemoteProtocolError`. They return None for an answer httpx would follow (a redirect): the caller then
+    asks through httpx. No `QuickHTTP` is made where the environment names a proxy (httpx honours it, this does
+    not)."""
 
     def __init__(self, fal: fal_client.SyncClient) -> None:
         wanted = ("authorization", "user-agent")
         self._headers = {k: v for k, v in fal._client.headers.items() if k.lower() in wanted}
         self._headers["Accept"] = "application/json"
+        self._plain = {"User-Agent": "image2model", "Accept": "*/*"}
         self._local = threading.local()
 
     @staticmethod
@@ -101,15 +105,16 @@ class QuickStatus:
             conns[(scheme, netloc)] = conn
         return conn
 
-    def status(self, handle: fal_client.SyncRequestHandle) -> fal_client.Status | None:
-        import fal_client.client as fc
+    def _get(
+        self, url: str, headers: dict[str, str], timeout: httpx.Timeout, limit: int | None = None
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """(status, headers, body) of one GET; a body over `limit` bytes raises `ResponseTooLarge`."""
         import httpx
 
-        url = urlsplit(handle.status_url)
-        path = f"{url.path}?{url.query + '&' if url.query else ''}logs=true"
-        timeout = fc.QUEUE_POLL_TIMEOUT
+        parts = urlsplit(url)
+        path = f"{parts.path or '/'}{'?' + parts.query if parts.query else ''}"
         for fresh in (False, True):
-            conn = self._connection(url.scheme, url.netloc, timeout.connect or 30.0)
+            conn = self._connection(parts.scheme, parts.netloc, timeout.connect or 30.0)
             if fresh or conn.sock is None:
                 conn.close()
                 try:
@@ -119,10 +124,21 @@ class QuickStatus:
                 fresh = True
             try:
                 conn.sock.settimeout(timeout.read)
-                conn.request("GET", path, headers=self._headers)
+                conn.request("GET", path, headers=headers)
                 response = conn.getresponse()
-                body = response.read()
-                break
+                if limit is None:
+                    return response.status, response.getheaders(), response.read()
+                declared = response.getheader("content-length") or ""
+                if declared.isdigit() and int(declared) > limit:
+                    conn.close()
+                    raise ResponseTooLarge(int(declared))
+                body = response.read(limit + 1)
+                if len(body) > limit:
+                    conn.close()
+                    raise ResponseTooLarge(None)
+                if not response.isclosed():
+                    response.read()  # the end of a chunked body, so the connection can be kept
+                return response.status, response.getheaders(), body
             except TimeoutError as exc:
                 conn.close()
                 raise httpx.ReadTimeout(str(exc) or "timed out") from exc
@@ -130,14 +146,62 @@ class QuickStatus:
                 conn.close()
                 if fresh:  # a kept-alive connection the server had closed gets one retry on a new one
                     raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}") from exc
-        if 300 <= response.status < 400:
+        raise AssertionError("unreachable")
+
+    def _fal_get(self, url: str) -> bytes | None:
+        """A GET to FAL's queue with fal-client's headers, timeout and errors; None for a redirect."""
+        import fal_client.client as fc
+        import httpx
+
+        status, headers, body = self._get(url, self._headers, fc.QUEUE_POLL_TIMEOUT)
+        if 300 <= status < 400:
             return None
-        if response.status >= 400:
-            request = httpx.Request("GET", handle.status_url)
+        if status >= 400:
+            request = httpx.Request("GET", url)
             fc._raise_for_status(  # fal-client's own error, from a response as httpx would have made it
-                httpx.Response(response.status, headers=response.getheaders(), content=body, request=request)
+                httpx.Response(status, headers=headers, content=body, request=request)
             )
-        return handle._parse_status(json.loads(body))
+        return body
+
+    def status(self, handle: fal_client.SyncRequestHandle) -> fal_client.Status | None:
+        """`handle.status(with_logs=True)`."""
+        parts = urlsplit(handle.status_url)
+        body = self._fal_get(
+            parts._replace(query=f"{parts.query + '&' if parts.query else ''}logs=true").geturl()
+        )
+        return None if body is None else handle._parse_status(json.loads(body))
+
+    def result(self, handle: fal_client.SyncRequestHandle) -> Any:
+        """The result of a completed request (see `fetch_result`); None for a redirect."""
+        body = self._fal_get(handle.response_url)
+        return None if body is None else json.loads(body)
+
+    def download(self, url: str, limit: int, timeout: float) -> tuple[int, bytes] | None:
+        """(status, body) of a result file, without FAL's key; None for a redirect."""
+        import httpx
+
+        status, _, body = self._get(url, self._plain, httpx.Timeout(timeout), limit)
+        return None if 300 <= status < 400 else (status, body)
+
+
+class ResponseTooLarge(Exception):
+    """A downloaded body was over its limit (`declared`: the Content-Length, when the server sent one)."""
+
+    def __init__(self, declared: int | None) -> None:
+        super().__init__(declared)
+        self.declared = declared
+
+
+def fetch_result(handle: fal_client.SyncRequestHandle) -> Any:
+    """The result of a request known to have completed: the GET `handle.get()` sends after polling the status
+    until it completes, without that extra status check (we saw the completion already)."""
+    import fal_client.client as fc
+
+    response = fc._maybe_retry_request(
+        handle.client, "GET", handle.response_url, timeout=fc.QUEUE_POLL_TIMEOUT
+    )
+    fc._raise_for_status(response)
+    return response.json()
 
 
 class TransientError(Exception):

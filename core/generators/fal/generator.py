@@ -1,5 +1,6 @@
-"""The FAL remote generator: `start` submits one request to FAL's queue, `poll` checks it once per call and
-downloads the result when it is done, `cancel` stops it. State lives in the dict the service persists."""
+"""The FAL remote generator: `start` submits one request to FAL's queue, `watch` follows its status stream,
+`poll` checks it once per call (or takes the status the stream pushed) and downloads the result when it is done,
+`cancel` stops it. State lives in the dict the service persists."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import mimetypes
 import random
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,9 +24,10 @@ from image2model.core.generators.base import (
     OutputFile,
     Pending,
     ProgressCallback,
+    RemoteBusy,
     RemoteGenerator,
 )
-from image2model.core.generators.fal import connection
+from image2model.core.generators.fal import connection, status_stream
 from image2model.core.generators.fal.models import FORMATS, MODELS, FalModel
 from image2model.core.settings import Settings, get_settings
 
@@ -71,7 +74,15 @@ class FalGenerator(RemoteGenerator):
         self._lock = threading.Lock()
         self._fal: fal_client.SyncClient | None = None
         self._http: httpx.Client | None = None
-        self._quick: connection.QuickStatus | None = None
+        self._quick: connection.QuickHTTP | None = None
+        self._streams: status_stream.StatusStreams | None = None
+
+    def warm_up(self) -> None:
+        """At worker start, import what fetching a result needs (fal-client, numpy, Pillow): the first result
+        would otherwise wait for those imports."""
+        from image2model.core.generators.fal import outputs  # noqa: F401
+
+        _ = self.fal
 
     # -- plumbing -----------------------------------------------------------------------------------------------
 
@@ -95,17 +106,20 @@ class FalGenerator(RemoteGenerator):
     def max_in_flight(self) -> int:
         return self.settings.fal_max_in_flight
 
+    def _quick_http(self) -> connection.QuickHTTP | None:
+        fal = self.fal
+        with self._lock:
+            if self._quick is None and connection.QuickHTTP.usable():
+                self._quick = connection.QuickHTTP(fal)
+            return self._quick
+
     def _status(self, handle: fal_client.SyncRequestHandle) -> fal_client.Status:
         """One status check with logs, by the quick path when it can be used. A failure to connect there (or a
         redirect) is retried at once through fal-client itself, which then tries FAL's backup domain; other
         failures count as failed polls, as fal-client's own would."""
         import httpx
 
-        fal = self.fal
-        with self._lock:
-            if self._quick is None and connection.QuickStatus.usable():
-                self._quick = connection.QuickStatus(fal)
-            quick = self._quick
+        quick = self._quick_http()
         if quick is not None:
             try:
                 status = quick.status(handle)
@@ -114,6 +128,45 @@ class FalGenerator(RemoteGenerator):
             if status is not None:
                 return status
         return handle.status(with_logs=True)
+
+    def _result(self, handle: fal_client.SyncRequestHandle) -> Any:
+        """The result of a completed request, by the quick path when it can be used (else as `_status`)."""
+        import httpx
+
+        quick = self._quick_http()
+        if quick is not None:
+            try:
+                result = quick.result(handle)
+            except httpx.ConnectError:
+                result = None
+            if result is not None:
+                return result
+        return connection.fetch_result(handle)
+
+    def _download(self, url: str, limit: int, what: str) -> bytes:
+        """A result file, by the quick path when it can be used, else (a redirect, no connection) with httpx.
+        Raises GenerationError for permanent failures and TransientDownloadError for retryable ones."""
+        import httpx
+
+        from image2model.core.generators.fal import outputs
+
+        quick = self._quick_http()
+        if quick is not None:
+            try:
+                answer = quick.download(url, limit, self.download_timeout)
+            except connection.ResponseTooLarge as exc:
+                raise outputs.too_large(what, limit, exc.declared) from exc
+            except httpx.ConnectError:
+                answer = None
+            except httpx.TransportError as exc:
+                raise outputs.TransientDownloadError(
+                    f"could not download FAL's {what} ({type(exc).__name__})"
+                ) from exc
+            if answer is not None:
+                status, body = answer
+                outputs.refuse(status, what)
+                return body
+        return outputs.download(self.http, url, limit, what)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = min(self.retry_base_delay * 2 ** (attempt - 1), self.retry_max_delay) * random.uniform(
@@ -124,7 +177,9 @@ class FalGenerator(RemoteGenerator):
         return delay
 
     def _with_retries(self, doing: str, call: Any) -> Any:
-        """Run `call()` with backoff on transient FAL failures (honouring Retry-After); GenerationError otherwise."""
+        """Run `call()` with backoff on transient FAL failures; GenerationError otherwise. A 429 is not retried
+        here: it raises `RemoteBusy` with FAL's Retry-After, and the service waits before trying again (fewer
+        requests in flight), without holding a thread."""
         for attempt in range(1, self.submit_attempts + 1):
             try:
                 return call()
@@ -132,6 +187,8 @@ class FalGenerator(RemoteGenerator):
                 failure = connection.classify(exc, doing)
                 if failure is None:
                     raise
+                if failure.status_code == 429:
+                    raise RemoteBusy(failure.message, failure.retry_after) from exc
                 if not failure.transient or attempt == self.submit_attempts:
                     tail = (
                         "" if not failure.transient else f"; gave up after {attempt} tries. Try again later."
@@ -185,8 +242,23 @@ class FalGenerator(RemoteGenerator):
 
     # -- poll ---------------------------------------------------------------------------------------------------
 
+    def watch(self, state: dict[str, Any]) -> AsyncIterator[Any] | None:
+        """FAL's status stream of this request (`fal_stream`), parsed like a status check."""
+        if not self.settings.fal_stream:
+            return None
+        fal = self.fal
+        with self._lock:
+            if self._streams is None:
+                self._streams = status_stream.StatusStreams(fal, self.settings.fal_stream_stall_seconds)
+            streams = self._streams
+        return streams.follow(fal.get_handle(state["app_id"], state["request_id"]))
+
     def poll(
-        self, request: GenerationRequest, state: dict[str, Any], progress: ProgressCallback
+        self,
+        request: GenerationRequest,
+        state: dict[str, Any],
+        progress: ProgressCallback,
+        seen: Any = None,
     ) -> Pending | Fetched:
         from fal_client import Completed, InProgress, Queued
 
@@ -200,18 +272,22 @@ class FalGenerator(RemoteGenerator):
                 {"fal_request_id": state["request_id"], "phase": state.get("phase")},
             )
         handle = self.fal.get_handle(state["app_id"], state["request_id"])
-        try:
-            status = self._status(handle)
-        except Exception as exc:
-            return self._poll_failed(state, exc, "checking the request")
+        status = seen
+        if status is None:
+            try:
+                status = self._status(handle)
+            except Exception as exc:
+                return self._poll_failed(state, exc, "checking the request")
         # The state changes only when FAL's answer does (phase, errors, first "generating"): the service writes
         # to the job store only then, or when the lease or the shown progress needs it.
         if not isinstance(status, Completed):
             state["errors"] = 0  # failures after completion (result, download) keep counting
+        streamed = self.settings.fal_stream_check_interval
         if isinstance(status, Queued):
             state["phase"] = "queued"
             delay = self._poll_delay(self.settings.fal_poll_interval * (1 + max(0, status.position)))
-            return Pending(0.05, f"queued at FAL, position {status.position}", delay, state)
+            message = f"queued at FAL, position {status.position}"
+            return Pending(0.05, message, streamed if seen is not None else delay, state)
         if isinstance(status, InProgress):
             state["phase"] = "generating"
             state.setdefault("started_at", now)
@@ -220,16 +296,16 @@ class FalGenerator(RemoteGenerator):
             if last:
                 message = f"generating: {last}"
             delay = self._poll_delay((now - float(state["started_at"])) * POLL_STRETCH)
-            return Pending(_fraction(state, now), message, delay, state)
+            return Pending(_fraction(state, now), message, streamed if seen is not None else delay, state)
         assert isinstance(status, Completed)
         state.setdefault("completed_at", now)
         if status.error:
             raise self._failed_at_fal(handle, status)
         try:
-            result = handle.get()
+            result = self._result(handle)
         except Exception as exc:
             return self._poll_failed(state, exc, "fetching the result")
-        return self._finish(request, state, result, status.metrics or {}, progress)
+        return self._fetch(request, state, result, status.metrics or {}, progress)
 
     def _poll_failed(self, state: dict[str, Any], exc: Exception, doing: str) -> Pending:
         failure = connection.classify(exc, doing)
@@ -242,6 +318,13 @@ class FalGenerator(RemoteGenerator):
         }
         if not failure.transient:
             raise GenerationError(failure.message, details) from exc
+        if (
+            failure.status_code == 429
+        ):  # asked to slow down, not failing: wait as told, bounded by the deadline
+            delay = max(
+                self.settings.fal_poll_interval, min(failure.retry_after or 1.0, self.retry_max_delay)
+            )
+            return Pending(_fraction(state, time.time()), f"{failure.message}; waiting", delay, state)
         errors = int(state.get("errors", 0)) + 1
         if errors > self.poll_error_limit:
             raise GenerationError(f"{failure.message}; gave up after {errors} tries.", details) from exc
@@ -260,7 +343,7 @@ class FalGenerator(RemoteGenerator):
         detail: Any = status.error
         message = f"FAL could not generate the model: {status.error}"
         try:
-            handle.get()
+            self._result(handle)
         except Exception as exc:
             failure = connection.classify(exc, "fetching the result")
             if failure is not None:
@@ -275,7 +358,7 @@ class FalGenerator(RemoteGenerator):
             },
         )
 
-    def _finish(
+    def _fetch(
         self,
         request: GenerationRequest,
         state: dict[str, Any],
@@ -283,7 +366,9 @@ class FalGenerator(RemoteGenerator):
         metrics: dict[str, Any],
         progress: ProgressCallback,
     ) -> Pending | Fetched:
-        """Download FAL's mesh (and its rendered preview) into our own files at once: FAL's URLs expire."""
+        """Download FAL's mesh (and its rendered preview) into our own files at once (FAL's URLs expire), check
+        the mesh, and hand it over as a result already when GLB was asked for: the model first. With FAL's
+        preview and nothing but GLB wanted, nothing is left to make."""
         from image2model.core.generators.fal import outputs
 
         state["phase"] = "downloading"
@@ -297,10 +382,11 @@ class FalGenerator(RemoteGenerator):
         mesh_field, mesh_file = picked
         progress(0.82, "downloading the model from FAL")
         try:
-            glb = outputs.download(self.http, mesh_file["url"], self.max_mesh_bytes, "model file")
+            glb = self._download(mesh_file["url"], self.max_mesh_bytes, "model file")
         except outputs.TransientDownloadError as exc:
             return self._poll_failed(state, exc, "downloading the model")
         outputs.check_glb(glb)
+        figures = outputs.glb_figures(glb)
         out_dir = Path(request.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         glb_path = out_dir / f"{request.basename}.glb"
@@ -309,11 +395,9 @@ class FalGenerator(RemoteGenerator):
         preview_pick = outputs.pick_file(result, self.model.preview_keys)
         if preview_pick is not None:
             try:
-                rendered = outputs.download(
-                    self.http, preview_pick[1]["url"], self.max_preview_bytes, "preview"
-                )
+                rendered = self._download(preview_pick[1]["url"], self.max_preview_bytes, "preview")
             except (GenerationError, outputs.TransientDownloadError):
-                rendered = None  # FAL's own preview is a bonus; ours are always made
+                rendered = None  # FAL's own preview is a bonus; without it we render ours
             extra = outputs.write_fal_preview(rendered, out_dir, request.basename) if rendered else None
             if extra is not None:
                 files.append(extra)
@@ -321,6 +405,7 @@ class FalGenerator(RemoteGenerator):
         submitted = float(state["submitted_at"])
         started = float(state.get("started_at", state.get("completed_at", done)))
         state["phase"] = "fetched"
+        state["fal_preview"] = len(files) > 1
         state["metadata"] = {
             "generator": self.spec.name,
             "generator_version": state["app_id"],
@@ -334,6 +419,7 @@ class FalGenerator(RemoteGenerator):
                 "metrics": _jsonable(metrics),
                 "timings": _jsonable(result.get("timings")) if isinstance(result, dict) else None,
                 "inputs": state.get("inputs"),
+                "preview": "fal" if state["fal_preview"] else "ours",
             },
             "options": dict(request.options),
             "formats": list(request.formats),
@@ -342,8 +428,11 @@ class FalGenerator(RemoteGenerator):
                 "generating": round(max(0.0, float(state.get("completed_at", done)) - started), 3),
                 "total": round(done - submitted, 3),
             },
+            **figures,
         }
-        return Fetched(files=files, state=state)
+        listed = files if "glb" in request.formats else []
+        complete = list(request.formats) == ["glb"] and state["fal_preview"]
+        return Fetched(files=files, state=state, outputs=listed, complete=complete)
 
     def finish(
         self,
@@ -351,21 +440,29 @@ class FalGenerator(RemoteGenerator):
         state: dict[str, Any],
         fetched: list[OutputFile],
         progress: ProgressCallback,
+        landed: Callable[[OutputFile], None] | None = None,
     ) -> GenerationResult:
-        """Make the other requested formats and our previews from FAL's GLB (CPU work, on a CPU worker)."""
+        """Make the other requested formats from FAL's GLB, and our previews when FAL sent none (CPU work, on a
+        CPU worker); each file is announced through `landed` as soon as it is written."""
         from image2model.core.generators.fal import outputs
 
         progress(0.9, "converting")
         glb_file = next(f for f in fetched if f.format == "glb")
+        previews = not any(f.role == "preview" for f in fetched)
         files, figures = outputs.write_outputs(
-            Path(glb_file.path).read_bytes(), request.formats, Path(request.out_dir), request.basename
+            Path(glb_file.path).read_bytes(),
+            [f for f in request.formats if f != "glb"],
+            Path(request.out_dir),
+            request.basename,
+            previews=previews,
+            landed=landed,
         )
         kept = [f for f in fetched if f.role == "preview"]
         if "glb" in request.formats:
             kept.append(glb_file)
         metadata = {**state.get("metadata", {}), **figures}
         progress(1.0, "done")
-        return GenerationResult(files=[f for f in files if f.format != "glb"] + kept, metadata=metadata)
+        return GenerationResult(files=files + kept, metadata=metadata)
 
     # -- cancel -------------------------------------------------------------------------------------------------
 

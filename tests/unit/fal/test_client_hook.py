@@ -28,6 +28,15 @@ def test_host_globals_exist_and_are_read_at_call_time() -> None:
     assert isinstance(fc.MAX_ATTEMPTS, int) and "MAX_ATTEMPTS" in inspect.getsource(fc._maybe_retry_request)
 
 
+def test_the_result_fetch_we_copy_from_handle_get_is_still_its_own() -> None:
+    source = inspect.getsource(fc.SyncRequestHandle.get)
+    assert (
+        "_maybe_retry_request(" in source and "self.response_url" in source and "QUEUE_POLL_TIMEOUT" in source
+    )
+    assert "_raise_for_status(response)" in source
+    assert "client" in fc.SyncRequestHandle.__dataclass_fields__
+
+
 def test_point_fal_at_sets_and_restores_every_host() -> None:
     connection.point_fal_at("http://127.0.0.1:1234/")
     assert fc.QUEUE_URL_FORMAT == "http://127.0.0.1:1234/queue/"

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from image2model.core.errors import GenerationError
-from image2model.core.generators.base import Pending
+from image2model.core.generators.base import Pending, RemoteBusy
 from tests.fakes.fal_server import FakeFal
 from tests.unit.fal.conftest import no_progress
 
@@ -17,9 +17,7 @@ def run(gen, request):
     return gen.generate(request, no_progress)
 
 
-@pytest.mark.parametrize(
-    ("kind", "code"), [("http", 429), ("http", 500), ("http", 503), ("ingress", 502), ("http", 504)]
-)
+@pytest.mark.parametrize(("kind", "code"), [("http", 500), ("http", 503), ("ingress", 502), ("http", 504)])
 def test_submit_retries_transient_failures(
     fake: FakeFal, make_generator, request_for, images, kind, code
 ) -> None:
@@ -30,20 +28,36 @@ def test_submit_retries_transient_failures(
     assert len(fake.requests("submit")) == 3 and len(fake.job_list()) == 1
 
 
-def test_submit_honours_retry_after(fake: FakeFal, make_generator, request_for, images) -> None:
+def test_a_rate_limited_submission_is_handed_back_with_fals_retry_after(
+    fake: FakeFal, make_generator, request_for, images
+) -> None:
+    fake.fault("submit", "http", code=429, times=1, retry_after=7)
+    gen = make_generator()
+    with pytest.raises(RemoteBusy, match="FAL rate-limited us while submitting") as refused:
+        gen.start(request_for(gen, images[:1]))
+    assert refused.value.retry_after == 7
+    assert len(fake.requests("submit")) == 1 and fake.job_list() == []  # no sleeping retry inside start
+
+
+def test_generate_waits_out_a_rate_limit_then_submits(
+    fake: FakeFal, make_generator, request_for, images
+) -> None:
     fake.fault("submit", "http", code=429, times=1, retry_after=1)
     gen = make_generator()
-    gen.retry_max_delay = 5.0
     began = time.monotonic()
-    gen.start(request_for(gen, images[:1]))
+    assert run(gen, request_for(gen, images[:1])).files
     assert time.monotonic() - began >= 0.95
+    assert len(fake.requests("submit")) == 2 and len(fake.job_list()) == 1
 
 
-def test_persistent_rate_limit_fails_clearly(fake: FakeFal, make_generator, request_for, images) -> None:
-    fake.fault("submit", "http", code=429, times=10)
+def test_persistent_rate_limit_fails_generate_clearly(
+    fake: FakeFal, make_generator, request_for, images
+) -> None:
+    fake.fault("submit", "http", code=429, times=10, retry_after=0)
     gen = make_generator()
+    gen.busy_attempts = 3
     with pytest.raises(GenerationError, match=r"FAL rate-limited us while submitting.*gave up after 3 tries"):
-        gen.start(request_for(gen, images[:1]))
+        run(gen, request_for(gen, images[:1]))
     assert len(fake.requests("submit")) == 3
 
 
@@ -84,7 +98,7 @@ def test_model_failure_at_fal_is_reported(fake: FakeFal, make_generator, request
         run(gen, request_for(gen, images[:1]))
 
 
-@pytest.mark.parametrize(("kind", "code"), [("http", 429), ("http", 500), ("ingress", 502), ("http", 503)])
+@pytest.mark.parametrize(("kind", "code"), [("http", 500), ("ingress", 502), ("http", 503)])
 def test_status_failures_become_later_polls(
     fake: FakeFal, make_generator, request_for, images, kind, code
 ) -> None:
@@ -95,6 +109,22 @@ def test_status_failures_become_later_polls(
     first = gen.poll(request, state, no_progress)
     assert isinstance(first, Pending) and "retrying" in first.message and first.state["errors"] == 1
     assert run_polls(gen, request, first.state).files
+
+
+def test_a_rate_limited_status_check_waits_as_told_without_counting_a_failure(
+    fake: FakeFal, make_generator, request_for, images
+) -> None:
+    fake.fault("status", "http", code=429, times=20, retry_after=2)
+    gen = make_generator()
+    gen.retry_max_delay = 5.0
+    request = request_for(gen, images[:1])
+    state = gen.start(request)
+    for _ in range(20):  # far more than poll_error_limit (3) consecutive 429s
+        outcome = gen.poll(request, state, no_progress)
+        assert isinstance(outcome, Pending) and outcome.message.endswith("; waiting")
+        assert outcome.delay == 2 and outcome.state.get("errors", 0) == 0
+        state = outcome.state
+    assert run_polls(gen, request, state).files
 
 
 def run_polls(gen, request, state):

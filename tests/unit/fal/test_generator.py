@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import trimesh
+from PIL import Image
 
 from image2model.core.generators import generator_classes
-from image2model.core.generators.base import Fetched, GenerationResult, Pending
+from image2model.core.generators.base import Fetched, GenerationResult, OutputFile, Pending
 from image2model.core.generators.fal import GENERATORS, available_generators
 from image2model.core.settings import Settings
 from tests.fakes.fal_server import FakeFal
@@ -50,7 +51,7 @@ def test_importing_the_package_loads_no_heavy_library() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_single_image_makes_every_format_and_previews(
+def test_single_image_makes_every_format_and_keeps_fals_preview(
     fake: FakeFal, make_generator, request_for, images
 ) -> None:
     gen = make_generator()
@@ -61,20 +62,11 @@ def test_single_image_makes_every_format_and_previews(
     result = gen.generate(request, lambda f, m: messages.append(m))
     assert isinstance(result, GenerationResult)
     names = sorted(f.path.name for f in result.files)
-    assert names == sorted(
-        [
-            "model.glb",
-            "model.obj.zip",
-            "model.stl",
-            "model.ply",
-            "model.preview.png",
-            "model.turntable.webp",
-            "model.turntable.gif",
-            "model.fal_preview.png",
-        ]
-    )
+    assert names == sorted(["model.glb", "model.obj.zip", "model.stl", "model.ply", "model.preview.png"])
     for f in result.files:
         assert f.path.parent == request.out_dir and f.path.stat().st_size > 0
+    with Image.open(request.out_dir / "model.preview.png") as shown:  # FAL's rendering, not one of ours
+        assert shown.size == (64, 64) and shown.convert("RGB").getpixel((3, 3)) == (90, 140, 220)
     assert len(trimesh.load(request.out_dir / "model.stl").faces) == 4
     assert "queued at FAL, position 0" in messages and any(m.startswith("generating") for m in messages)
     # What FAL got: our key, the whitelisted options under Tripo's names, the image inline.
@@ -93,6 +85,92 @@ def test_single_image_makes_every_format_and_previews(
     assert "http" not in json.dumps(meta)
     assert meta["fal"]["request_id"] == job["id"] and meta["fal"]["metrics"]["inference_time"] == 1.25
     assert meta["faces"] == 4 and meta["textured"] is True
+
+
+def fetch(gen, request, seen=None) -> Fetched:
+    state = gen.start(request)
+    for _ in range(20):
+        outcome = (
+            gen.poll(request, state, no_progress)
+            if seen is None
+            else gen.poll(request, state, no_progress, seen)
+        )
+        if isinstance(outcome, Fetched):
+            return outcome
+        state = outcome.state
+    raise AssertionError("never fetched")
+
+
+def test_a_fetched_glb_is_a_result_at_once_and_with_fals_preview_nothing_is_left(
+    fake: FakeFal, make_generator, request_for, images
+) -> None:
+    gen = make_generator()
+    fetched = fetch(gen, request_for(gen, images[:1], ("glb",)))
+    assert fetched.complete and [f.path.name for f in fetched.outputs] == ["model.glb", "model.preview.png"]
+    meta = fetched.state["metadata"]
+    assert (meta["faces"], meta["vertices"], meta["textured"]) == (
+        4,
+        4,
+        True,
+    )  # read without loading the mesh
+    assert meta["fal"]["preview"] == "fal"
+
+
+def test_other_formats_land_one_by_one_after_the_glb_is_listed(
+    fake: FakeFal, make_generator, request_for, images
+) -> None:
+    gen = make_generator()
+    request = request_for(gen, images[:1], ("glb", "stl", "ply"))
+    fetched = fetch(gen, request)
+    assert not fetched.complete and [f.path.name for f in fetched.outputs] == [
+        "model.glb",
+        "model.preview.png",
+    ]
+    landed: list[OutputFile] = []
+    result = gen.finish(request, fetched.state, fetched.files, no_progress, landed.append)
+    assert [f.path.name for f in landed] == ["model.stl", "model.ply"]  # FAL's preview stands in for ours
+    assert sorted(f.path.name for f in result.files) == sorted(
+        ["model.glb", "model.stl", "model.ply", "model.preview.png"]
+    )
+
+
+def test_without_fals_preview_ours_are_rendered_after_the_model(
+    fake: FakeFal, make_generator, request_for, images
+) -> None:
+    gen = make_generator("fal:fal-ai/trellis")
+    request = request_for(gen, images[:1], ("glb",))
+    fetched = fetch(gen, request)
+    assert not fetched.complete and [f.path.name for f in fetched.outputs] == ["model.glb"]
+    landed: list[OutputFile] = []
+    result = gen.finish(request, fetched.state, fetched.files, no_progress, landed.append)
+    assert [f.path.name for f in landed] == [
+        "model.preview.png",
+        "model.turntable.webp",
+        "model.turntable.gif",
+    ]
+    assert {f.path.name for f in result.files} == {f.path.name for f in landed} | {"model.glb"}
+    assert result.metadata["fal"]["preview"] == "ours"
+
+
+def test_a_pushed_status_is_used_instead_of_asking(
+    fake: FakeFal, make_generator, request_for, images
+) -> None:
+    from fal_client import Completed, InProgress
+
+    fake.script({"stuck": True})
+    gen = make_generator(fal_stream_check_interval=4.0)
+    request = request_for(gen, images[:1])
+    state = gen.start(request)
+    before = len(fake.requests("status"))
+    pending = gen.poll(request, state, no_progress, InProgress(logs=[{"message": "Meshing"}]))
+    assert isinstance(pending, Pending) and pending.message == "generating: Meshing"
+    assert pending.delay == 4.0  # the stream tells us of changes: routine looks can be rare
+    assert len(fake.requests("status")) == before
+    fake.complete(state["request_id"])
+    assert isinstance(
+        gen.poll(request, pending.state, no_progress, Completed(logs=None, metrics={})), Fetched
+    )
+    assert len(fake.requests("status")) == before  # straight to the result
 
 
 def test_status_polls_ask_for_logs_and_carry_the_key(
@@ -196,7 +274,7 @@ def test_a_new_worker_resumes_the_stored_request_without_resubmitting(
         state = json.loads(json.dumps(outcome.state))
         assert outcome.delay == 0.01
     assert isinstance(outcome, Fetched)
-    assert [f.format for f in outcome.files] == ["glb", "png"]
+    assert [f.format for f in outcome.files] == ["glb", "png"] and outcome.complete
     assert json.loads(json.dumps(outcome.state))["metadata"]["fal"]["request_id"] == state["request_id"]
     assert len(fake.requests("submit")) == 1
 
@@ -211,3 +289,14 @@ def test_cancel_reaches_fal_and_ignores_errors(fake: FakeFal, make_generator, re
     gen.cancel(state)  # already completed: FAL answers 400, ignored
     gen.cancel({**state, "request_id": "no-such-request"})  # 404, ignored
     make_generator(base_url="http://127.0.0.1:9").cancel(state)  # refused connection, ignored
+
+
+def test_warm_up_loads_what_a_result_needs_before_the_first_one() -> None:
+    code = (
+        "import sys; from image2model.core.generators.fal import GENERATORS; "
+        "from tests.unit.fal.conftest import fal_settings; "
+        "GENERATORS['fal'](fal_settings('http://127.0.0.1:9')).warm_up(); "
+        "print(sorted(m for m in ('fal_client', 'numpy', 'PIL') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['PIL', 'fal_client', 'numpy']"

@@ -1,5 +1,5 @@
 """The worker side of FAL polling: a check that finds nothing new writes nothing, the lease is still renewed, the
-wait never outlasts a third of the lease, and the tracker that hands due checks to the io threads in batches."""
+wait never outlasts a third of the lease, and the tracker that runs each item's due checks, one at a time."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Recorder:
     def __init__(self) -> None:
         self.polls: list[tuple[str, int, int, float]] = []
         self.finishes: list[tuple[str, int, int]] = []
+        self.watched: list[tuple[str, int, int]] = []
 
     def retry_start(self, job_id: str, index: int, delay: float) -> None:
         raise AssertionError("no slot cap in these tests")
@@ -33,6 +34,9 @@ class Recorder:
 
     def finish(self, job_id: str, index: int, attempt: int) -> None:
         self.finishes.append((job_id, index, attempt))
+
+    def watch(self, job_id: str, index: int, attempt: int, gen, remote) -> None:
+        self.watched.append((job_id, index, attempt))
 
 
 @pytest.fixture
@@ -149,36 +153,101 @@ def test_a_cancelled_job_is_cancelled_at_fal_at_the_next_check(services, fake: F
 # -- the tracker ----------------------------------------------------------------------------------------------
 
 
-class Batches:
-    def __init__(self) -> None:
-        self.seen: list[list[tuple[str, int, int]]] = []
-        self.event = threading.Event()
+class Checks:
+    """A check function recording what ran when; `hold` makes checks of one key block until released."""
 
-    def __call__(self, keys: list[tuple[str, int, int]]) -> None:
-        self.seen.append(keys)
-        self.event.set()
+    def __init__(self, again: float | None = None) -> None:
+        self.runs: list[tuple[tuple[str, int, int], float]] = []
+        self.again = again
+        self.tracker: Tracker | None = None
+        self.hold: dict[tuple[str, int, int], threading.Event] = {}
+        self.running: set[tuple[str, int, int]] = set()
+        self.overlaps = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, key: tuple[str, int, int]) -> None:
+        with self.lock:
+            self.overlaps += key in self.running
+            self.running.add(key)
+            self.runs.append((key, time.monotonic()))
+        if key in self.hold:
+            self.hold[key].wait(5)
+        with self.lock:
+            self.running.discard(key)
+        if self.again is not None and self.tracker is not None:
+            self.tracker.add(key, self.again)
 
 
-def test_due_checks_go_out_together_in_at_most_one_batch_per_thread() -> None:
-    batches = Batches()
-    tracker = Tracker(batches, batches=4, window=0.2)
-    keys = [(f"j{n}", 0, 1) for n in range(10)]
-    started = time.monotonic()
-    for n, key in enumerate(keys):
-        tracker.add(key, 0.3 + n * 0.01)  # due within 0.1 s of each other
-    tracker.add(("late", 0, 1), 5.0)
-    deadline = time.monotonic() + 5
-    while sum(map(len, batches.seen)) < 10 and time.monotonic() < deadline:
+def wait_for(predicate, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
-    waited = time.monotonic() - started
-    assert 0.1 <= waited < 1.0
-    assert len(batches.seen) == 4 and sorted(k for b in batches.seen for k in b) == sorted(keys)
-    assert len(tracker) == 1  # the late one waits
+
+
+def test_each_item_is_checked_when_due_and_a_later_add_replaces_its_due_time() -> None:
+    checks = Checks()
+    forgotten: list[tuple[str, int, int]] = []
+    tracker = Tracker(checks, threads=2, forget=forgotten.append)
+    started = time.monotonic()
+    tracker.add(("a", 0, 1), 0.3)
+    tracker.add(("b", 0, 1), 0.1)
+    tracker.add(("a", 0, 1), 5.0)  # replaces a's 0.3 s
+    wait_for(lambda: len(checks.runs) >= 1)
+    time.sleep(0.4)
+    assert [key for key, _ in checks.runs] == [("b", 0, 1)]
+    assert 0.08 <= checks.runs[0][1] - started < 1.0
+    wait_for(lambda: forgotten == [("b", 0, 1)])  # its check asked for no next one: no longer tracked
+    assert len(tracker) == 1 and ("a", 0, 1) in tracker
+
+
+def test_a_nudge_brings_a_check_forward_and_is_ignored_for_an_unknown_item() -> None:
+    checks = Checks()
+    tracker = Tracker(checks, threads=1)
+    tracker.add(("a", 0, 1), 30.0)
+    started = time.monotonic()
+    assert tracker.nudge(("a", 0, 1), 0.05)
+    assert not tracker.nudge(("nobody", 0, 1))
+    wait_for(lambda: checks.runs)
+    assert checks.runs[0][1] - started < 1.0 and [key for key, _ in checks.runs] == [("a", 0, 1)]
+    assert tracker.nudge(("nobody", 0, 1)) is False and ("nobody", 0, 1) not in tracker
+
+
+def test_checks_of_one_item_never_overlap_and_a_nudge_during_one_is_kept() -> None:
+    checks = Checks(again=30.0)
+    tracker = Tracker(checks, threads=4)
+    checks.tracker = tracker
+    key = ("a", 0, 1)
+    checks.hold[key] = threading.Event()
+    tracker.add(key, 0)
+    wait_for(lambda: key in checks.running)
+    for _ in range(5):
+        tracker.nudge(key, 0)  # pushed news while the check runs
+    time.sleep(0.2)
+    assert len(checks.runs) == 1  # not a second check alongside the first
+    checks.hold[key].set()
+    wait_for(lambda: len(checks.runs) == 2)  # the nudge wins over the 30 s the check asked for
+    assert checks.overlaps == 0
+
+
+def test_a_nudge_during_a_check_that_ends_the_tracking_is_dropped() -> None:
+    checks = Checks()
+    forgotten: list[tuple[str, int, int]] = []
+    tracker = Tracker(checks, threads=1, forget=forgotten.append)
+    key = ("a", 0, 1)
+    checks.hold[key] = threading.Event()
+    tracker.add(key, 0)
+    wait_for(lambda: key in checks.running)
+    tracker.nudge(key, 0)
+    checks.hold[key].set()
+    wait_for(lambda: forgotten == [key])
+    time.sleep(0.1)
+    assert len(checks.runs) == 1 and len(tracker) == 0
 
 
 def test_hand_back_schedules_every_tracked_check_and_later_ones() -> None:
-    batches = Batches()
-    tracker = Tracker(batches, batches=2)
+    checks = Checks()
+    tracker = Tracker(checks, threads=2)
     tracker.add(("a", 0, 1), 30.0)
     tracker.add(("b", 0, 2), 60.0)
     scheduled: list[tuple[tuple[str, int, int], float]] = []
@@ -188,20 +257,22 @@ def test_hand_back_schedules_every_tracked_check_and_later_ones() -> None:
     tracker.add(("c", 0, 1), 1.0)  # a check finishing after the stop goes to the queue too
     assert scheduled[-1] == (("c", 0, 1), 1.0) and len(tracker) == 0
     assert tracker.hand_back(lambda key, delay: scheduled.append((key, delay))) == 0
-    assert not batches.event.wait(0.2)
+    assert not tracker.nudge(("a", 0, 1))
+    time.sleep(0.2)
+    assert checks.runs == []
 
 
-def test_a_failed_dispatch_is_tried_again() -> None:
-    calls: list[list[tuple[str, int, int]]] = []
-    done = threading.Event()
+def test_a_crashing_check_ends_the_tracking_and_the_others_carry_on() -> None:
+    seen: list[tuple[str, int, int]] = []
 
-    def flaky(keys: list[tuple[str, int, int]]) -> None:
-        calls.append(keys)
-        if len(calls) == 1:
-            raise OSError("queue unavailable")
-        done.set()
+    def check(key: tuple[str, int, int]) -> None:
+        seen.append(key)
+        if key[0] == "bad":
+            raise OSError("store unavailable")
 
-    tracker = Tracker(flaky, batches=1)
-    tracker.add(("a", 0, 1), 0)
-    assert done.wait(3)
-    assert calls == [[("a", 0, 1)], [("a", 0, 1)]]
+    forgotten: list[tuple[str, int, int]] = []
+    tracker = Tracker(check, threads=1, forget=forgotten.append)
+    tracker.add(("bad", 0, 1), 0)
+    tracker.add(("good", 0, 1), 0.05)
+    wait_for(lambda: len(forgotten) == 2)
+    assert sorted(seen) == [("bad", 0, 1), ("good", 0, 1)]  # the lease of "bad" lapses; the reaper retries it

@@ -27,7 +27,7 @@ def test_quick_status_answers_like_fal_client(fake: FakeFal, make_generator) -> 
     fake.script({"queue_polls": 2, "progress_polls": 2, "logs": ["Loading", "Meshing"]})
     gen = make_generator()
     handle = _handle(gen, fake)
-    quick = connection.QuickStatus(gen.fal)
+    quick = connection.QuickHTTP(gen.fal)
     seen = []
     for _ in range(6):  # each status request advances the fake: compare ours with fal-client's, alternately
         ours, theirs = quick.status(handle), handle.status(with_logs=True)
@@ -49,7 +49,7 @@ def test_quick_status_answers_like_fal_client(fake: FakeFal, make_generator) -> 
 def test_quick_status_raises_fal_clients_errors(fake: FakeFal, make_generator, code, retry_after) -> None:
     gen = make_generator()
     handle = _handle(gen, fake)
-    quick = connection.QuickStatus(gen.fal)
+    quick = connection.QuickHTTP(gen.fal)
     errors = []
     for check in (quick.status, lambda h: h.status(with_logs=True)):
         fake.fault("status", "http", code=code, retry_after=retry_after)
@@ -67,7 +67,7 @@ def test_quick_status_reconnects_when_a_kept_connection_died(fake: FakeFal, make
     fake.script({"stuck": True})
     gen = make_generator()
     handle = _handle(gen, fake)
-    quick = connection.QuickStatus(gen.fal)
+    quick = connection.QuickHTTP(gen.fal)
     quick.status(handle)
     (conn,) = quick._local.conns.values()
     conn.sock.close()  # as if the server had dropped the idle keep-alive connection
@@ -78,7 +78,7 @@ def test_refused_quick_status_raises_connect_error_and_the_generator_falls_back(
     gen = make_generator(base_url="http://127.0.0.1:9")
     handle = gen.fal.get_handle(APP, "no-such-request")
     with pytest.raises(httpx.ConnectError):
-        connection.QuickStatus(gen.fal).status(handle)
+        connection.QuickHTTP(gen.fal).status(handle)
     with pytest.raises(httpx.ConnectError):
         gen._status(handle)  # fal-client tried too, and failed the same way
 
@@ -127,3 +127,50 @@ def test_the_wait_between_checks_stretches_within_its_bounds(
     assert gen.poll(request, long_running, no_progress).delay == pytest.approx(0.03, abs=0.003)
     very_long = {**fresh.state, "started_at": time.time() - 600}
     assert gen.poll(request, very_long, no_progress).delay == 0.05
+
+
+def test_quick_result_is_the_result_fal_client_fetches(fake: FakeFal, make_generator) -> None:
+    fake.script({"queue_polls": 0, "progress_polls": 0})
+    gen = make_generator()
+    handle = _handle(gen, fake)
+    theirs = handle.get()
+    ours = connection.QuickHTTP(gen.fal).result(handle)
+    assert ours == theirs and ours["model_mesh"]["url"].startswith(fake.base_url)
+    fetches = [r for r in fake.requests("result")]
+    assert len(fetches) == 2 and {r["auth"] for r in fetches} == {f"Key {KEY}"}
+
+
+def test_quick_result_raises_fal_clients_error_for_a_failed_request(fake: FakeFal, make_generator) -> None:
+    fake.script({"queue_s": 0, "run_s": 0, "outcome": "error", "error_code": 422, "error_detail": "no"})
+    gen = make_generator()
+    handle = _handle(gen, fake)
+    with pytest.raises(FalClientHTTPError) as caught:
+        connection.QuickHTTP(gen.fal).result(handle)
+    assert caught.value.status_code == 422 and caught.value.message == "no"
+
+
+def test_quick_download_keeps_its_connection_refuses_oversized_files_and_sends_no_key(
+    fake: FakeFal, make_generator
+) -> None:
+    fake.script({"queue_s": 0, "run_s": 0})
+    gen = make_generator()
+    url = connection.QuickHTTP(gen.fal).result(_handle(gen, fake))["model_mesh"]["url"]
+    quick = connection.QuickHTTP(gen.fal)
+    status, glb = quick.download(url, 10_000, 5.0)  # type: ignore[misc]
+    assert status == 200 and glb[:4] == b"glTF"
+    (conn,) = quick._local.conns.values()
+    sock = conn.sock
+    assert quick.download(url, 10_000, 5.0) == (200, glb) and conn.sock is sock  # kept alive
+    with pytest.raises(connection.ResponseTooLarge) as caught:
+        quick.download(url, 100, 5.0)
+    assert caught.value.declared == len(glb)
+    assert quick.download(f"{fake.base_url}/files/nope/x.glb", 10_000, 5.0)[0] == 404  # type: ignore[index]
+    assert {r["auth"] for r in fake.requests("file")} == {None}
+
+
+def test_the_generator_downloads_the_quick_way(fake: FakeFal, make_generator, request_for, images) -> None:
+    gen = make_generator()
+    gen.generate(request_for(gen, images[:1]), no_progress)
+    hosts = {netloc for _, netloc in gen._quick._local.conns}  # type: ignore[union-attr]
+    assert hosts == {fake.base_url.split("//")[1]}  # queue and file host: one fake, one kept connection
+    assert gen._http is None  # httpx was never needed
