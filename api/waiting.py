@@ -7,8 +7,9 @@ import time
 
 import anyio
 
-from image2model.api.hub import EventHub
+from image2model.api.hub import Chunk, EventHub
 from image2model.api.store import JobState, JobStore
+from image2model.core.models import Event
 
 
 async def wait_until_ended(hub: EventHub, store: JobStore, job_id: str, timeout: float) -> JobState | None:
@@ -23,8 +24,9 @@ async def wait_until_ended(hub: EventHub, store: JobStore, job_id: str, timeout:
             if state is None or state.job.status.terminal:
                 return state
             with anyio.move_on_after(max(0.0, deadline - time.monotonic())) as waited:
-                while (event := await subscription.next()) is not None and not event.terminal:
-                    pass
+                while (items := await subscription.take()) is not None:
+                    if any(isinstance(i, Chunk | Event) and i.terminal for i in items):
+                        break
             if waited.cancelled_caught:
                 return await anyio.to_thread.run_sync(store.load, job_id)
             # The terminal event arrived, or the hub dropped this subscription: read the job again.
