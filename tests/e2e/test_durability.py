@@ -74,7 +74,7 @@ def test_retention_purges_old_jobs_and_their_files(tmp_path):
 
     stack = Stack(
         tmp_path / "data",
-        retention_seconds="6",
+        retention_seconds="12",
         retention_interval_seconds="1",
         webhook_allow_hosts="127.0.0.1",
     ).start(workers=1)
@@ -83,7 +83,7 @@ def test_retention_purges_old_jobs_and_their_files(tmp_path):
         wait_status(stack.url, job["job_id"], {"completed"}, timeout=20)
         assert (stack.data_dir / "blobs" / job["job_id"]).is_dir()
         assert webhook_records(stack) == (1, 0)  # the job's webhook (no deliverer runs here)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
             if httpx.get(f"{stack.url}/api/v1/status/tasks/{job['job_id']}").status_code == 404:
                 break
