@@ -50,8 +50,10 @@ class Session:
 
 
 @contextlib.contextmanager
-def ui_session(data_dir: Path, **settings: str) -> Iterator[Session]:
-    """A stack on the local generator, the UI on a free port and a fresh Chromium page on it."""
+def ui_session(data_dir: Path, *, io_worker: bool = False, query: str = "", **settings: str) -> Iterator[Session]:
+    """A stack on the local generator, the UI on a free port and a fresh Chromium page on it. `io_worker` also
+    starts the worker of remote generators (the test's `remote-test` takes several views); `query` is appended
+    to the first page's URL (e.g. `?job=...`)."""
     from playwright.sync_api import sync_playwright
 
     from image2model.core.settings import Settings
@@ -60,6 +62,8 @@ def ui_session(data_dir: Path, **settings: str) -> Iterator[Session]:
     stack = Stack(data_dir, default_generator="local", **settings).start()
     demo = None
     try:
+        if io_worker:
+            stack.start_io_worker()
         demo = build_app(Settings(server_url=stack.url, api_key=""), files_root=data_dir.parent / "ui-files")
         port = free_port()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **launch_options())
@@ -70,7 +74,7 @@ def ui_session(data_dir: Path, **settings: str) -> Iterator[Session]:
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
                 session = Session(stack, url, page)
                 page.on("request", lambda r: session.requests.append(r.url))
-                page.goto(url, wait_until="load")
+                page.goto(url + query, wait_until="load")
                 page.get_by_role("button", name="Generate", exact=True).wait_for(timeout=30_000)
                 yield session
             finally:

@@ -14,7 +14,10 @@ from tests.ui.conftest import UI
 pytestmark = [pytest.mark.e2e]
 
 # /generate's inputs: photos, generator, formats, then every option control in catalog order.
-OUTPUTS = ("stage", "table", "gallery", "link", "model", "turntable", "stats", "glb", "obj", "stl", "ply")
+OUTPUTS = (
+    *("stage", "table", "gallery", "link", "model", "turntable", "stats"),
+    *("glb", "obj", "stl", "ply", "export_status", "export_file"),
+)
 
 
 def _photo(tmp_path: Path, name: str = "mug.jpg", **kw: object) -> str:
