@@ -166,7 +166,8 @@ def build_app(
                 with gr.Tab("Multi-view", id="multiview"):
                     gr.Markdown(
                         "Two to four photos of **one** object from different sides make **one** model. "
-                        "Turn the object a quarter turn clockwise (seen from above) between shots."
+                        "Turn the object a quarter turn clockwise (seen from above) between shots:\n\n"
+                        + "\n".join(f"- **{name.capitalize()}**: {HINTS[name]}" for name in VIEWS)
                     )
                     view_inputs = []
                     for row in (VIEWS[:2], VIEWS[2:]):
@@ -174,7 +175,7 @@ def build_app(
                             for name in row:
                                 view_inputs.append(
                                     gr.Image(
-                                        label=f"{name.capitalize()} — {HINTS[name]}",
+                                        label=name.capitalize(),
                                         type="filepath",
                                         sources=["upload", "clipboard"],
                                         height=180,
@@ -337,8 +338,9 @@ def build_app(
             try:
                 paths = ordered_views(views, info.max_images_per_item)
             except ValueError as exc:
-                yield {stage: f"**{exc}**"}
-                raise refused(str(exc)) from None
+                gr.Warning(str(exc))
+                yield {stage: f"⚠️ **{exc}**"}
+                return
             yield starting(f"Uploading {len(paths)} views…")
             progress(0.0, desc="Uploading")
             updates = runner.run(
@@ -427,8 +429,9 @@ def build_app(
             try:
                 choice = export_choice(fmt, faces, height_mm, z_up, bottom)
             except ValueError as exc:
-                yield {panel.export_status: f"**{exc}**"}
-                raise refused(str(exc)) from None
+                gr.Warning(str(exc))
+                yield {panel.export_status: f"⚠️ **{exc}**"}
+                return
             yield {
                 panel.export_status: f"Exporting {choice.describe()}…",
                 panel.export_file: gr.DownloadButton(value=None, visible=False),

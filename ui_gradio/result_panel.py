@@ -66,10 +66,15 @@ class ResultPanel:
                     choices=[(f.upper(), f) for f in FORMATS], value="stl", label="Format", scale=3
                 )
                 self.export_faces = gr.Number(
-                    label="Face count", info="empty: keep all", precision=0, minimum=0, scale=1
+                    value=None,
+                    label="Face count",
+                    info="empty: keep all",
+                    placeholder="all",
+                    precision=0,
+                    scale=1,
                 )
                 self.export_height = gr.Number(
-                    label="Height (mm)", info="empty: no units", minimum=0, scale=1
+                    value=None, label="Height (mm)", info="empty: no units", placeholder="unitless", scale=1
                 )
             with gr.Row():
                 self.export_z_up = gr.Checkbox(label="Z up (printers, CAD)", value=True)

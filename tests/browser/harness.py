@@ -50,7 +50,9 @@ class Session:
 
 
 @contextlib.contextmanager
-def ui_session(data_dir: Path, *, io_worker: bool = False, query: str = "", **settings: str) -> Iterator[Session]:
+def ui_session(
+    data_dir: Path, *, io_worker: bool = False, query: str = "", **settings: str
+) -> Iterator[Session]:
     """A stack on the local generator, the UI on a free port and a fresh Chromium page on it. `io_worker` also
     starts the worker of remote generators (the test's `remote-test` takes several views); `query` is appended
     to the first page's URL (e.g. `?job=...`)."""
@@ -212,3 +214,26 @@ def wait_for_model(page: Any, timeout: float = 30.0, min_coverage: float = 0.01)
     raise AssertionError(
         f"the model viewer stayed blank (coverage {coverage:.4f}); page kept as test-artifacts/ui-blank-viewer.png"
     )
+
+
+def viewer_href(page: Any) -> str:
+    """The URL of the model in the viewer ("" when none)."""
+    link = page.locator("[data-testid=model3d-download-link]").first
+    return str(link.get_attribute("href") or "") if link.count() else ""
+
+
+def wait_for_viewer_change(page: Any, before: str, timeout: float = 30.0) -> str:
+    """Wait until the viewer holds a model other than `before` (an earlier `viewer_href`) and not its empty scene;
+    returns its URL. For models too plain for `wait_for_model`'s pixel check (the test generator's white box)."""
+    from image2model.ui_gradio.app import EMPTY_SCENE
+
+    page.wait_for_function(
+        """([before, empty]) => {
+            const link = document.querySelector("[data-testid=model3d-download-link]");
+            const href = link && link.getAttribute("href");
+            return href && href !== before && !href.endsWith("/" + empty);
+        }""",
+        arg=[before, EMPTY_SCENE],
+        timeout=timeout * 1000,
+    )
+    return viewer_href(page)
