@@ -85,6 +85,8 @@ def build_app(
     files_root = files_root or Path(tempfile.mkdtemp(prefix="image2model-ui-"))
     runner = JobRunner(settings.server_url, settings.api_key, SessionFiles(files_root / "sessions"))
     thumbnails = Thumbnails(files_root / "thumbs")
+    # Served as they are: a page of thumbnails is not hashed and copied into Gradio's cache on every render.
+    gr.set_static_paths([thumbnails.root])
     generators = {g.name: g for g in catalog.models}
     default_name = catalog.default if catalog.default in generators else catalog.models[0].name
     multiview_choices = multiview_generators(catalog)

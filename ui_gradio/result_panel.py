@@ -60,7 +60,10 @@ class ResultPanel:
             allow_preview=False,
         )
         self.job_link = gr.Markdown("", elem_id="i2m-job-link")
-        with gr.Accordion("Export", open=True, visible=False, elem_id="i2m-export") as self.export_panel:
+        # Always there (closed until opened): mounting it with the first model would delay that model's first frame.
+        with gr.Accordion(
+            "Export: another format, a face budget, a size in mm, Z up", open=False, elem_id="i2m-export"
+        ):
             with gr.Row():
                 self.export_format = gr.Radio(
                     choices=[(f.upper(), f) for f in FORMATS], value="stl", label="Format", scale=3
@@ -93,7 +96,6 @@ class ResultPanel:
             self.turntable,
             self.stats,
             *self.buttons.values(),
-            self.export_panel,
             self.export_status,
             self.export_file,
             self.shown,
@@ -127,7 +129,6 @@ class ResultPanel:
             self.viewer: model,
             self.turntable: turntable,
             self.stats: stats,
-            self.export_panel: gr.Accordion(visible=item is not None and bool(item.file_id)),
             self.export_status: "",
             self.export_file: gr.DownloadButton(value=None, visible=False),
             self.shown: item,

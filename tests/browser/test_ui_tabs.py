@@ -114,6 +114,7 @@ def test_export_panel_makes_a_file_for_printing_and_says_what_went_wrong(s: Sess
     _job_link(s, job_id)
     wait_for_viewer_change(page, "")
     panel = page.locator("#i2m-export")
+    panel.get_by_text("Export:").first.click()  # open the panel
     panel.get_by_text("STL", exact=True).click()
     panel.get_by_label("Height (mm)").fill("80")
     panel.get_by_label("Face count").fill("")
