@@ -57,6 +57,8 @@ QUEUE_SIZE = 128
 CACHE_SWEEP = (1800, 3600)
 """Gradio's own copies of served files: swept every 30 min, removed after an hour."""
 ALL_FORMATS = ("glb", "obj", "stl", "ply")
+HISTORY_COLUMNS = 3
+RESULT_COLUMNS = 6
 
 CSS = f"""
 #i2m-stage {{min-height: 32px}}
@@ -64,6 +66,9 @@ CSS = f"""
 .i2m-downloads button {{min-width: 120px}}
 footer {{display: none !important}}
 #i2m-viewer a[href$="/{EMPTY_SCENE}"] {{display: none}}
+/* Gradio widens the columns when a gallery has fewer pictures than columns: one old model filled the tab. */
+#i2m-history .grid-container {{--grid-cols: {HISTORY_COLUMNS} !important}}
+#i2m-results .grid-container {{--grid-cols: {RESULT_COLUMNS} !important}}
 """
 
 
@@ -188,7 +193,7 @@ def build_app(
                         choices=[(g.title or g.name, g.name) for g in multiview_choices],
                         value=multiview_choices[0].name if multiview_choices else None,
                         label="Generator",
-                        visible=len(multiview_choices) > 1,
+                        visible=bool(multiview_choices),
                     )
                     if not multiview_choices:
                         gr.Markdown("⚠️ None of this server's generators makes one model from several views.")
@@ -199,10 +204,10 @@ def build_app(
                     history_note = gr.Markdown("", elem_id="i2m-history-note")
                     history_gallery = gr.Gallery(
                         label="My models (newest first; pick one to open it)",
-                        columns=4,
+                        columns=HISTORY_COLUMNS,
                         height=560,
                         allow_preview=False,
-                        object_fit="cover",
+                        object_fit="contain",
                         elem_id="i2m-history",
                     )
                     with gr.Row():

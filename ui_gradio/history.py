@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from image2model.core.client import AsyncClient
 from image2model.core.client.jobview import url_filename
 from image2model.core.errors import Image2ModelError
-from image2model.core.models import JobStatus, JobSummary
+from image2model.core.models import JobSummary
 
 log = logging.getLogger("image2model.ui")
 
@@ -37,15 +37,15 @@ class HistoryPage:
 
 
 def caption(job: JobSummary, now: float | None = None) -> str:
-    """A job's line under its thumbnail: when it was made, how many models, and its state unless completed."""
+    """A job's line under its thumbnail: when it was made (the time alone today) and how many photos when more
+    than one. Its state is on the thumbnail itself when it has no model to show."""
     stamp = time.localtime(job.created_at)
-    same_year = time.localtime(now if now is not None else time.time()).tm_year == stamp.tm_year
-    text = time.strftime("%d %b %H:%M" if same_year else "%d %b %Y", stamp)
-    if job.total_files > 1:
-        text += f" · {job.total_files} photos"
-    if job.status != JobStatus.COMPLETED:
-        text += f" · {job.status.value}"
-    return text
+    today = time.localtime(now if now is not None else time.time())
+    if stamp[:3] == today[:3]:
+        text = time.strftime("%H:%M", stamp)
+    else:
+        text = time.strftime("%d %b %H:%M" if stamp.tm_year == today.tm_year else "%d %b %Y", stamp)
+    return text + (f" · {job.total_files} photos" if job.total_files > 1 else "")
 
 
 class Thumbnails:

@@ -58,6 +58,8 @@ class ResultPanel:
             height=170,
             visible=False,
             allow_preview=False,
+            object_fit="contain",
+            elem_id="i2m-results",
         )
         self.job_link = gr.Markdown("", elem_id="i2m-job-link")
         # Always there (closed until opened): mounting it with the first model would delay that model's first frame.
@@ -71,13 +73,17 @@ class ResultPanel:
                 self.export_faces = gr.Number(
                     value=None,
                     label="Face count",
-                    info="empty: keep all",
+                    info="0 or empty: keep all",
                     placeholder="all",
                     precision=0,
                     scale=1,
                 )
                 self.export_height = gr.Number(
-                    value=None, label="Height (mm)", info="empty: no units", placeholder="unitless", scale=1
+                    value=None,
+                    label="Height (mm)",
+                    info="0 or empty: no units",
+                    placeholder="unitless",
+                    scale=1,
                 )
             with gr.Row():
                 self.export_z_up = gr.Checkbox(label="Z up (printers, CAD)", value=True)

@@ -112,11 +112,13 @@ def _summary(
     )
 
 
-def test_captions_say_when_how_many_and_any_state_but_done() -> None:
+def test_captions_say_when_and_how_many() -> None:
     now = time.mktime((2026, 12, 1, 23, 10, 0, 0, 0, -1))
+    earlier_today = time.mktime((2026, 12, 1, 8, 2, 0, 0, 0, -1))
     made = time.mktime((2026, 11, 30, 9, 5, 0, 0, 0, -1))
+    assert caption(_summary(created=earlier_today), now) == "08:02"
     assert caption(_summary(created=made), now) == "30 Nov 09:05"
-    assert caption(_summary(JobStatus.FAILED, 3, made), now) == "30 Nov 09:05 · 3 photos · failed"
+    assert caption(_summary(JobStatus.FAILED, 3, made), now) == "30 Nov 09:05 · 3 photos"
     last_year = time.mktime((2025, 6, 2, 12, 0, 0, 0, 0, -1))
     assert caption(_summary(created=last_year), now) == "02 Jun 2025"
 
