@@ -231,9 +231,11 @@ def build_app(
             }
 
         async def follow(
-            updates: AsyncIterator[Update], progress: gr.Progress, *, timed: bool
+            first: str, updates: AsyncIterator[Update], progress: gr.Progress, *, timed: bool
         ) -> AsyncIterator[dict[Any, Any]]:
-            """The page's updates while a job is followed, from the runner's updates."""
+            """The page's updates while a job is followed, from the runner's updates: the page cleared with the
+            stage line `first`, then the job as it goes."""
+            yield starting(first)
             results: list[ItemResult] = []
             shown: ItemResult | None = None
             started = time.monotonic()
@@ -310,6 +312,16 @@ def build_app(
         def refused(message: str) -> gr.Error:
             return gr.Error(message, print_exception=False)
 
+        async def submit(
+            paths: list[str], request: gr.Request, progress: gr.Progress, **job: Any
+        ) -> AsyncIterator[Any]:
+            """Upload `paths` as one job (`job`: `JobRunner.run`'s options) and follow it."""
+            progress(0.0, desc="Uploading")
+            first = f"Uploading {len(paths)} {'views' if job.get('multiview') else 'photo(s)'}…"
+            updates = runner.run(paths, session=request.session_hash or "anonymous", **job)
+            async for out in follow(first, updates, progress, timed=True):
+                yield out
+
         async def on_generate(
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects progress
@@ -320,17 +332,15 @@ def build_app(
             if not paths:
                 raise refused("Add a photo first (or pick a sample).")
             face_limit, options = collect_options(catalog, gen_name, option_keys, list(option_values))
-            yield starting("Uploading…")
-            progress(0.0, desc="Uploading")
-            updates = runner.run(
+            async for out in submit(
                 paths,
-                session=request.session_hash or "anonymous",
+                request,
+                progress,
                 generator=gen_name if not offline else None,
                 formats=fmt_values or [],
                 face_limit=face_limit,
                 options=options,
-            )
-            async for out in follow(updates, progress, timed=True):
+            ):
                 yield out
 
         async def on_multiview(
@@ -348,24 +358,21 @@ def build_app(
                 gr.Warning(str(exc))
                 yield {stage: f"⚠️ **{exc}**"}
                 return
-            yield starting(f"Uploading {len(paths)} views…")
-            progress(0.0, desc="Uploading")
-            updates = runner.run(
+            async for out in submit(
                 paths,
-                session=request.session_hash or "anonymous",
+                request,
+                progress,
                 generator=gen_name,
                 formats=[],
                 face_limit=None,
                 options={},
                 multiview=True,
-            )
-            async for out in follow(updates, progress, timed=True):
+            ):
                 yield out
 
         async def open_job(job_id: str, request: gr.Request, progress: gr.Progress) -> AsyncIterator[Any]:
-            yield starting(f"Opening job `{job_id}`…")
             updates = runner.open(job_id, session=request.session_hash or "anonymous")
-            async for out in follow(updates, progress, timed=False):
+            async for out in follow(f"Opening job `{job_id}`…", updates, progress, timed=False):
                 yield out
 
         async def on_page_load(

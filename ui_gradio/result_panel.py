@@ -70,20 +70,14 @@ class ResultPanel:
                 self.export_format = gr.Radio(
                     choices=[(f.upper(), f) for f in FORMATS], value="stl", label="Format", scale=3
                 )
-                self.export_faces = gr.Number(
-                    value=None,
-                    label="Face count",
-                    info="0 or empty: keep all",
-                    placeholder="all",
-                    precision=0,
-                    scale=1,
-                )
-                self.export_height = gr.Number(
-                    value=None,
-                    label="Height (mm)",
-                    info="0 or empty: no units",
-                    placeholder="unitless",
-                    scale=1,
+                self.export_faces, self.export_height = (
+                    gr.Number(
+                        value=None, label=label, info=info, placeholder=hint, precision=precision, scale=1
+                    )
+                    for label, info, hint, precision in (
+                        ("Face count", "0 or empty: keep all", "all", 0),
+                        ("Height (mm)", "0 or empty: no units", "unitless", None),
+                    )
                 )
             with gr.Row():
                 self.export_z_up = gr.Checkbox(label="Z up (printers, CAD)", value=True)

@@ -25,6 +25,22 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 LOCAL = ("127.0.0.1", "localhost")
+
+
+def browser_marks() -> list[Any]:
+    """The marks of a browser test module: browser, slow, e2e, and skipped where Debian's Chromium is missing."""
+    import pytest
+
+    return [
+        pytest.mark.browser,
+        pytest.mark.slow,
+        pytest.mark.e2e,
+        pytest.mark.skipif(
+            not os.path.exists(CHROMIUM), reason="needs Debian's chromium (apt-get install chromium)"
+        ),
+    ]
+
+
 BACKGROUND = (237, 240, 245)  # the viewer's clear_color, 0..255
 
 

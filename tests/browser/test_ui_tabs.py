@@ -4,7 +4,6 @@ multi-view tab and `?job=<id>` links."""
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,8 @@ pytest.importorskip("playwright")
 
 from image2model.core.client import Client  # noqa: E402
 from tests.browser.harness import (  # noqa: E402
-    CHROMIUM,
     Session,
+    browser_marks,
     ui_session,
     viewer_href,
     wait_for_model,
@@ -25,14 +24,7 @@ from tests.browser.harness import (  # noqa: E402
 )
 from tests.support.images import photo  # noqa: E402
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="needs Debian's chromium (apt-get install chromium)"
-    ),
-]
+pytestmark = browser_marks()
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
