@@ -27,15 +27,15 @@ from image2model.core.errors import Image2ModelError  # noqa: E402
 from image2model.core.models import ModelsAvailable  # noqa: E402
 from image2model.core.settings import Settings  # noqa: E402
 
-from .catalog import fallback_catalog, fetch_catalog, option_control, sample_images  # noqa: E402
+from .catalog import fallback_catalog, fetch_catalog, sample_images  # noqa: E402
 from .exports import export_choice, run_export  # noqa: E402
 from .handlers import ItemResult, JobRunner, SessionFiles, Update  # noqa: E402
 from .history import HistoryPage, Thumbnails, caption  # noqa: E402
 from .idle import quiet_queue  # noqa: E402
-from .multiview import HINTS, VIEWS, multiview_generators, ordered_views  # noqa: E402
+from .multiview import multiview_generators, ordered_views  # noqa: E402
 from .result_panel import EMPTY_SCENE, ResultPanel, job_link_markdown  # noqa: E402
+from .tabs import HISTORY_COLUMNS, history_tab, multiview_tab, photos_tab  # noqa: E402
 from .view import (  # noqa: E402
-    PROMINENT,
     ProgressGate,
     collect_options,
     empty_scene_glb,
@@ -57,7 +57,6 @@ QUEUE_SIZE = 128
 CACHE_SWEEP = (1800, 3600)
 """Gradio's own copies of served files: swept every 30 min, removed after an hour."""
 ALL_FORMATS = ("glb", "obj", "stl", "ply")
-HISTORY_COLUMNS = 3
 RESULT_COLUMNS = 6
 
 CSS = f"""
@@ -104,10 +103,6 @@ def build_app(
     empty_scene = files_root / EMPTY_SCENE
     empty_scene.write_bytes(empty_scene_glb())
 
-    option_keys: list[tuple[str, str]] = []
-    option_controls: list[gr.components.Component] = []
-    groups: dict[str, gr.Group] = {}
-
     with gr.Blocks(title="image2model", analytics_enabled=False, delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown(
             "# image2model\nDrop one or more photos of an object (plain background or transparent PNG), "
@@ -124,95 +119,11 @@ def build_app(
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320), gr.Tabs(elem_id="i2m-tabs"):
                 with gr.Tab("Photos", id="photos"):
-                    photos = gr.File(
-                        label="Photos (JPEG, PNG or WebP; several photos make several models)",
-                        file_count="multiple",
-                        file_types=["image"],
-                        type="filepath",
-                        height=140,
-                    )
-                    if samples:
-                        sample = gr.Image(type="filepath", visible=False, label="Sample")
-                        gr.Examples(
-                            examples=[[str(p)] for p in samples],
-                            inputs=[sample],
-                            outputs=[photos],
-                            fn=lambda path: [path] if path else None,
-                            run_on_click=True,
-                            cache_examples=False,
-                            label="Or try a sample",
-                            examples_per_page=len(samples),
-                        )
-                    generator = gr.Dropdown(
-                        choices=[(g.title or g.name, g.name) for g in catalog.models],
-                        value=default_name,
-                        label="Generator",
-                        info=generators[default_name].description or None,
-                        visible=len(catalog.models) > 1,
-                    )
-                    formats = gr.CheckboxGroup(
-                        choices=generators[default_name].supported_formats,
-                        value=generators[default_name].default_formats,
-                        label="Formats",
-                        visible=bool(generators[default_name].supported_formats),
-                    )
-                    for g in catalog.models:
-                        with gr.Group(visible=g.name == default_name) as group:
-                            groups[g.name] = group
-                            prominent = [o for o in g.options if o.name in PROMINENT]
-                            rest = [o for o in g.options if o.name not in PROMINENT]
-                            for info in prominent:
-                                option_controls.append(option_control(info))
-                                option_keys.append((g.name, info.name))
-                            if rest:
-                                with gr.Accordion("Advanced options", open=False):
-                                    for info in rest:
-                                        option_controls.append(option_control(info))
-                                        option_keys.append((g.name, info.name))
-                    generate_btn = gr.Button("Generate", variant="primary")
+                    photos_ui = photos_tab(catalog, default_name, samples)
                 with gr.Tab("Multi-view", id="multiview"):
-                    gr.Markdown(
-                        "Two to four photos of **one** object from different sides make **one** model. "
-                        "Turn the object a quarter turn clockwise (seen from above) between shots:\n\n"
-                        + "\n".join(f"- **{name.capitalize()}**: {HINTS[name]}" for name in VIEWS)
-                    )
-                    view_inputs = []
-                    for row in (VIEWS[:2], VIEWS[2:]):
-                        with gr.Row():
-                            for name in row:
-                                view_inputs.append(
-                                    gr.Image(
-                                        label=name.capitalize(),
-                                        type="filepath",
-                                        sources=["upload", "clipboard"],
-                                        height=180,
-                                        elem_id=f"i2m-view-{name}",
-                                    )
-                                )
-                    mv_generator = gr.Dropdown(
-                        choices=[(g.title or g.name, g.name) for g in multiview_choices],
-                        value=multiview_choices[0].name if multiview_choices else None,
-                        label="Generator",
-                        visible=bool(multiview_choices),
-                    )
-                    if not multiview_choices:
-                        gr.Markdown("⚠️ None of this server's generators makes one model from several views.")
-                    mv_button = gr.Button(
-                        "Generate from views", variant="primary", interactive=bool(multiview_choices)
-                    )
-                with gr.Tab("My models", id="history") as history_tab:
-                    history_note = gr.Markdown("", elem_id="i2m-history-note")
-                    history_gallery = gr.Gallery(
-                        label="My models (newest first; pick one to open it)",
-                        columns=HISTORY_COLUMNS,
-                        height=560,
-                        allow_preview=False,
-                        object_fit="contain",
-                        elem_id="i2m-history",
-                    )
-                    with gr.Row():
-                        more_btn = gr.Button("More", visible=False, size="sm")
-                        refresh_btn = gr.Button("Refresh", size="sm")
+                    views_ui = multiview_tab(multiview_choices)
+                with gr.Tab("My models", id="history") as history_tab_ui:
+                    history_ui = history_tab()
             with gr.Column(scale=3, min_width=400):
                 with gr.Row(equal_height=True):
                     stage = gr.Markdown("Ready.", elem_id="i2m-stage")
@@ -225,8 +136,8 @@ def build_app(
         def busy(on: bool) -> dict[Any, Any]:
             """The buttons while a job is followed (on) and after."""
             return {
-                generate_btn: gr.Button(interactive=not on),
-                mv_button: gr.Button(interactive=not on and bool(multiview_choices)),
+                photos_ui.button: gr.Button(interactive=not on),
+                views_ui.button: gr.Button(interactive=not on and bool(multiview_choices)),
                 cancel_btn: gr.Button(interactive=on),
             }
 
@@ -331,7 +242,9 @@ def build_app(
             paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
             if not paths:
                 raise refused("Add a photo first (or pick a sample).")
-            face_limit, options = collect_options(catalog, gen_name, option_keys, list(option_values))
+            face_limit, options = collect_options(
+                catalog, gen_name, photos_ui.option_keys, list(option_values)
+            )
             async for out in submit(
                 paths,
                 request,
@@ -406,7 +319,7 @@ def build_app(
                         client, page if more else HistoryPage(), page.next_cursor if more else None
                     )
             except Image2ModelError as exc:
-                return {history_note: f"**Could not list your models:** {error_text(exc)}"}
+                return {history_ui.note: f"**Could not list your models:** {error_text(exc)}"}
             note = "" if page.jobs else "No models yet: make one in the Photos or Multi-view tab."
             if page.jobs:
                 note = f"{len(page.jobs)} model{'s' if len(page.jobs) != 1 else ''}" + (
@@ -414,12 +327,12 @@ def build_app(
                 )
             return {
                 history_state: page,
-                history_note: note,
-                history_gallery: gr.Gallery(
+                history_ui.note: note,
+                history_ui.gallery: gr.Gallery(
                     value=[(str(t), caption(j)) for j, t in zip(page.jobs, page.thumbs, strict=True)],
                     selected_index=None,
                 ),
-                more_btn: gr.Button(visible=page.next_cursor is not None),
+                history_ui.more: gr.Button(visible=page.next_cursor is not None),
             }
 
         async def on_history_open(page: HistoryPage) -> dict[Any, Any]:
@@ -493,12 +406,12 @@ def build_app(
         def on_generator(name: str) -> Any:
             g = generators.get(name) or generators[default_name]
             out: dict[Any, Any] = {
-                formats: gr.CheckboxGroup(
+                photos_ui.formats: gr.CheckboxGroup(
                     choices=g.supported_formats, value=g.default_formats, visible=bool(g.supported_formats)
                 ),
-                generator: gr.Dropdown(info=g.description or None),
+                photos_ui.generator: gr.Dropdown(info=g.description or None),
             }
-            out.update({group: gr.Group(visible=n == g.name) for n, group in groups.items()})
+            out.update({group: gr.Group(visible=n == g.name) for n, group in photos_ui.groups.items()})
             return out
 
         async def on_unload(request: gr.Request) -> None:
@@ -511,39 +424,39 @@ def build_app(
             results_state,
             panel.gallery,
             panel.job_link,
-            generate_btn,
-            mv_button,
+            photos_ui.button,
+            views_ui.button,
             cancel_btn,
             *panel.item_outputs,
         ]
-        generate_btn.click(
+        photos_ui.button.click(
             on_generate,
-            inputs=[photos, generator, formats, *option_controls],
+            inputs=[photos_ui.photos, photos_ui.generator, photos_ui.formats, *photos_ui.option_controls],
             outputs=job_outputs,
             api_name="generate",
             concurrency_limit=CONCURRENCY,
             concurrency_id="generate",
             show_progress_on=[file_table],
         )
-        mv_button.click(
+        views_ui.button.click(
             on_multiview,
-            inputs=[*view_inputs, mv_generator],
+            inputs=[*views_ui.views, views_ui.generator],
             outputs=job_outputs,
             api_name="generate_multiview",
             concurrency_id="generate",
             show_progress_on=[file_table],
         )
-        history_outputs = [history_state, history_note, history_gallery, more_btn]
-        history_tab.select(
+        history_outputs = [history_state, history_ui.note, history_ui.gallery, history_ui.more]
+        history_tab_ui.select(
             on_history_open, inputs=[history_state], outputs=history_outputs, api_visibility="private"
         )
-        refresh_btn.click(
+        history_ui.refresh.click(
             on_history_open, inputs=[history_state], outputs=history_outputs, api_name="my_models"
         )
-        more_btn.click(
+        history_ui.more.click(
             on_history_more, inputs=[history_state], outputs=history_outputs, api_visibility="private"
         )
-        history_gallery.select(
+        history_ui.gallery.select(
             on_history_select,
             inputs=[history_state],
             outputs=job_outputs,
@@ -575,10 +488,10 @@ def build_app(
         panel.gallery.select(
             on_select, inputs=[results_state], outputs=panel.item_outputs, api_visibility="private"
         )
-        generator.change(
+        photos_ui.generator.change(
             on_generator,
-            inputs=[generator],
-            outputs=[formats, generator, *groups.values()],
+            inputs=[photos_ui.generator],
+            outputs=[photos_ui.formats, photos_ui.generator, *photos_ui.groups.values()],
             api_visibility="private",
             queue=False,
         )
