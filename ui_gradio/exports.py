@@ -55,7 +55,7 @@ def export_choice(
 ) -> ExportChoice:
     """The panel's values checked; ValueError with a sentence the user can act on. An empty (or 0) face count
     keeps the model's faces, an empty (or 0) height its unitless size."""
-    if fmt not in FORMATS:
+    if fmt is None or fmt not in FORMATS:
         raise ValueError(f"Pick a format: {', '.join(f.upper() for f in FORMATS)}.")
     face_limit: int | None = None
     if faces:
