@@ -131,19 +131,24 @@ class JobRunner:
                 multiview=True if multiview else None,
                 **options,
             )
-            async for update in self._follow(client, JobView.from_upload(upload), session):
+            async for update in self._follow(client, JobView.from_upload(upload), session, own=True):
                 yield update
 
     async def open(self, job_id: str, *, session: str) -> AsyncIterator[Update]:
         """Reopen a job made earlier (by any client): its history is replayed into a `JobView`, its results are
         downloaded, and a job still running is followed to its end. `JobNotFound` for an unknown job."""
         async with self.client() as client:
-            async for update in self._follow(client, JobView(job_id), session):
+            async for update in self._follow(client, JobView(job_id), session, own=False):
                 yield update
 
-    async def _follow(self, client: AsyncClient, start: JobView, session: str) -> AsyncIterator[Update]:
+    async def _follow(
+        self, client: AsyncClient, start: JobView, session: str, *, own: bool
+    ) -> AsyncIterator[Update]:
+        """Updates of the job until it ends. `own`: the session submitted it, so it is cancelled if the session
+        ends first (a job reopened from My models or a link may belong to another client: it is left alone)."""
         job_id = start.job_id
-        self.active[session] = job_id
+        if own:
+            self.active[session] = job_id
         try:
             view = start
             yield Update("submitted", view)
