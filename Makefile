@@ -11,6 +11,6 @@ lint:
 
 bench:
 	python3 bench/submit.py; python3 bench/overhead.py; python3 bench/streams.py; python3 bench/upload_memory.py; \
-	python3 bench/generator.py; python3 bench/generate_cli.py; python3 bench/fal.py; python3 bench/ui_latency.py; \
+	python3 bench/generator.py; python3 bench/generate_cli.py; python3 bench/fal.py; python3 bench/ui_latency.py; python3 bench/ui_history.py; \
 	python3 bench/throughput.py; python3 bench/export.py; python3 bench/submit.py --backend redis; python3 bench/streams.py --backend redis; \
 	python3 bench/throughput.py --backend redis; python3 bench/history.py; python3 bench/history.py --backend redis

@@ -1,17 +1,20 @@
-"""The Gradio web app: `build_app(settings)` returns the `gr.Blocks`; the work is in `handlers`, the text in `view`.
+"""The Gradio web app: `build_app(settings)` returns the `gr.Blocks`; the work is in `handlers`, `history` and
+`exports`, the text in `view`, the right-hand side in `result_panel`.
 
 A thin client of the job API: options come from `/models/available`, progress from the job's event stream,
 results are downloaded through the API into per-session directories. The API key never reaches the browser.
+Tabs: Photos (one model per photo), Multi-view (one model from 2 to 4 views of one object), My models (the jobs
+of this UI's API key, newest first). `?job=<id>` opens that job when the page loads.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +22,30 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402 - analytics must be off before gradio is imported
 
-from image2model.core.client import Client  # noqa: E402
+from image2model.core.client.links import JOB_QUERY  # noqa: E402
 from image2model.core.errors import Image2ModelError  # noqa: E402
-from image2model.core.models import GeneratorInfo, ModelsAvailable, OptionInfo  # noqa: E402
+from image2model.core.models import ModelsAvailable  # noqa: E402
 from image2model.core.settings import Settings  # noqa: E402
 
-from .handlers import ItemResult, JobRunner, SessionFiles  # noqa: E402
+from .catalog import fallback_catalog, fetch_catalog, sample_images  # noqa: E402
+from .exports import export_choice, run_export  # noqa: E402
+from .handlers import ItemResult, JobRunner, SessionFiles, Update  # noqa: E402
+from .history import HistoryPage, Thumbnails, caption  # noqa: E402
 from .idle import quiet_queue  # noqa: E402
+from .multiview import multiview_generators, ordered_views  # noqa: E402
+from .result_panel import EMPTY_SCENE, ResultPanel, job_link_markdown  # noqa: E402
+from .tabs import HISTORY_COLUMNS, history_tab, multiview_tab, photos_tab  # noqa: E402
 from .view import (  # noqa: E402
-    PROMINENT,
     ProgressGate,
     collect_options,
     empty_scene_glb,
     error_text,
     progress_line,
     size_text,
-    stats_markdown,
     status_table,
 )
+
+__all__ = ["EMPTY_SCENE", "build_app", "close_app", "launch_options"]
 
 log = logging.getLogger("image2model.ui")
 
@@ -48,81 +57,18 @@ QUEUE_SIZE = 128
 CACHE_SWEEP = (1800, 3600)
 """Gradio's own copies of served files: swept every 30 min, removed after an hour."""
 ALL_FORMATS = ("glb", "obj", "stl", "ply")
-EMPTY_SCENE = "no-model-yet.glb"
-"""What the viewer holds while there is no model: it draws nothing, but keeps the viewer set up (see
-`view.empty_scene_glb`). Its download link is hidden."""
+RESULT_COLUMNS = 6
 
 CSS = f"""
-#i2m-stage {{min-height: 64px}}
+#i2m-stage {{min-height: 32px}}
 #i2m-viewer {{border-radius: 8px}}
 .i2m-downloads button {{min-width: 120px}}
 footer {{display: none !important}}
 #i2m-viewer a[href$="/{EMPTY_SCENE}"] {{display: none}}
+/* Gradio widens the columns when a gallery has fewer pictures than columns: one old model filled the tab. */
+#i2m-history .grid-container {{--grid-cols: {HISTORY_COLUMNS} !important}}
+#i2m-results .grid-container {{--grid-cols: {RESULT_COLUMNS} !important}}
 """
-
-
-def sample_images() -> list[Path]:
-    """The sample photos shipped with the local generator (found without importing it)."""
-    spec = importlib.util.find_spec("image2model.core.generators.local")
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    folder = Path(next(iter(spec.submodule_search_locations))) / "samples"
-    return sorted(folder.glob("*.png"))
-
-
-def fetch_catalog(settings: Settings, wait: float = 0.0) -> ModelsAvailable | None:
-    """`/models/available`, retried for up to `wait` seconds (the API may still be starting)."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            with Client(settings.server_url, settings.api_key, timeout=5) as client:
-                return client.models()
-        except Image2ModelError as exc:
-            if time.monotonic() >= deadline:
-                log.warning("cannot read the generator list from %s: %s", settings.server_url, exc.message)
-                return None
-        time.sleep(0.5)
-
-
-def _fallback_catalog(settings: Settings) -> ModelsAvailable:
-    """Used when the API could not be reached at start: the server's defaults, nothing to tune."""
-    name = settings.default_generator
-    return ModelsAvailable(
-        default=name,
-        models=[
-            GeneratorInfo(
-                name=name,
-                title=name,
-                description="",
-                supported_formats=[],
-                default_formats=[],
-                options=[],
-            )
-        ],
-        limits={},
-    )
-
-
-def _option_control(info: OptionInfo) -> gr.components.Component:
-    label = info.name.replace("_", " ").capitalize()
-    if info.name == "face_limit":
-        label = "Face limit"
-    common: dict[str, Any] = {"label": label, "info": info.description or None}
-    if info.type == "bool":
-        return gr.Checkbox(value=bool(info.default), **common)
-    if info.type == "choice" and info.choices:
-        return gr.Radio(choices=list(info.choices), value=info.default, **common)
-    if info.type in ("int", "float") and info.minimum is not None and info.maximum is not None:
-        return gr.Slider(
-            minimum=info.minimum,
-            maximum=info.maximum,
-            value=info.default,
-            step=1 if info.type == "int" else 0.05,
-            **common,
-        )
-    if info.type in ("int", "float"):
-        return gr.Number(value=info.default, precision=0 if info.type == "int" else None, **common)
-    return gr.Textbox(value="" if info.default is None else str(info.default), **common)
 
 
 def build_app(
@@ -139,11 +85,15 @@ def build_app(
     settings = settings or Settings()
     catalog = catalog or fetch_catalog(settings, wait)
     offline = catalog is None
-    catalog = catalog or _fallback_catalog(settings)
+    catalog = catalog or fallback_catalog(settings)
     files_root = files_root or Path(tempfile.mkdtemp(prefix="image2model-ui-"))
     runner = JobRunner(settings.server_url, settings.api_key, SessionFiles(files_root / "sessions"))
+    thumbnails = Thumbnails(files_root / "thumbs")
+    # Served as they are: a page of thumbnails is not hashed and copied into Gradio's cache on every render.
+    gr.set_static_paths([thumbnails.root])
     generators = {g.name: g for g in catalog.models}
     default_name = catalog.default if catalog.default in generators else catalog.models[0].name
+    multiview_choices = multiview_generators(catalog)
     formats_union = [f for f in ALL_FORMATS if any(f in g.supported_formats for g in catalog.models)]
     formats_union += sorted({f for g in catalog.models for f in g.supported_formats} - set(formats_union))
 
@@ -152,10 +102,6 @@ def build_app(
     samples = [Path(shutil.copy2(p, samples_dir / p.name)) for p in sample_images()]
     empty_scene = files_root / EMPTY_SCENE
     empty_scene.write_bytes(empty_scene_glb())
-
-    option_keys: list[tuple[str, str]] = []
-    option_controls: list[gr.components.Component] = []
-    groups: dict[str, gr.Group] = {}
 
     with gr.Blocks(title="image2model", analytics_enabled=False, delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown(
@@ -169,154 +115,47 @@ def build_app(
             )
         job_state = gr.State("")
         results_state = gr.State([])
+        history_state = gr.State(HistoryPage())
         with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=320):
-                photos = gr.File(
-                    label="Photos (JPEG, PNG or WebP; several photos make several models)",
-                    file_count="multiple",
-                    file_types=["image"],
-                    type="filepath",
-                    height=140,
-                )
-                if samples:
-                    gr.Examples(
-                        examples=[[[str(p)]] for p in samples],
-                        inputs=[photos],
-                        label="Or try a sample",
-                        example_labels=[p.stem for p in samples],
-                    )
-                generator = gr.Dropdown(
-                    choices=[(g.title or g.name, g.name) for g in catalog.models],
-                    value=default_name,
-                    label="Generator",
-                    info=generators[default_name].description or None,
-                    visible=len(catalog.models) > 1,
-                )
-                formats = gr.CheckboxGroup(
-                    choices=generators[default_name].supported_formats,
-                    value=generators[default_name].default_formats,
-                    label="Formats",
-                    visible=bool(generators[default_name].supported_formats),
-                )
-                for g in catalog.models:
-                    with gr.Group(visible=g.name == default_name) as group:
-                        groups[g.name] = group
-                        prominent = [o for o in g.options if o.name in PROMINENT]
-                        rest = [o for o in g.options if o.name not in PROMINENT]
-                        for info in prominent:
-                            option_controls.append(_option_control(info))
-                            option_keys.append((g.name, info.name))
-                        if rest:
-                            with gr.Accordion("Advanced options", open=False):
-                                for info in rest:
-                                    option_controls.append(_option_control(info))
-                                    option_keys.append((g.name, info.name))
-                with gr.Row():
-                    generate_btn = gr.Button("Generate", variant="primary", scale=3)
-                    cancel_btn = gr.Button("Cancel", variant="stop", interactive=False, scale=1)
-                stage = gr.Markdown("Ready.", elem_id="i2m-stage")
-                file_table = gr.Markdown("", min_height=40)
+            with gr.Column(scale=2, min_width=320), gr.Tabs(elem_id="i2m-tabs"):
+                with gr.Tab("Photos", id="photos"):
+                    photos_ui = photos_tab(catalog, default_name, samples)
+                with gr.Tab("Multi-view", id="multiview"):
+                    views_ui = multiview_tab(multiview_choices)
+                with gr.Tab("My models", id="history") as history_tab_ui:
+                    history_ui = history_tab()
             with gr.Column(scale=3, min_width=400):
-                viewer = gr.Model3D(
-                    value=str(empty_scene),
-                    label="3D model",
-                    height=420,
-                    clear_color=(0.93, 0.94, 0.96, 1.0),
-                    elem_id="i2m-viewer",
-                    interactive=False,
-                )
-                with gr.Row(elem_classes="i2m-downloads"):
-                    download_buttons = {
-                        fmt: gr.DownloadButton(f"Download {fmt.upper()}", visible=False, size="sm")
-                        for fmt in formats_union
-                    }
-                with gr.Row(equal_height=False):
-                    turntable = gr.Image(
-                        label="Turntable", type="filepath", height=220, interactive=False, buttons=[]
+                with gr.Row(equal_height=True):
+                    stage = gr.Markdown("Ready.", elem_id="i2m-stage")
+                    cancel_btn = gr.Button(
+                        "Cancel", variant="stop", interactive=False, scale=0, size="sm", min_width=110
                     )
-                    stats = gr.Markdown("")
-                gallery = gr.Gallery(
-                    label="Results (pick one to view)",
-                    columns=6,
-                    height=170,
-                    visible=False,
-                    allow_preview=False,
-                )
-                job_link = gr.Markdown("")
+                file_table = gr.Markdown("", min_height=20)
+                panel = ResultPanel(formats_union, empty_scene)
 
-        item_outputs = [viewer, turntable, stats, *download_buttons.values()]
-
-        def show_item(item: ItemResult | None) -> dict[Any, Any]:
-            """The viewer, turntable, stats and download buttons for one result."""
-            if item is None:
-                return {viewer: str(empty_scene), turntable: None, stats: "", **_buttons({})}
-            if item.error:
-                return {
-                    viewer: str(empty_scene),
-                    turntable: None,
-                    stats: f"**{item.source_filename}** failed: {item.error}",
-                    **_buttons({}),
-                }
+        def busy(on: bool) -> dict[Any, Any]:
+            """The buttons while a job is followed (on) and after."""
             return {
-                viewer: str(item.model) if item.model else str(empty_scene),
-                turntable: str(item.turntable or item.preview) if (item.turntable or item.preview) else None,
-                stats: stats_markdown(item.metadata, item.source_filename),
-                **_buttons(item.downloads, item.sizes),
+                photos_ui.button: gr.Button(interactive=not on),
+                views_ui.button: gr.Button(interactive=not on and bool(multiview_choices)),
+                cancel_btn: gr.Button(interactive=on),
             }
 
-        def _buttons(downloads: dict[str, Path], sizes: dict[str, int] | None = None) -> dict[Any, Any]:
-            out: dict[Any, Any] = {}
-            for fmt, button in download_buttons.items():
-                path = downloads.get(fmt)
-                if path is None:
-                    out[button] = gr.DownloadButton(value=None, visible=False)
-                else:
-                    size = (sizes or {}).get(fmt)
-                    label = f"{fmt.upper()}" + (f" · {size_text(size)}" if size else "")
-                    out[button] = gr.DownloadButton(label=label, value=str(path), visible=True)
-            return out
-
-        def gallery_value(results: list[ItemResult]) -> Any:
-            shown = [(str(r.preview), r.source_filename) for r in results if r.preview]
-            return gr.Gallery(value=shown, visible=len(results) > 1)
-
-        async def on_generate(
-            request: gr.Request,
-            progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects progress
-            *values: Any,
-        ) -> Any:
-            files, gen_name, fmt_values, *option_values = values
-            paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
-            if not paths:
-                raise gr.Error("Add a photo first (or pick a sample).", print_exception=False)
-            session = request.session_hash or "anonymous"
-            face_limit, options = collect_options(catalog, gen_name, option_keys, list(option_values))
+        async def follow(
+            first: str, updates: AsyncIterator[Update], progress: gr.Progress, *, timed: bool
+        ) -> AsyncIterator[dict[Any, Any]]:
+            """The page's updates while a job is followed, from the runner's updates: the page cleared with the
+            stage line `first`, then the job as it goes."""
+            yield starting(first)
             results: list[ItemResult] = []
             shown: ItemResult | None = None
             started = time.monotonic()
             gate = ProgressGate()
-            yield {
-                generate_btn: gr.Button(interactive=False),
-                cancel_btn: gr.Button(interactive=True),
-                stage: "Uploading…",
-                file_table: "",
-                job_link: "",
-                results_state: [],
-                gallery: gr.Gallery(value=None, visible=False),
-                **show_item(None),
-            }
-            progress(0.0, desc="Uploading")
+            status_link = ""
             try:
-                async for update in runner.run(
-                    paths,
-                    session=session,
-                    generator=gen_name if not offline else None,
-                    formats=fmt_values or [],
-                    face_limit=face_limit,
-                    options=options,
-                ):
+                async for update in updates:
                     view = update.view
-                    log.debug("generate job=%s phase=%s", update.upload.job_id, update.kind)
+                    log.debug("generate job=%s phase=%s", update.job_id, update.kind)
                     text, table = progress_line(view), status_table(view)
                     parts = gate.changes(text, table, force=update.kind != "progress")
                     if not parts:
@@ -328,55 +167,227 @@ def build_app(
                     if "table" in parts:
                         out[file_table] = table
                     if update.kind == "submitted":
-                        link = update.upload.links.get("status", "")
-                        out[job_state] = update.upload.job_id
-                        out[job_link] = f"Job `{update.upload.job_id}`" + (
-                            f" · [status]({link})" if link else ""
-                        )
+                        out[job_state] = update.job_id
+                        out[panel.job_link] = job_link_markdown(update.job_id, status_link)
                     elif update.kind in ("item", "downloads") and update.item is not None:
                         if update.kind == "item":
                             results.append(update.item)
                             results.sort(key=lambda r: r.index)
                             out[results_state] = list(results)
-                            out[gallery] = gallery_value(results)
+                            out[panel.gallery] = panel.gallery_value(results)
                         if shown is None or shown is update.item:
                             shown = update.item
-                            out.update(show_item(update.item))
+                            out.update(panel.show(update.item))
                     elif update.kind == "done":
-                        elapsed = time.monotonic() - started
                         text = progress_line(view)
-                        if view.ok:
-                            text = f"{text} in {elapsed:.1f} s"
+                        if view.ok and timed:
+                            text = f"{text} in {time.monotonic() - started:.1f} s"
                         out[stage] = f"**{text}**"
                         if shown is None:
                             failed = [
-                                ItemResult(f.index, f.filename, error=f.error or f.status.value)
+                                ItemResult(
+                                    f.index,
+                                    f.filename,
+                                    view.job_id,
+                                    f.file_id,
+                                    error=f.error or f.status.value,
+                                )
                                 for f in view.files
                             ]
                             shown = failed[0] if failed else None
                         # The last update carries the whole view, so API callers get every output.
-                        out.update(show_item(shown))
-                        out[gallery] = gallery_value(results)
-                        out[job_link] = f"Job `{update.upload.job_id}`" + (
-                            f" · [status]({update.upload.links['status']})"
-                            if update.upload.links.get("status")
-                            else ""
-                        )
-                        out[generate_btn] = gr.Button(interactive=True)
-                        out[cancel_btn] = gr.Button(interactive=False)
+                        out.update(panel.show(shown))
+                        out[panel.gallery] = panel.gallery_value(results)
+                        out[panel.job_link] = job_link_markdown(view.job_id, status_link)
+                        out.update(busy(False))
                         out[job_state] = ""
                     yield out
-                if view.status == "failed":
-                    raise gr.Error(view.error or "The job failed.", print_exception=False)
+                    if update.kind == "done" and view.status == "failed":
+                        raise gr.Error(view.error or "The job failed.", print_exception=False)
             except Image2ModelError as exc:
                 message = error_text(exc)
-                yield {
-                    stage: f"**Error:** {message}",
-                    generate_btn: gr.Button(interactive=True),
-                    cancel_btn: gr.Button(interactive=False),
-                    job_state: "",
-                }
+                yield {stage: f"**Error:** {message}", job_state: "", **busy(False)}
                 raise gr.Error(message, print_exception=False) from None
+
+        def starting(text: str) -> dict[Any, Any]:
+            return {
+                stage: text,
+                file_table: "",
+                panel.job_link: "",
+                results_state: [],
+                panel.gallery: gr.Gallery(value=None, visible=False),
+                **busy(True),
+                **panel.show(None),
+            }
+
+        def refused(message: str) -> gr.Error:
+            return gr.Error(message, print_exception=False)
+
+        async def submit(
+            paths: list[str], request: gr.Request, progress: gr.Progress, **job: Any
+        ) -> AsyncIterator[Any]:
+            """Upload `paths` as one job (`job`: `JobRunner.run`'s options) and follow it."""
+            progress(0.0, desc="Uploading")
+            first = f"Uploading {len(paths)} {'views' if job.get('multiview') else 'photo(s)'}…"
+            updates = runner.run(paths, session=request.session_hash or "anonymous", **job)
+            async for out in follow(first, updates, progress, timed=True):
+                yield out
+
+        async def on_generate(
+            request: gr.Request,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects progress
+            *values: Any,
+        ) -> Any:
+            files, gen_name, fmt_values, *option_values = values
+            paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+            if not paths:
+                raise refused("Add a photo first (or pick a sample).")
+            face_limit, options = collect_options(
+                catalog, gen_name, photos_ui.option_keys, list(option_values)
+            )
+            async for out in submit(
+                paths,
+                request,
+                progress,
+                generator=gen_name if not offline else None,
+                formats=fmt_values or [],
+                face_limit=face_limit,
+                options=options,
+            ):
+                yield out
+
+        async def on_multiview(
+            request: gr.Request,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects progress
+            *values: Any,
+        ) -> Any:
+            *views, gen_name = values
+            info = generators.get(gen_name)
+            if info is None:
+                raise refused("None of this server's generators makes one model from several views.")
+            try:
+                paths = ordered_views(views, info.max_images_per_item)
+            except ValueError as exc:
+                gr.Warning(str(exc))
+                yield {stage: f"⚠️ **{exc}**"}
+                return
+            async for out in submit(
+                paths,
+                request,
+                progress,
+                generator=gen_name,
+                formats=[],
+                face_limit=None,
+                options={},
+                multiview=True,
+            ):
+                yield out
+
+        async def open_job(job_id: str, request: gr.Request, progress: gr.Progress) -> AsyncIterator[Any]:
+            updates = runner.open(job_id, session=request.session_hash or "anonymous")
+            async for out in follow(f"Opening job `{job_id}`…", updates, progress, timed=False):
+                yield out
+
+        async def on_page_load(
+            request: gr.Request,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects progress
+        ) -> Any:
+            job_id = (request.query_params.get(JOB_QUERY) or "").strip()
+            if not job_id:
+                yield {stage: gr.skip()}
+                return
+            async for out in open_job(job_id, request, progress):
+                yield out
+
+        async def on_history_select(
+            page: HistoryPage,
+            evt: gr.SelectData,
+            request: gr.Request,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects progress
+        ) -> Any:
+            index = evt.index if isinstance(evt.index, int) else -1
+            if not 0 <= index < len(page.jobs):
+                yield {stage: gr.skip()}
+                return
+            async for out in open_job(page.jobs[index].job_id, request, progress):
+                yield out
+
+        async def load_history(page: HistoryPage, more: bool) -> dict[Any, Any]:
+            try:
+                async with runner.client() as client:
+                    page = await thumbnails.page(
+                        client, page if more else HistoryPage(), page.next_cursor if more else None
+                    )
+            except Image2ModelError as exc:
+                return {history_ui.note: f"**Could not list your models:** {error_text(exc)}"}
+            note = "" if page.jobs else "No models yet: make one in the Photos or Multi-view tab."
+            if page.jobs:
+                note = f"{len(page.jobs)} model{'s' if len(page.jobs) != 1 else ''}" + (
+                    " (more below)" if page.next_cursor else ""
+                )
+            return {
+                history_state: page,
+                history_ui.note: note,
+                history_ui.gallery: gr.Gallery(
+                    value=[(str(t), caption(j)) for j, t in zip(page.jobs, page.thumbs, strict=True)],
+                    selected_index=None,
+                ),
+                history_ui.more: gr.Button(visible=page.next_cursor is not None),
+            }
+
+        async def on_history_open(page: HistoryPage) -> dict[Any, Any]:
+            return await load_history(page, more=False)
+
+        async def on_history_more(page: HistoryPage) -> dict[Any, Any]:
+            return await load_history(page, more=True)
+
+        async def on_export(
+            item: ItemResult | None,
+            fmt: str,
+            faces: float | None,
+            height_mm: float | None,
+            z_up: bool,
+            bottom: bool,
+            request: gr.Request,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio injects progress
+        ) -> Any:
+            if item is None or not item.file_id:
+                raise refused("Open a model first: generate one or pick one in My models.")
+            try:
+                choice = export_choice(fmt, faces, height_mm, z_up, bottom)
+            except ValueError as exc:
+                gr.Warning(str(exc))
+                yield {panel.export_status: f"⚠️ **{exc}**"}
+                return
+            yield {
+                panel.export_status: f"Exporting {choice.describe()}…",
+                panel.export_file: gr.DownloadButton(value=None, visible=False),
+                panel.export_button: gr.Button(interactive=False),
+            }
+            progress(None, desc=f"Exporting {choice.format.upper()}")
+            dest = runner.files.job_dir(request.session_hash or "anonymous", item.job_id) / "exports"
+            started = time.monotonic()
+            try:
+                async with runner.client() as client:
+                    path, entry = await run_export(client, item.job_id, item.file_id, choice, dest)
+            except (Image2ModelError, TimeoutError) as exc:
+                message = error_text(exc)
+                yield {
+                    panel.export_status: f"**Export failed:** {message}",
+                    panel.export_button: gr.Button(interactive=True),
+                }
+                raise refused(message) from None
+            faces_made = entry.metadata.get("faces")
+            yield {
+                panel.export_status: f"Exported {choice.describe()} in {time.monotonic() - started:.1f} s"
+                + (f" · {faces_made:,} faces" if isinstance(faces_made, int) else ""),
+                panel.export_file: gr.DownloadButton(
+                    label=f"Download {entry.filename} · {size_text(entry.size)}",
+                    value=str(path),
+                    visible=True,
+                ),
+                panel.export_button: gr.Button(interactive=True),
+            }
 
         async def on_cancel(job_id: str) -> Any:
             if not job_id:
@@ -390,41 +401,82 @@ def build_app(
         def on_select(results: list[ItemResult], evt: gr.SelectData) -> Any:
             with_preview = [r for r in results if r.preview]
             index = evt.index if isinstance(evt.index, int) else 0
-            return show_item(with_preview[index] if 0 <= index < len(with_preview) else None)
+            return panel.show(with_preview[index] if 0 <= index < len(with_preview) else None)
 
         def on_generator(name: str) -> Any:
             g = generators.get(name) or generators[default_name]
             out: dict[Any, Any] = {
-                formats: gr.CheckboxGroup(
+                photos_ui.formats: gr.CheckboxGroup(
                     choices=g.supported_formats, value=g.default_formats, visible=bool(g.supported_formats)
                 ),
-                generator: gr.Dropdown(info=g.description or None),
+                photos_ui.generator: gr.Dropdown(info=g.description or None),
             }
-            out.update({group: gr.Group(visible=n == g.name) for n, group in groups.items()})
+            out.update({group: gr.Group(visible=n == g.name) for n, group in photos_ui.groups.items()})
             return out
 
         async def on_unload(request: gr.Request) -> None:
             await runner.end_session(request.session_hash or "anonymous")
 
-        all_outputs = [
+        job_outputs = [
             stage,
             file_table,
             job_state,
             results_state,
-            gallery,
-            job_link,
-            generate_btn,
+            panel.gallery,
+            panel.job_link,
+            photos_ui.button,
+            views_ui.button,
             cancel_btn,
-            *item_outputs,
+            *panel.item_outputs,
         ]
-        generate_btn.click(
+        photos_ui.button.click(
             on_generate,
-            inputs=[photos, generator, formats, *option_controls],
-            outputs=all_outputs,
+            inputs=[photos_ui.photos, photos_ui.generator, photos_ui.formats, *photos_ui.option_controls],
+            outputs=job_outputs,
             api_name="generate",
             concurrency_limit=CONCURRENCY,
             concurrency_id="generate",
             show_progress_on=[file_table],
+        )
+        views_ui.button.click(
+            on_multiview,
+            inputs=[*views_ui.views, views_ui.generator],
+            outputs=job_outputs,
+            api_name="generate_multiview",
+            concurrency_id="generate",
+            show_progress_on=[file_table],
+        )
+        history_outputs = [history_state, history_ui.note, history_ui.gallery, history_ui.more]
+        history_tab_ui.select(
+            on_history_open, inputs=[history_state], outputs=history_outputs, api_visibility="private"
+        )
+        history_ui.refresh.click(
+            on_history_open, inputs=[history_state], outputs=history_outputs, api_name="my_models"
+        )
+        history_ui.more.click(
+            on_history_more, inputs=[history_state], outputs=history_outputs, api_visibility="private"
+        )
+        history_ui.gallery.select(
+            on_history_select,
+            inputs=[history_state],
+            outputs=job_outputs,
+            concurrency_id="generate",
+            show_progress_on=[file_table],
+            api_visibility="private",
+        )
+        panel.export_button.click(
+            on_export,
+            inputs=[
+                panel.shown,
+                panel.export_format,
+                panel.export_faces,
+                panel.export_height,
+                panel.export_z_up,
+                panel.export_bottom,
+            ],
+            outputs=[panel.export_status, panel.export_file, panel.export_button],
+            api_visibility="private",
+            show_progress_on=[panel.export_status],
         )
         cancel_btn.click(
             on_cancel,
@@ -433,13 +485,22 @@ def build_app(
             api_name="cancel",
             queue=False,
         )
-        gallery.select(on_select, inputs=[results_state], outputs=item_outputs, api_visibility="private")
-        generator.change(
+        panel.gallery.select(
+            on_select, inputs=[results_state], outputs=panel.item_outputs, api_visibility="private"
+        )
+        photos_ui.generator.change(
             on_generator,
-            inputs=[generator],
-            outputs=[formats, generator, *groups.values()],
+            inputs=[photos_ui.generator],
+            outputs=[photos_ui.formats, photos_ui.generator, *photos_ui.groups.values()],
             api_visibility="private",
             queue=False,
+        )
+        demo.load(
+            on_page_load,
+            outputs=job_outputs,
+            api_visibility="private",
+            concurrency_id="generate",
+            show_progress="hidden",
         )
         demo.unload(on_unload)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)

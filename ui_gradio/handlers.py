@@ -1,6 +1,6 @@
-"""The web UI's work, free of Gradio: submit photos to the job API, watch the job (`AsyncClient.watch`), download
-each result into a per-session directory as soon as it is made. Everything goes through `image2model.core.client`
-over HTTP."""
+"""The web UI's work, free of Gradio: submit photos (or the views of one object) to the job API, or reopen a job
+made earlier, watch it (`AsyncClient.watch`), download each result into a per-session directory as soon as it is
+made. Everything goes through `image2model.core.client` over HTTP."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from image2model.core.client import AsyncClient, FileView, JobView
 from image2model.core.errors import Image2ModelError
-from image2model.core.models import ModelsAvailable, UploadResponse
+from image2model.core.models import FileEntry, ModelsAvailable
 
 log = logging.getLogger("image2model.ui")
 
@@ -25,10 +25,12 @@ _SESSION_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 @dataclass
 class ItemResult:
-    """One photo's outputs, downloaded for this session."""
+    """One item's outputs (a photo's, or a multi-view object's), downloaded for this session."""
 
     index: int
     source_filename: str
+    job_id: str = ""
+    file_id: str = ""
     model: Path | None = None  # the GLB shown in the viewer
     preview: Path | None = None  # still render (PNG), used in the gallery
     turntable: Path | None = None  # animated WebP (or GIF)
@@ -40,13 +42,16 @@ class ItemResult:
 
 @dataclass
 class Update:
-    """What `JobRunner.run` yields: `kind` is submitted, progress, item (an item's model is ready),
-    downloads (an item's other formats are ready) or done; `view` is the job as it stands."""
+    """What `JobRunner.run` and `JobRunner.open` yield: `kind` is submitted, progress, item (an item's model is
+    ready), downloads (an item's other formats are ready) or done; `view` is the job as it stands."""
 
     kind: str
     view: JobView
-    upload: UploadResponse
     item: ItemResult | None = None
+
+    @property
+    def job_id(self) -> str:
+        return self.view.job_id
 
 
 class SessionFiles:
@@ -112,51 +117,72 @@ class JobRunner:
         formats: Sequence[str],
         face_limit: int | None,
         options: dict[str, Any],
+        multiview: bool = False,
     ) -> AsyncIterator[Update]:
-        """Submit `images` as one job and yield updates until it ends. API errors raise the client's typed
-        exceptions (`Image2ModelError`); the caller turns them into messages."""
+        """Submit `images` as one job (with `multiview`, as the views of one object, in the contract's order) and
+        yield updates until it ends. API errors raise the client's typed exceptions (`Image2ModelError`); the
+        caller turns them into messages."""
         async with self.client() as client:
             upload = await client.submit(
                 list(images),
                 generator=generator or None,
                 formats=list(formats) or None,
                 face_limit=face_limit,
+                multiview=True if multiview else None,
                 **options,
             )
-            self.active[session] = upload.job_id
-            try:
-                view = start = JobView.from_upload(upload)
-                yield Update("submitted", view, upload)
-                out_dir = self.files.job_dir(session, upload.job_id)
-                pending: list[ItemResult] = []
-                async for view in client.watch(upload.job_id, start):
-                    made = [f for f in view.files if f.entries and f.index not in {i.index for i in pending}]
-                    for file in made:
-                        log.debug("generate job=%s phase=completed_event", upload.job_id)
-                        item = await self._fetch_model(client, file, out_dir)
-                        pending.append(item)
-                        yield Update("item", view, upload, item)
-                    if not made and not view.finished:
-                        yield Update("progress", view, upload)
-                # The other formats after the stream ended, so the first model shows as early as possible.
-                for item in pending:
-                    await self._fetch_downloads(client, view.files[item.index], item, out_dir)
-                    yield Update("downloads", view, upload, item)
-                yield Update("done", view, upload)
-            finally:
-                if self.active.get(session) == upload.job_id:
-                    del self.active[session]
+            async for update in self._follow(client, JobView.from_upload(upload), session, own=True):
+                yield update
 
-    async def _fetch_model(self, client: AsyncClient, file: FileView, out_dir: Path) -> ItemResult:
+    async def open(self, job_id: str, *, session: str) -> AsyncIterator[Update]:
+        """Reopen a job made earlier (by any client): its history is replayed into a `JobView`, its results are
+        downloaded, and a job still running is followed to its end. `JobNotFound` for an unknown job."""
+        async with self.client() as client:
+            async for update in self._follow(client, JobView(job_id), session, own=False):
+                yield update
+
+    async def _follow(
+        self, client: AsyncClient, start: JobView, session: str, *, own: bool
+    ) -> AsyncIterator[Update]:
+        """Updates of the job until it ends. `own`: the session submitted it, so it is cancelled if the session
+        ends first (a job reopened from My models or a link may belong to another client: it is left alone)."""
+        job_id = start.job_id
+        if own:
+            self.active[session] = job_id
+        try:
+            view = start
+            yield Update("submitted", view)
+            out_dir = self.files.job_dir(session, job_id)
+            pending: list[ItemResult] = []
+            async for view in client.watch(job_id, start):
+                made = [f for f in view.files if f.entries and f.index not in {i.index for i in pending}]
+                for file in made:
+                    log.debug("generate job=%s phase=completed_event", job_id)
+                    item = await self._fetch_model(client, job_id, file, out_dir)
+                    pending.append(item)
+                    yield Update("item", view, item)
+                if not made and not view.finished:
+                    yield Update("progress", view)
+            # The other formats after the stream ended, so the first model shows as early as possible.
+            for item in pending:
+                await self._fetch_downloads(client, view.files[item.index], item, out_dir)
+                yield Update("downloads", view, item)
+            yield Update("done", view)
+        finally:
+            if self.active.get(session) == job_id:
+                del self.active[session]
+
+    async def _fetch_model(
+        self, client: AsyncClient, job_id: str, file: FileView, out_dir: Path
+    ) -> ItemResult:
         """Download the item's GLB and previews (what the page shows first)."""
-        item = ItemResult(file.index, file.filename, metadata=file.metadata)
-        item.sizes = {e.format: e.size for e in file.entries}
+        made = generated(file.entries)
+        item = ItemResult(file.index, file.filename, job_id, file.file_id, metadata=dict(made[0].metadata))
+        item.sizes = {e.format: e.size for e in made}
         item_dir = out_dir / str(file.index)
-        glb = file.entry("glb")
+        glb = next((e for e in made if e.format == "glb"), None)
         kinds = list(file.previews)
-        jobs: list[Any] = [
-            client.download_preview(file.entries[0], kind, item_dir / "previews") for kind in kinds
-        ]
+        jobs: list[Any] = [client.download_preview(made[0], kind, item_dir / "previews") for kind in kinds]
         if glb is not None:
             jobs.append(client.download(glb, dest_dir=item_dir))
         paths = await asyncio.gather(*jobs)
@@ -170,9 +196,16 @@ class JobRunner:
     async def _fetch_downloads(
         self, client: AsyncClient, file: FileView, item: ItemResult, out_dir: Path
     ) -> None:
-        entries = [e for e in file.entries if e.format not in item.downloads]
+        entries = [e for e in generated(file.entries) if e.format not in item.downloads]
         paths = await asyncio.gather(
             *(client.download(e, dest_dir=out_dir / str(item.index)) for e in entries)
         )
         for entry, p in zip(entries, paths, strict=True):
             item.downloads[entry.format] = p
+
+
+def generated(entries: Sequence[FileEntry]) -> list[FileEntry]:
+    """The entries the job itself made, without the exports made from them later (`metadata.export`); all of
+    them if every one is an export."""
+    made = [e for e in entries if "export" not in e.metadata]
+    return made or list(entries)

@@ -25,6 +25,22 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 LOCAL = ("127.0.0.1", "localhost")
+
+
+def browser_marks() -> list[Any]:
+    """The marks of a browser test module: browser, slow, e2e, and skipped where Debian's Chromium is missing."""
+    import pytest
+
+    return [
+        pytest.mark.browser,
+        pytest.mark.slow,
+        pytest.mark.e2e,
+        pytest.mark.skipif(
+            not os.path.exists(CHROMIUM), reason="needs Debian's chromium (apt-get install chromium)"
+        ),
+    ]
+
+
 BACKGROUND = (237, 240, 245)  # the viewer's clear_color, 0..255
 
 
@@ -50,8 +66,12 @@ class Session:
 
 
 @contextlib.contextmanager
-def ui_session(data_dir: Path, **settings: str) -> Iterator[Session]:
-    """A stack on the local generator, the UI on a free port and a fresh Chromium page on it."""
+def ui_session(
+    data_dir: Path, *, io_worker: bool = False, query: str = "", **settings: str
+) -> Iterator[Session]:
+    """A stack on the local generator, the UI on a free port and a fresh Chromium page on it. `io_worker` also
+    starts the worker of remote generators (the test's `remote-test` takes several views); `query` is appended
+    to the first page's URL (e.g. `?job=...`)."""
     from playwright.sync_api import sync_playwright
 
     from image2model.core.settings import Settings
@@ -60,6 +80,8 @@ def ui_session(data_dir: Path, **settings: str) -> Iterator[Session]:
     stack = Stack(data_dir, default_generator="local", **settings).start()
     demo = None
     try:
+        if io_worker:
+            stack.start_io_worker()
         demo = build_app(Settings(server_url=stack.url, api_key=""), files_root=data_dir.parent / "ui-files")
         port = free_port()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **launch_options())
@@ -70,7 +92,7 @@ def ui_session(data_dir: Path, **settings: str) -> Iterator[Session]:
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
                 session = Session(stack, url, page)
                 page.on("request", lambda r: session.requests.append(r.url))
-                page.goto(url, wait_until="load")
+                page.goto(url + query, wait_until="load")
                 page.get_by_role("button", name="Generate", exact=True).wait_for(timeout=30_000)
                 yield session
             finally:
@@ -208,3 +230,26 @@ def wait_for_model(page: Any, timeout: float = 30.0, min_coverage: float = 0.01)
     raise AssertionError(
         f"the model viewer stayed blank (coverage {coverage:.4f}); page kept as test-artifacts/ui-blank-viewer.png"
     )
+
+
+def viewer_href(page: Any) -> str:
+    """The URL of the model in the viewer ("" when none)."""
+    link = page.locator("[data-testid=model3d-download-link]").first
+    return str(link.get_attribute("href") or "") if link.count() else ""
+
+
+def wait_for_viewer_change(page: Any, before: str, timeout: float = 30.0) -> str:
+    """Wait until the viewer holds a model other than `before` (an earlier `viewer_href`) and not its empty scene;
+    returns its URL. For models too plain for `wait_for_model`'s pixel check (the test generator's white box)."""
+    from image2model.ui_gradio.app import EMPTY_SCENE
+
+    page.wait_for_function(
+        """([before, empty]) => {
+            const link = document.querySelector("[data-testid=model3d-download-link]");
+            const href = link && link.getAttribute("href");
+            return href && href !== before && !href.endsWith("/" + empty);
+        }""",
+        arg=[before, EMPTY_SCENE],
+        timeout=timeout * 1000,
+    )
+    return viewer_href(page)

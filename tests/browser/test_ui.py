@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ pytest.importorskip("gradio")
 pytest.importorskip("playwright")
 
 from tests.browser.harness import (  # noqa: E402
-    CHROMIUM,
+    browser_marks,
     canvas_coverage,
     click_generate,
     install_latency_probe,
@@ -25,14 +24,7 @@ from tests.browser.harness import (  # noqa: E402
 )
 from tests.support.images import photo  # noqa: E402
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="needs Debian's chromium (apt-get install chromium)"
-    ),
-]
+pytestmark = browser_marks()
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"

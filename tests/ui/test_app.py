@@ -14,7 +14,10 @@ from tests.ui.conftest import UI
 pytestmark = [pytest.mark.e2e]
 
 # /generate's inputs: photos, generator, formats, then every option control in catalog order.
-OUTPUTS = ("stage", "table", "gallery", "link", "model", "turntable", "stats", "glb", "obj", "stl", "ply")
+OUTPUTS = (
+    *("stage", "table", "gallery", "link", "model", "turntable", "stats"),
+    *("glb", "obj", "stl", "ply", "export_status", "export_file"),
+)
 
 
 def _photo(tmp_path: Path, name: str = "mug.jpg", **kw: object) -> str:
@@ -136,3 +139,37 @@ def test_a_waiting_job_shows_its_place_in_the_queue(ui: UI, stack, tmp_path: Pat
     assert waiting and "Queued: #1 in line" in waiting[-1], stages
     assert "Done" in stages[-1]
     assert len(blockers) == 2
+
+
+def test_a_reopened_job_outlives_the_session_but_a_submitted_one_is_cancelled(ui: UI, stack) -> None:
+    import asyncio
+
+    from image2model.core.client import Client as ApiClient
+
+    runner = ui.demo.image2model_runner
+    with ApiClient(stack.url) as api:
+        other = api.submit(photo(), generator="instant", delay=2.0).job_id  # another client's job
+
+    async def follow_then_leave(updates, session: str) -> str:
+        first = await anext(updates)
+        await runner.end_session(session)
+        await updates.aclose()
+        return first.job_id
+
+    async def scenario() -> tuple[str, str]:
+        reopened = await follow_then_leave(runner.open(other, session="reader"), "reader")
+        mine = runner.run(
+            [photo()],
+            session="maker",
+            generator="instant",
+            formats=[],
+            face_limit=None,
+            options={"delay": 2.0},
+        )
+        return reopened, await follow_then_leave(mine, "maker")
+
+    reopened, submitted = asyncio.run(scenario())
+    assert reopened == other
+    with ApiClient(stack.url) as api:
+        assert api.wait(other, timeout=30).status.value == "completed"
+        assert api.wait(submitted, timeout=30).status.value == "cancelled"
