@@ -22,6 +22,7 @@ from tests.browser.harness import (  # noqa: E402
     wait_for_model,
     wait_for_viewer_change,
 )
+from tests.support import solids  # noqa: E402
 from tests.support.images import photo  # noqa: E402
 
 pytestmark = browser_marks()
@@ -136,11 +137,12 @@ def test_export_panel_makes_a_file_for_printing_and_says_what_went_wrong(s: Sess
     assert "Traceback" not in text
 
 
-def test_multi_view_tab_needs_two_views_and_sends_one_multiview_job(s: Session, tmp_path: Path) -> None:
+def test_multi_view_tab_needs_two_views_and_makes_one_model_of_them(s: Session, tmp_path: Path) -> None:
     views = {}
-    for name, color in (("front", (200, 40, 40)), ("left", (40, 160, 60)), ("back", (40, 60, 200))):
+    shots = solids.photographs(solids.SOLIDS["l-block"], (0, 1, 2))
+    for name, image in zip(("front", "left", "back"), shots, strict=True):
         views[name] = tmp_path / f"{name}.jpg"
-        views[name].write_bytes(photo(color=color))
+        image.convert("RGB").save(views[name], quality=90)
     _home(s)
     page = s.page
     page.get_by_role("tab", name="Multi-view").click()
@@ -161,11 +163,12 @@ def test_multi_view_tab_needs_two_views_and_sends_one_multiview_job(s: Session, 
     page.get_by_text("Done").first.wait_for(timeout=30_000)
     with Client(s.stack.url) as api:
         (job,) = [j for j in api.jobs(100).jobs if j.job_id not in before]
-        snapshot = api.status(job.job_id)
-    # One item made of the three views, in the order of the zones, by the generator that takes views.
-    assert snapshot.generator == "remote-test" and snapshot.total_files == 1
-    submitted = list((s.stack.data_dir / "fake-remote" / "submitted").iterdir())
-    assert any('"views": 3' in p.read_text() for p in submitted)
+        listing = api.files(job.job_id)
+    # One model made of the three views, in the order of the zones, by the local generator's multi-view path.
+    assert job.generator == "local" and job.total_files == 1
+    glb = next(f for f in listing.files if f.format == "glb")
+    assert glb.metadata["views"] == 3 and glb.metadata["views_used"] == ["front", "left", "back"]
+    page.screenshot(path=str(ARTIFACTS / "ui-multiview-model.png"), full_page=True)
     _job_link(s, job.job_id)
 
 
