@@ -12,6 +12,7 @@ import discord
 
 from image2model.core.errors import Image2ModelError, JobFinished, JobNotFound
 
+from .export_menu import ExportSelect
 from .messages import custom_id_template, error_text, human_size, make_custom_id
 
 if TYPE_CHECKING:
@@ -171,10 +172,10 @@ def progress_view(job_id: str, owner_id: int) -> discord.ui.View:
 
 
 def result_view(
-    job_id: str, owner_id: int, download_url: str | None, face_limits: list[int]
+    job_id: str, owner_id: int, download_url: str | None, face_limits: list[int], web_link: str
 ) -> discord.ui.View:
-    """Components of the result: a download link when the model was too big to attach, other formats,
-    delete, and the 'run again' menu."""
+    """Components of the result: a download link when the model was too big to attach, the job in the web UI,
+    other formats, delete, the export menu and the 'run again' menu."""
     view = discord.ui.View(timeout=None)
     if download_url:
         view.add_item(
@@ -182,8 +183,14 @@ def result_view(
                 label="Download model", emoji="📥", style=discord.ButtonStyle.link, url=download_url, row=0
             )
         )
+    view.add_item(
+        discord.ui.Button(
+            label="Open in the web UI", emoji="🌐", style=discord.ButtonStyle.link, url=web_link, row=0
+        )
+    )
     view.add_item(FormatsButton(job_id, owner_id))
     view.add_item(DeleteButton(job_id, owner_id))
+    view.add_item(ExportSelect(job_id, owner_id))
     if face_limits:
         view.add_item(RerunSelect(job_id, owner_id, face_limits))
     return view
