@@ -86,7 +86,7 @@ def test_a_generator_without_multiview_is_the_servers_refusal_exit_2(
     fake.upload_answer = envelope(
         400,
         "VALIDATION_ERROR",
-        "The generator 'instant' makes one model per image; it does not take multi-view uploads.",
+        "The generator 'instant' makes a model from one photo; it does not take several views.",
         errors=[{"field": "multiview", "message": "not supported by this generator"}],
     )
     err = io.StringIO()
@@ -94,7 +94,7 @@ def test_a_generator_without_multiview_is_the_servers_refusal_exit_2(
         _views(tmp_path, VIEWS[:2]), multiview=True, server=url, stdout=io.StringIO(), stderr=err
     )
     assert code == 2
-    assert "does not take multi-view uploads. [VALIDATION_ERROR]" in err.getvalue()
+    assert "does not take several views. [VALIDATION_ERROR]" in err.getvalue()
     assert "  - multiview: not supported by this generator" in err.getvalue()
 
 
