@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 
 from image2model.notebook_ext import generate
 from tests.support.images import photo
-from tests.support.stack import REPO, Stack
+from tests.support.stack import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -42,16 +42,6 @@ print(json.dumps({"source": again.result.source, "glb": again.result.glb_bytes[:
 """,
     "again",
 ]
-
-
-@pytest.fixture(scope="module")
-def views_stack(tmp_path_factory: pytest.TempPathFactory):
-    stack = Stack(tmp_path_factory.mktemp("nbviews") / "data")
-    stack.start_api()
-    stack.start_io_worker(threads=2)
-    stack.start_worker(workers=1)
-    yield stack
-    stack.stop()
 
 
 def test_jobs_reopen_export_and_multiview_in_a_kernel(views_stack, tmp_path: Path, monkeypatch) -> None:
