@@ -165,7 +165,10 @@ class JobRunner:
                 if wait == 0:
                     try:
                         await interaction.edit_original_response(
-                            content=text, view=progress_view(job_id, interaction.user.id)
+                            content=text,
+                            view=progress_view(
+                                job_id, interaction.user.id, job_link(job_id, bot.settings.web_url)
+                            ),
                         )
                     except discord.HTTPException as exc:
                         log.warning("progress edit failed job_id=%s status=%s", job_id, exc.status)
@@ -270,12 +273,15 @@ class JobRunner:
             )
 
     async def face_limit_choices(self, job_id: str) -> list[int]:
-        """Face limits the 'run again' menu offers: round numbers in the generator's range, not this job's."""
+        """Face limits the 'run again' menu offers: round numbers in the generator's range, not this job's; none
+        for a generator that takes no face limit."""
         record = self.bot.records.load(job_id)
         minimum, maximum = 12, 200_000
         with contextlib.suppress(Image2ModelError):
             info = await self.bot.generator(record.generator if record else None)
             spec = next((o for o in info.options if o.name == "face_limit"), None) if info else None
+            if info is not None and spec is None:
+                return []
             if spec is not None:
                 minimum = int(spec.minimum if spec.minimum is not None else minimum)
                 maximum = int(spec.maximum if spec.maximum is not None else maximum)

@@ -116,7 +116,7 @@ class RerunSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=custo
         async def load() -> list[tuple[str, bytes]]:
             return bot.records.images(record)
 
-        await bot.runner.run(interaction, load, face_limit, record.format, record.generator)
+        await bot.runner.run(interaction, load, face_limit, record.format, record.generator, record.multiview)
 
 
 class DeleteButton(
@@ -164,9 +164,10 @@ class DeleteButton(
 DYNAMIC_ITEMS = (FormatsButton, RerunSelect, DeleteButton)
 
 
-def progress_view(job_id: str, owner_id: int) -> discord.ui.View:
-    """Components while the job runs: delete (cancels it)."""
+def progress_view(job_id: str, owner_id: int, web_link: str) -> discord.ui.View:
+    """Components while the job runs: the job in the web UI, and delete (cancels it)."""
     view = discord.ui.View(timeout=None)
+    view.add_item(_web_button(web_link))
     view.add_item(DeleteButton(job_id, owner_id))
     return view
 
@@ -183,14 +184,16 @@ def result_view(
                 label="Download model", emoji="📥", style=discord.ButtonStyle.link, url=download_url, row=0
             )
         )
-    view.add_item(
-        discord.ui.Button(
-            label="Open in the web UI", emoji="🌐", style=discord.ButtonStyle.link, url=web_link, row=0
-        )
-    )
+    view.add_item(_web_button(web_link))
     view.add_item(FormatsButton(job_id, owner_id))
     view.add_item(DeleteButton(job_id, owner_id))
     view.add_item(ExportSelect(job_id, owner_id))
     if face_limits:
         view.add_item(RerunSelect(job_id, owner_id, face_limits))
     return view
+
+
+def _web_button(web_link: str) -> discord.ui.Button[Any]:
+    return discord.ui.Button(
+        label="Open in the web UI", emoji="🌐", style=discord.ButtonStyle.link, url=web_link, row=0
+    )

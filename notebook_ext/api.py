@@ -259,6 +259,8 @@ class Result:
             data = base64.b64encode(self.preview_png).decode()
             parts.append(f"<br><img alt='preview' width='256' src='data:image/png;base64,{data}'>")
         parts.append(self._stats_html())
+        if self.job_id:
+            parts.append(f"<a href='{html.escape(self.link)}' target='_blank'>open in the web UI</a> ")
         if self.glb_bytes:
             data = base64.b64encode(self.glb_bytes).decode()
             name = html.escape(Path(self.source).stem + ".glb")

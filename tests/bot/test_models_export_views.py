@@ -178,7 +178,8 @@ def remote_worker(api_stack):
 
 def _submissions(stack) -> list[dict]:
     folder = stack.data_dir / "fake-remote" / "submitted"
-    return [json.loads(p.read_text()) for p in folder.iterdir()] if folder.exists() else []
+    found = [json.loads(p.read_text()) for p in folder.iterdir()] if folder.exists() else []
+    return sorted(found, key=lambda s: s["t"])  # in the order they were submitted
 
 
 async def _ask(bot: Any, fake: FakeDiscord, generator: str, **kw: Any) -> tuple[dict, list]:
@@ -222,6 +223,9 @@ async def test_two_photos_ask_one_object_or_one_model_each_and_each_answer_is_se
 
     again = await _click(bot, discord_fake, each, question["components"])
     assert "made already" in callback(again)["data"]["content"]
+
+    # remote-test takes no face limit: no 'run again with another face limit' menu that it would refuse
+    assert not [i for i in custom_ids(final["components"]) if i.startswith("i2m:rerun:")]
 
     _, asked = await _ask(bot, discord_fake, "remote-test")
     question = followups(asked)[-1].payload
