@@ -28,6 +28,7 @@ from .messages import (
     fit_count,
     human_size,
     make_custom_id,
+    picked,
 )
 
 if TYPE_CHECKING:
@@ -61,8 +62,7 @@ class ExportSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=cust
         return cls(match["job"], int(match["owner"]))
 
     async def callback(self, interaction: discord.Interaction[ModelBot]) -> None:  # type: ignore[override]
-        values = (interaction.data or {}).get("values") or []
-        kind = values[0] if values else ""
+        kind = picked(interaction.data)
         if kind not in (PRINT, *EXPORT_FORMATS):
             await interaction.response.send_message("Pick a format from the list.", ephemeral=True)
             return

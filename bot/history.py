@@ -18,7 +18,7 @@ from image2model.core.client.links import job_link
 from image2model.core.errors import Image2ModelError
 from image2model.core.models import FileEntry, JobStatus, JobSummary
 
-from .messages import JOB_ID_PATTERN, PICK_TEMPLATE, error_text, pick_custom_id, pick_preview
+from .messages import JOB_ID_PATTERN, PICK_TEMPLATE, error_text, pick_custom_id, pick_preview, picked
 from .records import JobRecord
 from .runner import result_embed
 from .views import result_view
@@ -155,8 +155,7 @@ class PickSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=PICK_T
         return False
 
     async def callback(self, interaction: discord.Interaction[ModelBot]) -> None:  # type: ignore[override]
-        values = (interaction.data or {}).get("values") or []
-        job_id = values[0] if values else ""
+        job_id = picked(interaction.data)
         bot = interaction.client
         record = bot.records.load(job_id) if re.fullmatch(JOB_ID_PATTERN, job_id) else None
         if record is None or record.owner_id != self.owner_id:

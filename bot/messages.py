@@ -307,6 +307,12 @@ class ComponentId:
         return f"i2m:{self.action}:{self.job_id}:{self.owner_id}"
 
 
+def picked(data: Any) -> str:
+    """The option a select menu's interaction data says was picked ("" when none, or not a select's data)."""
+    values = data.get("values") if isinstance(data, dict) else None
+    return str(values[0]) if isinstance(values, list) and values else ""
+
+
 def make_custom_id(action: str, job_id: str, owner_id: int) -> str:
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")

@@ -13,7 +13,7 @@ import discord
 from image2model.core.errors import Image2ModelError, JobFinished, JobNotFound
 
 from .export_menu import ExportSelect
-from .messages import custom_id_template, error_text, human_size, make_custom_id
+from .messages import custom_id_template, error_text, human_size, make_custom_id, picked
 
 if TYPE_CHECKING:
     from .bot import ModelBot
@@ -99,10 +99,9 @@ class RerunSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=custo
         return cls(match["job"], int(match["owner"]))
 
     async def callback(self, interaction: discord.Interaction[ModelBot]) -> None:  # type: ignore[override]
-        values = (interaction.data or {}).get("values") or []
         try:
-            face_limit = int(values[0])
-        except (IndexError, ValueError):
+            face_limit = int(picked(interaction.data))
+        except ValueError:
             await interaction.response.send_message("Pick a face limit from the list.", ephemeral=True)
             return
         bot = interaction.client

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from image2model.core.client import Client
     from image2model.core.client.jobview import FileView, JobView
+    from image2model.core.errors import Image2ModelError
 
 __all__ = [
     "add_delete_arguments",
@@ -28,6 +29,7 @@ __all__ = [
     "generate_command",
     "jobs_command",
     "postfix",
+    "report",
 ]
 
 EXIT_OK = 0
@@ -305,17 +307,13 @@ def jobs_command(
         print("error: --limit must be 1 to 100 (or use --all)", file=err)
         return EXIT_REJECTED
     from image2model.core.client import Client
-    from image2model.core.errors import Image2ModelError, ServerUnavailable
+    from image2model.core.errors import Image2ModelError
 
     try:
         with Client(server_url=server, api_key=api_key) as client:
             jobs = list(client.iter_jobs(status)) if show_all else client.jobs(limit, status).jobs
-    except ServerUnavailable as exc:
-        print(f"error: {exc.message}", file=err)
-        return EXIT_UNAVAILABLE
     except Image2ModelError as exc:
-        print(f"error: {exc.message} [{exc.error_code}]", file=err)
-        return EXIT_REJECTED if 400 <= exc.status_code < 500 else EXIT_FAILED
+        return report(exc, err)
     rows = [
         [
             job.job_id,
@@ -375,6 +373,17 @@ def delete_command(
         print(f"error: {exc.message}", file=err)
         return EXIT_UNAVAILABLE
     return code
+
+
+def report(exc: Image2ModelError, err: TextIO) -> int:
+    """Print an API error as every subcommand does; its exit code (3 no server, 2 refused, 1 otherwise)."""
+    from image2model.core.errors import ServerUnavailable
+
+    if isinstance(exc, ServerUnavailable):
+        print(f"error: {exc.message}", file=err)
+        return EXIT_UNAVAILABLE
+    print(f"error: {exc.message} [{exc.error_code}]", file=err)
+    return EXIT_REJECTED if 400 <= exc.status_code < 500 else EXIT_FAILED
 
 
 def _local_time(epoch: float) -> str:

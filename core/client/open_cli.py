@@ -10,13 +10,7 @@ import argparse
 import sys
 from typing import TextIO
 
-from image2model.core.client.cli import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_REJECTED,
-    EXIT_UNAVAILABLE,
-    add_server_arguments,
-)
+from image2model.core.client.cli import EXIT_FAILED, EXIT_OK, add_server_arguments, report
 
 __all__ = ["add_open_arguments", "open_command"]
 
@@ -54,17 +48,13 @@ def open_command(
     err = stderr or sys.stderr
     from image2model.core.client import Client
     from image2model.core.client.links import job_link
-    from image2model.core.errors import Image2ModelError, ServerUnavailable
+    from image2model.core.errors import Image2ModelError
 
     try:
         with Client(server_url=server, api_key=api_key) as client:
             snapshot = client.status(job_id)
-    except ServerUnavailable as exc:
-        print(f"error: {exc.message}", file=err)
-        return EXIT_UNAVAILABLE
     except Image2ModelError as exc:
-        print(f"error: {exc.message} [{exc.error_code}]", file=err)
-        return EXIT_REJECTED if 400 <= exc.status_code < 500 else EXIT_FAILED
+        return report(exc, err)
     link = job_link(snapshot.job_id, web_url)
     print(link, file=out)
     if browser:

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 import trimesh
 
 from image2model.notebook_ext import Studio
+from tests.notebook.test_widgets import put
 from tests.support.images import photo
 
 pytestmark = pytest.mark.e2e
-
-
-def _put(upload, content: bytes, name: str) -> None:
-    upload.value = (
-        {
-            "name": name,
-            "type": "image/jpeg",
-            "size": len(content),
-            "content": memoryview(content),
-            "last_modified": datetime.now(UTC),
-        },
-    )
 
 
 def test_views_go_in_order_and_make_one_model_from_all_of_them(views_stack) -> None:
@@ -35,12 +23,12 @@ def test_views_go_in_order_and_make_one_model_from_all_of_them(views_stack) -> N
         studio.mode.value = "multiview"
         assert studio.views_box.layout.display is None and studio.upload.layout.display == "none"
 
-        _put(studio.views["front"], photo(), "front.jpg")
-        _put(studio.views["back"], photo(color=(200, 40, 40)), "back.jpg")
+        put(studio.views["front"], photo(), "front.jpg")
+        put(studio.views["back"], photo(color=(200, 40, 40)), "back.jpg")
         assert studio.generate_button.disabled
         assert studio.stage.value == "The views go in order (front, left, back, right): add the left view."
 
-        _put(studio.views["left"], photo(color=(40, 200, 40)), "left.jpg")
+        put(studio.views["left"], photo(color=(40, 200, 40)), "left.jpg")
         assert not studio.generate_button.disabled
         assert studio.stage.value == "Ready: front.jpg, left.jpg, back.jpg"
         studio.option_widgets["seconds"].value = 0.2
@@ -66,7 +54,7 @@ def test_export_form_saves_an_stl_for_printing_and_links_it(stack, tmp_path) -> 
         assert studio.export_button.disabled  # nothing to export yet
         studio.generator.value = "local"
         studio.option_widgets["face_limit"].value = 3000
-        _put(studio.upload, photo(), "mug.jpg")
+        put(studio.upload, photo(), "mug.jpg")
         studio.generate_button.click()
         assert studio.wait(timeout=120).ok, studio.stage.value
         assert not studio.export_button.disabled
