@@ -15,9 +15,12 @@ from image2model.core.models import GeneratorInfo, ModelsAvailable
 from image2model.core.settings import Settings
 
 from . import commands
+from .export_menu import ExportButton, ExportSelect
+from .history import PickSelect
 from .messages import UserLimits
 from .records import JobRecords
 from .runner import JobRunner
+from .view_choice import ViewsChoice
 from .views import DYNAMIC_ITEMS
 
 log = logging.getLogger("image2model.bot")
@@ -26,7 +29,7 @@ MODELS_CACHE_SECONDS = 60.0
 
 
 class ModelBot(discord.Client):
-    """A `discord.Client` whose `tree` holds `/model`. Slash commands and components arrive over the gateway
+    """A `discord.Client` whose `tree` holds `/model` and `/models`. Slash commands and components arrive over the gateway
     without privileged intents; it asks only for guilds."""
 
     def __init__(
@@ -52,7 +55,7 @@ class ModelBot(discord.Client):
         commands.register(self)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        self.add_dynamic_items(*DYNAMIC_ITEMS, ExportSelect, ExportButton, PickSelect, ViewsChoice)
         removed = self.records.prune()
         if removed:
             log.info("pruned old job records count=%d", removed)

@@ -205,16 +205,96 @@ def face_limit_presets(current: int | None, minimum: int, maximum: int) -> list[
     return [n for n in candidates if minimum <= n <= maximum and n != current][:6]
 
 
+def fit_count(sizes: Iterable[int], budget: int) -> int:
+    """How many of the files (in order) fit together in `budget` bytes."""
+    used = count = 0
+    for size in sizes:
+        if size <= 0 or used + size > budget:
+            break
+        used += size
+        count += 1
+    return count
+
+
+# --- exports ----------------------------------------------------------------------------------------------
+
+EXPORT_FORMATS = ("stl", "3mf", "obj", "ply", "glb")
+PRINT = "print"
+"""The export menu's printing preset: STL in millimetres, `PRINT_HEIGHT_MM` tall, Z up, origin on the plate."""
+PRINT_HEIGHT_MM = 80
+FACE_BUDGETS = (0, 50_000, 20_000, 5_000, 1_000)
+"""The export menu's face budgets; 0 keeps every face of the stored model."""
+
+
+@dataclass(frozen=True)
+class ExportChoice:
+    """What the export menu asks the exports endpoint for."""
+
+    formats: list[str]
+    face_limit: int | None = None
+    height_mm: float | None = None
+    up: str | None = None
+    origin: str | None = None
+
+
+def export_choice(kind: str, faces: int) -> ExportChoice:
+    """The request for a menu entry (`print` or a format) and a face budget (0: all faces)."""
+    budget = faces or None
+    if kind == PRINT:
+        return ExportChoice(["stl"], budget, PRINT_HEIGHT_MM, "z", "bottom")
+    if kind not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export {kind!r}")
+    return ExportChoice([kind], budget)
+
+
+def export_label(kind: str) -> str:
+    """The menu's words for an entry."""
+    if kind == PRINT:
+        return f"For printing: STL, mm ({PRINT_HEIGHT_MM} mm tall), Z up"
+    return "3MF (printers, colour)" if kind == "3mf" else kind.upper()
+
+
+def budget_label(faces: int) -> str:
+    return "All faces" if faces == 0 else f"{faces:,} faces"
+
+
 # --- component custom ids ---------------------------------------------------------------------------------
 
-# `i2m:<action>:<job_id>:<owner_id>`; job ids are the API's (letters, digits, '-', '_'); ≤100 chars in all.
-ACTIONS = ("fmt", "rerun", "del")
+# `i2m:<action>:<job_id>:<owner_id>[:<arg>]`; job ids are the API's (letters, digits, '-', '_'); ≤100 chars.
+ACTIONS = ("fmt", "rerun", "del", "exp")
 JOB_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+_OWNER = r"(?P<owner>[0-9]{1,20})"
 
 
 def custom_id_template(action: str) -> str:
     """The regex `DynamicItem` templates use for one action (named groups `job` and `owner`)."""
-    return rf"i2m:{action}:(?P<job>{JOB_ID_PATTERN}):(?P<owner>[0-9]{{1,20}})"
+    return rf"i2m:{action}:(?P<job>{JOB_ID_PATTERN}):{_OWNER}"
+
+
+EXPORT_TEMPLATE = rf"i2m:xf:(?P<job>{JOB_ID_PATTERN}):{_OWNER}:(?P<kind>{'|'.join((PRINT, *EXPORT_FORMATS))}):(?P<faces>[0-9]{{1,7}})"
+"""A face-budget button of the export menu: job, requester, entry (`print` or a format), budget."""
+VIEWS_TEMPLATE = rf"i2m:mv:(?P<job>{JOB_ID_PATTERN}):{_OWNER}:(?P<mode>one|each)"
+"""The multi-view choice of a `/model` with several photos (`job` is the pending request's id)."""
+PICK_TEMPLATE = rf"i2m:pick:{_OWNER}"
+"""`/models`' menu of the requester's models."""
+
+
+def export_custom_id(job_id: str, owner_id: int, kind: str, faces: int) -> str:
+    return _checked(f"i2m:xf:{job_id}:{owner_id}:{kind}:{faces}", EXPORT_TEMPLATE)
+
+
+def views_custom_id(pending_id: str, owner_id: int, mode: str) -> str:
+    return _checked(f"i2m:mv:{pending_id}:{owner_id}:{mode}", VIEWS_TEMPLATE)
+
+
+def pick_custom_id(owner_id: int) -> str:
+    return _checked(f"i2m:pick:{owner_id}", PICK_TEMPLATE)
+
+
+def _checked(value: str, template: str) -> str:
+    if len(value) > 100 or not re.fullmatch(template, value):
+        raise ValueError(f"{value!r} cannot be a custom id")
+    return value
 
 
 @dataclass(frozen=True)
@@ -225,6 +305,12 @@ class ComponentId:
 
     def __str__(self) -> str:
         return f"i2m:{self.action}:{self.job_id}:{self.owner_id}"
+
+
+def picked(data: Any) -> str:
+    """The option a select menu's interaction data says was picked ("" when none, or not a select's data)."""
+    values = data.get("values") if isinstance(data, dict) else None
+    return str(values[0]) if isinstance(values, list) and values else ""
 
 
 def make_custom_id(action: str, job_id: str, owner_id: int) -> str:

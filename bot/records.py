@@ -24,6 +24,12 @@ class JobRecord:
     format: str
     image_names: list[str] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
+    multiview: bool = False
+    """The photos were views of one object (one model), not one model each."""
+    sources: list[str] = field(default_factory=list)
+    """The photos' names as the user attached them."""
+    pending: bool = False
+    """A request waiting for the user's choice (one object or one model per photo); `job_id` is its own id."""
 
 
 class JobRecords:
@@ -46,6 +52,7 @@ class JobRecords:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         record.image_names = []
+        record.sources = [Path(name).name for name, _ in images]
         for index, (name, data) in enumerate(images, start=1):
             stored = f"image{index}{Path(name).suffix.lower()[:6]}"
             (staging / stored).write_bytes(data)
@@ -62,8 +69,25 @@ class JobRecords:
         return JobRecord(**raw)
 
     def images(self, record: JobRecord) -> list[tuple[str, bytes]]:
+        """The photos as attached: (the user's file name, bytes)."""
         folder = self._dir(record.job_id)
-        return [(name, (folder / name).read_bytes()) for name in record.image_names]
+        names = record.sources if len(record.sources) == len(record.image_names) else record.image_names
+        return [
+            (name, (folder / stored).read_bytes())
+            for name, stored in zip(names, record.image_names, strict=True)
+        ]
+
+    def owned_by(self, owner_id: int, limit: int) -> list[JobRecord]:
+        """The user's job records (not pending requests), newest first, at most `limit`."""
+        found = []
+        for folder in self.root.iterdir():
+            if folder.name.startswith("."):
+                continue
+            record = self.load(folder.name)
+            if record is not None and record.owner_id == owner_id and not record.pending:
+                found.append(record)
+        found.sort(key=lambda r: r.created_at, reverse=True)
+        return found[:limit]
 
     def delete(self, job_id: str) -> None:
         shutil.rmtree(self._dir(job_id), ignore_errors=True)

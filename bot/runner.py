@@ -17,14 +17,17 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from image2model.core.client import JobView
+from image2model.core.client.links import job_link
 from image2model.core.errors import Image2ModelError
 from image2model.core.models import FileEntry, JobStatus
 
 from .messages import (
+    UPLOAD_MARGIN,
     EditThrottle,
     choose_delivery,
     error_text,
     face_limit_presets,
+    fit_count,
     pick_preview,
     progress_text,
     stats_fields,
@@ -76,8 +79,11 @@ class JobRunner:
         face_limit: int | None,
         fmt: str,
         generator: str | None,
+        multiview: bool = False,
     ) -> None:
-        """One job from request to result: refused, or deferred, submitted, watched and delivered."""
+        """One job from request to result: refused, or deferred, submitted, watched and delivered. With
+        `multiview`, the photos are views of one object (front, left, back, right) and make one model; else each
+        photo makes its own."""
         bot = self.bot
         user_id = interaction.user.id
         refusal = bot.limits.refusal(user_id, time.monotonic())
@@ -103,7 +109,7 @@ class JobRunner:
                     face_limit=face_limit,
                     generator=info.name,
                     formats=formats,
-                    multiview=True if len(images) > 1 else None,
+                    multiview=True if multiview else None,
                 )
             except Image2ModelError as exc:
                 log.info("request refused user=%s code=%s", user_id, exc.error_code)
@@ -118,7 +124,13 @@ class JobRunner:
                 return
             bot.records.save(
                 JobRecord(
-                    upload.job_id, user_id, interaction.channel_id, upload.generator, upload.face_limit, fmt
+                    upload.job_id,
+                    user_id,
+                    interaction.channel_id,
+                    upload.generator,
+                    upload.face_limit,
+                    fmt,
+                    multiview=multiview,
                 ),
                 images,
             )
@@ -153,7 +165,10 @@ class JobRunner:
                 if wait == 0:
                     try:
                         await interaction.edit_original_response(
-                            content=text, view=progress_view(job_id, interaction.user.id)
+                            content=text,
+                            view=progress_view(
+                                job_id, interaction.user.id, job_link(job_id, bot.settings.web_url)
+                            ),
                         )
                     except discord.HTTPException as exc:
                         log.warning("progress edit failed job_id=%s status=%s", job_id, exc.status)
@@ -194,7 +209,8 @@ class JobRunner:
     ) -> None:
         """The result: an embed with the turntable and the stats, the model attached when it fits, else linked."""
         bot, job_id = self.bot, view.job_id
-        made = next((f for f in view.files if f.entries), None)
+        models = [f for f in view.files if f.entries]
+        made = models[0] if models else None
         if made is None:
             await self.deliver(
                 interaction, job_id, content="⚠️ The model was made but the service lists no file for it."
@@ -212,39 +228,60 @@ class JobRunner:
             delivery = choose_delivery(
                 entry.size, preview_path.stat().st_size if preview_path else None, interaction.filesize_limit
             )
-            model_path = await bot.api.download(entry, dest_dir=tmp) if delivery.attach_model else None
+            entries = [f.entry(fmt) or f.entries[0] for f in models]
+            attached = 0
+            if delivery.attach_model:
+                room = (
+                    interaction.filesize_limit
+                    - UPLOAD_MARGIN
+                    - (preview_path.stat().st_size if delivery.attach_preview and preview_path else 0)
+                )
+                attached = fit_count((e.size for e in entries), room)
+            model_paths = [await bot.api.download(e, dest_dir=tmp) for e in entries[:attached]]
             shown = f"turntable.{kind}" if delivery.attach_preview and preview_path is not None else None
 
             def files() -> list[discord.File]:
                 out = []
                 if shown is not None and preview_path is not None:
                     out.append(discord.File(preview_path, filename=shown))
-                if model_path is not None:
-                    out.append(discord.File(model_path, filename=entry.filename))
+                out.extend(
+                    discord.File(p, filename=e.filename) for p, e in zip(model_paths, entries, strict=False)
+                )
                 return out
 
             components = result_view(
                 job_id,
                 interaction.user.id,
                 None if delivery.attach_model else entry.download_url,
-                await self._face_limit_choices(job_id),
+                await self.face_limit_choices(job_id),
+                job_link(job_id, bot.settings.web_url),
             )
+            ready = (
+                "✅ Your 3D model is ready."
+                if len(entries) == 1
+                else f"✅ Your {len(entries)} 3D models are ready."
+            )
+            if 1 < len(entries) != attached:
+                ready += " The ones not attached are under **Other formats**."
             await self.deliver(
                 interaction,
                 job_id,
-                content="✅ Your 3D model is ready.",
-                embed=result_embed(job_id, entry, seconds, shown),
+                content=ready,
+                embed=result_embed(job_id, entry, seconds, shown, bot.settings.web_url),
                 files=files,
                 view=components,
             )
 
-    async def _face_limit_choices(self, job_id: str) -> list[int]:
-        """Face limits the 'run again' menu offers: round numbers in the generator's range, not this job's."""
+    async def face_limit_choices(self, job_id: str) -> list[int]:
+        """Face limits the 'run again' menu offers: round numbers in the generator's range, not this job's; none
+        for a generator that takes no face limit."""
         record = self.bot.records.load(job_id)
         minimum, maximum = 12, 200_000
         with contextlib.suppress(Image2ModelError):
             info = await self.bot.generator(record.generator if record else None)
             spec = next((o for o in info.options if o.name == "face_limit"), None) if info else None
+            if info is not None and spec is None:
+                return []
             if spec is not None:
                 minimum = int(spec.minimum if spec.minimum is not None else minimum)
                 maximum = int(spec.maximum if spec.maximum is not None else maximum)
@@ -294,13 +331,19 @@ class JobRunner:
             log.error("could not deliver job_id=%s status=%s", job_id, exc.status)
 
 
-def result_embed(job_id: str, entry: FileEntry, seconds: float, image_name: str | None) -> discord.Embed:
+def result_embed(
+    job_id: str, entry: FileEntry, seconds: float | None, image_name: str | None, web_url: str
+) -> discord.Embed:
+    """The result card: where the model came from, its figures, the preview, and the title linking to the job
+    in the web UI."""
     options = entry.metadata.get("options")
     face_limit = options.get("face_limit") if isinstance(options, dict) else None
     description = f"From `{entry.source_filename}`"
     if isinstance(face_limit, int):
         description += f" · face limit {face_limit:,}"
-    embed = discord.Embed(title="Your 3D model", description=description, colour=0x2B8A3E)
+    embed = discord.Embed(
+        title="Your 3D model", description=description, colour=0x2B8A3E, url=job_link(job_id, web_url)
+    )
     for name, value in stats_fields(entry.metadata, entry.format, entry.size, seconds):
         embed.add_field(name=name, value=value, inline=True)
     if image_name:

@@ -12,7 +12,8 @@ import discord
 
 from image2model.core.errors import Image2ModelError, JobFinished, JobNotFound
 
-from .messages import custom_id_template, error_text, human_size, make_custom_id
+from .export_menu import ExportSelect
+from .messages import custom_id_template, error_text, human_size, make_custom_id, picked
 
 if TYPE_CHECKING:
     from .bot import ModelBot
@@ -98,10 +99,9 @@ class RerunSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=custo
         return cls(match["job"], int(match["owner"]))
 
     async def callback(self, interaction: discord.Interaction[ModelBot]) -> None:  # type: ignore[override]
-        values = (interaction.data or {}).get("values") or []
         try:
-            face_limit = int(values[0])
-        except (IndexError, ValueError):
+            face_limit = int(picked(interaction.data))
+        except ValueError:
             await interaction.response.send_message("Pick a face limit from the list.", ephemeral=True)
             return
         bot = interaction.client
@@ -115,7 +115,7 @@ class RerunSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=custo
         async def load() -> list[tuple[str, bytes]]:
             return bot.records.images(record)
 
-        await bot.runner.run(interaction, load, face_limit, record.format, record.generator)
+        await bot.runner.run(interaction, load, face_limit, record.format, record.generator, record.multiview)
 
 
 class DeleteButton(
@@ -163,18 +163,19 @@ class DeleteButton(
 DYNAMIC_ITEMS = (FormatsButton, RerunSelect, DeleteButton)
 
 
-def progress_view(job_id: str, owner_id: int) -> discord.ui.View:
-    """Components while the job runs: delete (cancels it)."""
+def progress_view(job_id: str, owner_id: int, web_link: str) -> discord.ui.View:
+    """Components while the job runs: the job in the web UI, and delete (cancels it)."""
     view = discord.ui.View(timeout=None)
+    view.add_item(_web_button(web_link))
     view.add_item(DeleteButton(job_id, owner_id))
     return view
 
 
 def result_view(
-    job_id: str, owner_id: int, download_url: str | None, face_limits: list[int]
+    job_id: str, owner_id: int, download_url: str | None, face_limits: list[int], web_link: str
 ) -> discord.ui.View:
-    """Components of the result: a download link when the model was too big to attach, other formats,
-    delete, and the 'run again' menu."""
+    """Components of the result: a download link when the model was too big to attach, the job in the web UI,
+    other formats, delete, the export menu and the 'run again' menu."""
     view = discord.ui.View(timeout=None)
     if download_url:
         view.add_item(
@@ -182,8 +183,16 @@ def result_view(
                 label="Download model", emoji="📥", style=discord.ButtonStyle.link, url=download_url, row=0
             )
         )
+    view.add_item(_web_button(web_link))
     view.add_item(FormatsButton(job_id, owner_id))
     view.add_item(DeleteButton(job_id, owner_id))
+    view.add_item(ExportSelect(job_id, owner_id))
     if face_limits:
         view.add_item(RerunSelect(job_id, owner_id, face_limits))
     return view
+
+
+def _web_button(web_link: str) -> discord.ui.Button[Any]:
+    return discord.ui.Button(
+        label="Open in the web UI", emoji="🌐", style=discord.ButtonStyle.link, url=web_link, row=0
+    )

@@ -35,6 +35,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("jobs", "list this API key's jobs, newest first (a table)", f"{_CLIENT}:add_jobs_arguments", f"{_CLIENT}:jobs_command"),
     Command("delete", "delete jobs with their events and files", f"{_CLIENT}:add_delete_arguments", f"{_CLIENT}:delete_command"),
     Command("export", "make other formats and sizes of a finished job's models and download them", "image2model.core.client.export_cli:add_export_arguments", "image2model.core.client.export_cli:export_command"),
+    Command("open", "print the web UI link of a job", "image2model.core.client.open_cli:add_open_arguments", "image2model.core.client.open_cli:open_command"),
 )  # fmt: skip
 
 

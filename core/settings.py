@@ -224,6 +224,10 @@ class Settings(BaseSettings):
     # Clients (CLI, web UI, bot, notebook).
     server_url: str = Field("http://127.0.0.1:8000", description="API base URL used by every client.")
     api_key: str = Field("", description="API key clients send to the server.")
+    web_url: str = Field(
+        "http://127.0.0.1:7860",
+        description="Web UI base URL: the job links clients print open `<web_url>/?job=<id>` there.",
+    )
 
     # Discord bot (`image2model bot`).
     discord_token: str = Field(

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from image2model.core.client import Client, JobView
+from image2model.core.client.cli import MAX_VIEWS, MIN_VIEWS
 from image2model.core.client.jobview import preview_urls
+from image2model.core.client.links import job_link
 from image2model.core.errors import Image2ModelError
 from image2model.core.models import FileEntry, JobStatus, UploadResponse
 
@@ -137,6 +139,8 @@ class Result:
     metadata: dict[str, Any] = field(default_factory=dict)
     server_url: str = ""
     api_key: str | None = field(default=None, repr=False)
+    exports: list[FileEntry] = field(default_factory=list)
+    """The listing entries of the exports made through `export()`."""
     _mesh: Any = field(default=None, repr=False)
     _viewer: Any = field(default=None, repr=False)
 
@@ -185,6 +189,42 @@ class Result:
         self.mesh.export(target, file_type=fmt)
         return target
 
+    @property
+    def link(self) -> str:
+        """The job in the web UI (`IMAGE2MODEL_WEB_URL/?job=<id>`)."""
+        return job_link(self.job_id)
+
+    def export(
+        self,
+        format: str = "stl",  # noqa: A002 - the user's word
+        *,
+        height_mm: float | None = None,
+        up: str | None = None,
+        origin: str | None = None,
+        face_limit: int | None = None,
+        dest_dir: str | os.PathLike[str] = ".",
+    ) -> Path:
+        """Have the server make this model in another form, from the full-resolution mesh it kept (no new
+        generation), and download it into `dest_dir`: `format` (glb, obj, stl, ply, 3mf), `height_mm` tall along
+        `up` (files in millimetres), `up="z"` for printers and CAD, `origin="bottom"` on the build plate,
+        `face_limit` faces at most. Returns the saved file's path, e.g.
+        `result.export("stl", height_mm=80, up="z")`."""
+        if not self.ok or not self.server_url:
+            raise ValueError(f"{self.source}: no stored model to export ({self.error or self.status})")
+        with Client(self.server_url, self.api_key) as client:
+            made = client.export(
+                self.job_id,
+                [format],
+                height_mm=height_mm,
+                up=up,
+                origin=origin,
+                face_limit=face_limit,
+                files=[self.files[0].file_id],
+            )
+            self.exports.extend(made.files)
+            (path,) = client.download_export(made, dest_dir)
+        return path
+
     def viewer(self) -> Any:
         """The 3D viewer widget showing this model (one per result, created on first use)."""
         if self._viewer is None:
@@ -219,6 +259,8 @@ class Result:
             data = base64.b64encode(self.preview_png).decode()
             parts.append(f"<br><img alt='preview' width='256' src='data:image/png;base64,{data}'>")
         parts.append(self._stats_html())
+        if self.job_id:
+            parts.append(f"<a href='{html.escape(self.link)}' target='_blank'>open in the web UI</a> ")
         if self.glb_bytes:
             data = base64.b64encode(self.glb_bytes).decode()
             name = html.escape(Path(self.source).stem + ".glb")
@@ -265,8 +307,14 @@ def fetch_result(
         failed = next((f.error for f in view.failures if f.error), None)
         result.error = result.error or failed or view.status.value
         return result
-    result.files = view.entries()
-    glb = next((f for f in result.files if f.format == "glb"), None)
+    parameters = {"generator": upload.generator, "face_limit": upload.face_limit, **upload.options}
+    return load_model(client, result, view.entries(), parameters)
+
+
+def load_model(client: Client, result: Result, files: list[FileEntry], parameters: dict[str, Any]) -> Result:
+    """Fill `result` from a model's listing entries: the GLB's bytes and metadata, and the PNG preview."""
+    result.files = files
+    glb = next((f for f in files if f.format == "glb"), None)
     if glb is None:
         result.status, result.error = "failed", "the server made no GLB (ask for formats including 'glb')"
         return result
@@ -274,11 +322,7 @@ def fetch_result(
         result.glb_bytes = client.download(glb, dest_dir=tmp).read_bytes()
         if "png" in preview_urls(glb):
             result.preview_png = client.download_preview(glb, "png", tmp).read_bytes()
-    result.metadata = {
-        **glb.metadata,
-        "job_id": view.job_id,
-        "parameters": {"generator": upload.generator, "face_limit": upload.face_limit, **upload.options},
-    }
+    result.metadata = {**glb.metadata, "job_id": result.job_id, "parameters": parameters}
     return result
 
 
@@ -305,6 +349,25 @@ def _source_name(image: Any, index: int = 1) -> str:
     return Path(str(name)).name if name else f"image{index}"
 
 
+def _inputs(image: Any, multiview: bool) -> tuple[Any, str]:
+    """What `generate` uploads and the name its Result goes by; TypeError/ValueError for the wrong shape."""
+    several = isinstance(image, (list, tuple))
+    if not multiview:
+        if several:
+            raise TypeError(
+                "generate() makes one model from one image: pass multiview=True for 2 to 4 views of one object, "
+                "or use generate_many() for one model per image"
+            )
+        return _as_upload(image), _source_name(image)
+    views = list(image) if several else [image]
+    if not MIN_VIEWS <= len(views) <= MAX_VIEWS:
+        raise ValueError(
+            f"multiview=True takes {MIN_VIEWS} to {MAX_VIEWS} views of one object (front, left, back, right); "
+            f"got {len(views)}"
+        )
+    return [_as_upload(v) for v in views], f"{_source_name(views[0])} (+{len(views) - 1} views)"
+
+
 def generate(
     image: Any,
     *,
@@ -315,27 +378,36 @@ def generate(
     face_limit: int | None = None,
     generator: str | None = None,
     formats: str | Sequence[str] | None = None,
+    multiview: bool = False,
     **options: Any,
 ) -> Result:
     """Make a 3D model from one image (a path, bytes, a PIL image or a numpy array) and return its `Result`.
+    With `multiview=True`, `image` is a list of 2 to 4 views of one object in the order front, left, back,
+    right (the object turned a quarter turn clockwise between shots), which make one model together.
 
     Shows a progress bar and the current stage while the job runs. Extra keyword arguments are the
     generator's options (see `/models/available`). `server_url`/`api_key` default to the settings
     (IMAGE2MODEL_SERVER_URL / IMAGE2MODEL_API_KEY). A failed job returns a Result with `.ok == False`;
     interrupting the cell cancels the job on the server."""
+    upload_images, source = _inputs(image, multiview)
     if formats is not None and "glb" not in ([formats] if isinstance(formats, str) else list(formats)):
         formats = [formats, "glb"] if isinstance(formats, str) else [*formats, "glb"]
     bar = Progress("generate", enabled=progress)
     with Client(server_url, api_key) as client:
         upload = client.submit(
-            _as_upload(image), face_limit=face_limit, generator=generator, formats=formats, **options
+            upload_images,
+            face_limit=face_limit,
+            generator=generator,
+            formats=formats,
+            multiview=True if multiview else None,
+            **options,
         )
         try:
             view = follow(client, upload, timeout, lambda v: bar.update(v.progress, view_text(v)))
         except KeyboardInterrupt:
             bar.finish(False, "cancelled")
             raise
-        result = fetch_result(client, upload, view, _source_name(image), api_key)
+        result = fetch_result(client, upload, view, source, api_key)
     bar.finish(result.ok, "done" if result.ok else (result.error or result.status))
     return result
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import gradio as gr
 
-from image2model.core.client.links import JOB_QUERY
+from image2model.core.client.links import job_query
 
 from .exports import FORMATS
 from .handlers import ItemResult
@@ -25,7 +24,7 @@ def job_link_markdown(job_id: str, status_link: str = "") -> str:
     prints) and, when the API gave one, its status link."""
     if not job_id:
         return ""
-    text = f"Job `{job_id}` · [link to this model](?{JOB_QUERY}={quote(job_id, safe='')})"
+    text = f"Job `{job_id}` · [link to this model]({job_query(job_id)})"
     return text + (f" · [status]({status_link})" if status_link else "")
 
 

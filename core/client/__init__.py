@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ._sse import ServerSentEvent, SSEDecoder
     from ._sync import Client
     from .jobview import FileView, JobView
+    from .links import job_link
 
 __all__ = [
     "AsyncClient",
@@ -33,6 +34,7 @@ __all__ = [
     "ReconnectPolicy",
     "SSEDecoder",
     "ServerSentEvent",
+    "job_link",
 ]
 
 _WHERE = {
@@ -44,6 +46,7 @@ _WHERE = {
     "ServerSentEvent": "._sse",
     "JobView": ".jobview",
     "FileView": ".jobview",
+    "job_link": ".links",
 }
 
 

@@ -16,17 +16,20 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from image2model.core.client import Client
     from image2model.core.client.jobview import FileView, JobView
+    from image2model.core.errors import Image2ModelError
 
 __all__ = [
     "add_delete_arguments",
     "add_download_arguments",
     "add_generate_arguments",
     "add_jobs_arguments",
+    "add_server_arguments",
     "delete_command",
     "description",
     "generate_command",
     "jobs_command",
     "postfix",
+    "report",
 ]
 
 EXIT_OK = 0
@@ -34,12 +37,25 @@ EXIT_FAILED = 1  # the job (or some of its files) failed, or an unexpected serve
 EXIT_REJECTED = 2  # bad local input, or the API refused the request (4xx)
 EXIT_UNAVAILABLE = 3  # no server at the URL, or the connection was lost for good
 EXIT_INTERRUPTED = 130
+MIN_VIEWS, MAX_VIEWS = (
+    2,
+    4,
+)  # a multi-view upload: front, left, back, right (CONTRACT.md, "Multi-view uploads")
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add `generate`'s arguments to `parser` (dests match `generate_command`'s parameters)."""
     parser.add_argument(
-        "images", nargs="+", metavar="IMAGE", help="JPEG, PNG or WebP photos; one model per image"
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="JPEG, PNG or WebP photos; one model per image (with --multiview: 2 to 4 views of one object)",
+    )
+    parser.add_argument(
+        "--multiview",
+        action="store_true",
+        help="the images are views of one object, in this order: front, left, back, right (the object turned "
+        "a quarter turn clockwise, seen from above, between shots); one model from all of them",
     )
     parser.add_argument("--face-limit", dest="face_limit", type=int, metavar="N", help="most faces per model")
     parser.add_argument(
@@ -70,12 +86,7 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--out-dir", dest="out_dir", metavar="DIR", help="where to save the results (default: .)"
     )
-    parser.add_argument(
-        "--server", metavar="URL", help="API base URL (default: $IMAGE2MODEL_SERVER_URL or 127.0.0.1:8000)"
-    )
-    parser.add_argument(
-        "--api-key", dest="api_key", metavar="KEY", help="API key (default: $IMAGE2MODEL_API_KEY)"
-    )
+    add_server_arguments(parser)
 
 
 def description(view: JobView) -> str:
@@ -117,12 +128,14 @@ def generate_command(
     quiet: bool = False,
     webhook: str | None = None,
     webhook_events: str | None = None,
+    multiview: bool = False,
     *,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     **_argparse_extras: object,
 ) -> int:
-    """Run `image2model generate`; return the process exit code.
+    """Run `image2model generate`; return the process exit code. With `multiview`, the 2 to 4 images are views
+    of one object (front, left, back, right) and make one model.
 
     0: every file's model was saved; 1: the job or some files failed; 2: bad input or the API refused the
     request; 3: the server cannot be reached; 130: interrupted (the job is cancelled). Unknown keyword
@@ -134,8 +147,16 @@ def generate_command(
     if missing:
         print(f"error: no such image file: {', '.join(missing)}", file=err)
         return EXIT_REJECTED
+    if multiview and not MIN_VIEWS <= len(images) <= MAX_VIEWS:
+        print(
+            f"error: --multiview takes {MIN_VIEWS} to {MAX_VIEWS} views of one object "
+            f"(front, left, back, right); got {len(images)} image(s)",
+            file=err,
+        )
+        return EXIT_REJECTED
 
     from image2model.core.client import Client, JobView
+    from image2model.core.client.links import job_link
     from image2model.core.errors import Image2ModelError, ServerUnavailable
 
     job_id: str | None = None
@@ -148,10 +169,17 @@ def generate_command(
             formats=formats,
             webhook_url=webhook,
             webhook_events=webhook_events,
+            multiview=True if multiview else None,
         )
         job_id = upload.job_id
         if not quiet:
-            print(f"job {job_id}: {upload.total_files} image(s) submitted to {client.server_url}", file=err)
+            what = (
+                f"{upload.total_files} view(s) of one object"
+                if multiview
+                else f"{upload.total_files} image(s)"
+            )
+            print(f"job {job_id}: {what} submitted to {client.server_url}", file=err)
+            print(f"job {job_id}: in the web UI at {job_link(job_id)}", file=err)
             if upload.webhook is not None:
                 events = ",".join(upload.webhook.events)
                 print(f"job {job_id}: webhook {upload.webhook.url} gets {events}", file=err)
@@ -231,7 +259,8 @@ def _problem_text(problem: object) -> str:
 # ---- `image2model jobs` and `image2model delete` ------------------------------------------------------
 
 
-def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--server` and `--api-key`, shared by the commands that talk to a server."""
     parser.add_argument(
         "--server", metavar="URL", help="API base URL (default: $IMAGE2MODEL_SERVER_URL or 127.0.0.1:8000)"
     )
@@ -256,7 +285,7 @@ def add_jobs_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         help="most jobs to show, newest first (default: 20)",
     )
     parser.add_argument("--all", dest="show_all", action="store_true", help="every job, page after page")
-    _add_server_arguments(parser)
+    add_server_arguments(parser)
     return parser
 
 
@@ -278,17 +307,13 @@ def jobs_command(
         print("error: --limit must be 1 to 100 (or use --all)", file=err)
         return EXIT_REJECTED
     from image2model.core.client import Client
-    from image2model.core.errors import Image2ModelError, ServerUnavailable
+    from image2model.core.errors import Image2ModelError
 
     try:
         with Client(server_url=server, api_key=api_key) as client:
             jobs = list(client.iter_jobs(status)) if show_all else client.jobs(limit, status).jobs
-    except ServerUnavailable as exc:
-        print(f"error: {exc.message}", file=err)
-        return EXIT_UNAVAILABLE
     except Image2ModelError as exc:
-        print(f"error: {exc.message} [{exc.error_code}]", file=err)
-        return EXIT_REJECTED if 400 <= exc.status_code < 500 else EXIT_FAILED
+        return report(exc, err)
     rows = [
         [
             job.job_id,
@@ -310,7 +335,7 @@ def jobs_command(
 def add_delete_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add `delete`'s arguments to `parser` (dests match `delete_command`'s parameters)."""
     parser.add_argument("job_ids", nargs="+", metavar="JOB", help="job id(s) to delete with all their files")
-    _add_server_arguments(parser)
+    add_server_arguments(parser)
     return parser
 
 
@@ -348,6 +373,17 @@ def delete_command(
         print(f"error: {exc.message}", file=err)
         return EXIT_UNAVAILABLE
     return code
+
+
+def report(exc: Image2ModelError, err: TextIO) -> int:
+    """Print an API error as every subcommand does; its exit code (3 no server, 2 refused, 1 otherwise)."""
+    from image2model.core.errors import ServerUnavailable
+
+    if isinstance(exc, ServerUnavailable):
+        print(f"error: {exc.message}", file=err)
+        return EXIT_UNAVAILABLE
+    print(f"error: {exc.message} [{exc.error_code}]", file=err)
+    return EXIT_REJECTED if 400 <= exc.status_code < 500 else EXIT_FAILED
 
 
 def _local_time(epoch: float) -> str:

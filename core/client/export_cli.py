@@ -10,13 +10,7 @@ import argparse
 import sys
 from typing import TextIO
 
-from image2model.core.client.cli import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_REJECTED,
-    EXIT_UNAVAILABLE,
-    add_download_arguments,
-)
+from image2model.core.client.cli import EXIT_FAILED, EXIT_OK, add_download_arguments, report
 
 __all__ = ["add_export_arguments", "export_command"]
 
@@ -90,7 +84,7 @@ def export_command(
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     from image2model.core.client import Client
-    from image2model.core.errors import ExportFailed, Image2ModelError, ServerUnavailable
+    from image2model.core.errors import ExportFailed, Image2ModelError
 
     client = Client(server_url=server, api_key=api_key)
     try:
@@ -102,15 +96,11 @@ def export_command(
         for path in client.download_export(export, out_dir):
             print(path, file=out)
         return EXIT_OK
-    except ServerUnavailable as exc:
-        print(f"error: {exc.message}", file=err)
-        return EXIT_UNAVAILABLE
     except ExportFailed as exc:
         print(f"error: the export failed: {exc.message}", file=err)
         return EXIT_FAILED
     except Image2ModelError as exc:
-        print(f"error: {exc.message} [{exc.error_code}]", file=err)
-        return EXIT_REJECTED if 400 <= exc.status_code < 500 else EXIT_FAILED
+        return report(exc, err)
     except OSError as exc:  # writing the files, or TimeoutError: the export did not finish in time
         print(f"error: {exc}", file=err)
         return EXIT_FAILED

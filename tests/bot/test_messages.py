@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from image2model.bot.messages import (
@@ -178,3 +180,57 @@ def test_error_text_hides_transport_details_and_keeps_validation_messages():
     assert "API key" in error_text("UNAUTHORIZED", "bad key sk-123")
     assert "sk-123" not in error_text("UNAUTHORIZED", "bad key sk-123")
     assert "try again later" in error_text("INTERNAL_ERROR", "Traceback ...")
+
+
+def test_export_menu_entries_become_the_exports_request():
+    from image2model.bot.messages import ExportChoice, export_choice, export_label
+
+    assert export_choice("print", 0) == ExportChoice(["stl"], None, 80, "z", "bottom")
+    assert export_choice("3mf", 20000) == ExportChoice(["3mf"], 20000)
+    assert export_label("print") == "For printing: STL, mm (80 mm tall), Z up"
+    with pytest.raises(ValueError):
+        export_choice("fbx", 0)
+
+
+def test_export_views_and_pick_custom_ids_fit_discord_and_their_templates():
+    from image2model.bot.messages import (
+        EXPORT_TEMPLATE,
+        PICK_TEMPLATE,
+        VIEWS_TEMPLATE,
+        export_custom_id,
+        pick_custom_id,
+        views_custom_id,
+    )
+
+    job, owner = "1b2ab31e-6ec2-4fff-8761-6cbd047656ea", 111111111111111111
+    value = export_custom_id(job, owner, "print", 1_000_000)
+    assert len(value) <= 100
+    match = re.fullmatch(EXPORT_TEMPLATE, value)
+    assert (match["job"], match["owner"], match["kind"], match["faces"]) == (
+        job,
+        str(owner),
+        "print",
+        "1000000",
+    )
+    assert (
+        re.fullmatch(VIEWS_TEMPLATE, views_custom_id("pending-0123456789abcdef", owner, "each"))["mode"]
+        == "each"
+    )
+    assert re.fullmatch(PICK_TEMPLATE, pick_custom_id(owner))["owner"] == str(owner)
+    for bad in (lambda: export_custom_id(job, owner, "fbx", 0), lambda: views_custom_id(job, owner, "all")):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_attachments_fit_in_order_until_one_does_not():
+    from image2model.bot.messages import fit_count
+
+    assert fit_count([400, 500, 200], 1000) == 2  # the third would fit alone, but files go in order
+    assert fit_count([1001], 1000) == 0 and fit_count([], 1000) == 0 and fit_count([0, 10], 1000) == 0
+
+
+def test_the_picked_option_of_a_select():
+    from image2model.bot.messages import picked
+
+    assert picked({"values": ["stl"], "custom_id": "x"}) == "stl"
+    assert picked({"values": []}) == "" and picked(None) == "" and picked({"custom_id": "x"}) == ""

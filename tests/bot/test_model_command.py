@@ -70,7 +70,7 @@ async def run(
 
 async def test_defer_first_then_throttled_stage_edits_then_turntable_and_model(make_bot, discord_fake):
     # The local generator's stages take ~0.3 s in all: a shorter interval leaves room for an edit between them.
-    bot = await make_bot(bot_progress_interval=0.1)
+    bot = await make_bot(bot_progress_interval=0.1, web_url="http://ui.test:7860/")
     payload, calls = await run(bot, discord_fake, {"face_limit": 2000, "generator": "local", "format": "glb"})
 
     # The first call for the interaction is the deferral (type 5), before the attachment is even fetched.
@@ -97,10 +97,13 @@ async def test_defer_first_then_throttled_stage_edits_then_turntable_and_model(m
     assert int(fields["Faces"].replace(",", "")) <= 2000 and fields["Watertight"] == "yes"
     assert "face limit 2,000" in embed["description"]
     ids = [parse_custom_id(i) for i in custom_ids(final.payload["components"])]
-    assert {i.action for i in ids if i} == {"fmt", "del", "rerun"}
+    assert {i.action for i in ids if i} == {"fmt", "del", "rerun", "exp"}
     job_id = ids[0].job_id
     assert all(i is not None and i.job_id == job_id and i.owner_id == USER for i in ids)
-    assert not link_urls(final.payload["components"]), "attached model needs no link"
+    assert link_urls(final.payload["components"]) == [
+        f"http://ui.test:7860/?job={job_id}"
+    ]  # no download link
+    assert embed["url"] == f"http://ui.test:7860/?job={job_id}"
 
     mention = followups(calls)[-1]
     assert f"<@{USER}>" in mention.payload["content"]
@@ -120,7 +123,7 @@ async def test_model_attached_when_it_fits_else_linked(make_bot, discord_fake):
     _, calls = await run(bot, discord_fake, {"face_limit": 100}, filesize_limit=limit)
     linked = edits(calls)[-1]
     assert linked.file_names == ["turntable.png"]
-    urls = link_urls(linked.payload["components"])
+    urls = [u for u in link_urls(linked.payload["components"]) if "?job=" not in u]
     assert len(urls) == 1 and "/api/v1/download/" in urls[0] and "token=" in urls[0]
     assert urls[0].endswith(".glb") or ".glb?" in urls[0]
 
@@ -321,4 +324,4 @@ async def test_commands_sync_globally_or_to_one_guild(make_bot, discord_fake, gu
     await make_bot(discord_guild_id=guild)
     puts = discord_fake.find("PUT", r"/commands$")
     assert len(puts) == 1 and re.search(path, puts[0].path)
-    assert [c["name"] for c in puts[0].payload] == ["model"]
+    assert [c["name"] for c in puts[0].payload] == ["model", "models"]

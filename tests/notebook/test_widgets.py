@@ -6,6 +6,7 @@ import base64
 import re
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,12 @@ pytestmark = pytest.mark.e2e
 
 
 def _upload(studio: Studio, content: bytes, name: str = "mug.jpg") -> None:
-    studio.upload.value = (
+    put(studio.upload, content, name)
+
+
+def put(upload: Any, content: bytes, name: str) -> None:
+    """What the browser hands a FileUpload for one chosen file."""
+    upload.value = (
         {
             "name": name,
             "type": "image/jpeg",

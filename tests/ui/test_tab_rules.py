@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from image2model.core.client.links import web_ui_link
+from image2model.core.client.links import job_link
 from image2model.core.models import GeneratorInfo, JobStatus, JobSummary, ModelsAvailable
 from image2model.ui_gradio.exports import export_choice
 from image2model.ui_gradio.history import THUMB_SIZE, Thumbnails, _shrink, caption
@@ -139,7 +139,7 @@ def test_previews_shrink_to_small_jpegs_and_jobs_without_one_get_a_card(tmp_path
 
 
 def test_the_job_link_is_the_one_every_client_prints() -> None:
-    assert web_ui_link("http://127.0.0.1:7860/", "ab/c d") == "http://127.0.0.1:7860/?job=ab%2Fc%20d"
+    assert job_link("ab/c d", "http://127.0.0.1:7860/") == "http://127.0.0.1:7860/?job=ab%2Fc%20d"
     line = job_link_markdown("ab/c d", "http://api/status")
     assert "(?job=ab%2Fc%20d)" in line and "[status](http://api/status)" in line
     assert job_link_markdown("") == ""

@@ -28,6 +28,7 @@ def test_every_subcommand_resolves_and_parses_its_defaults() -> None:
         "jobs",
         "delete",
         "export",
+        "open",
     ]
     for command in COMMANDS:
         assert callable(resolve(command.run)), command.name

@@ -124,6 +124,7 @@ def test_arguments_parse_into_generate_command_parameters() -> None:
             "https://hooks.example.com/in",
             "--webhook-events",
             "task_queued,task_completed",
+            "--multiview",
         ]
     )
     assert vars(args) == {
@@ -137,6 +138,7 @@ def test_arguments_parse_into_generate_command_parameters() -> None:
         "quiet": True,
         "webhook": "https://hooks.example.com/in",
         "webhook_events": "task_queued,task_completed",
+        "multiview": True,
     }
 
 

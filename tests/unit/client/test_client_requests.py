@@ -301,7 +301,7 @@ def test_importing_the_client_loads_no_server_or_heavy_modules() -> None:
         "import sys\n"
         "import image2model.core.client as c\n"
         "c.Client, c.AsyncClient, c.JobResult\n"
-        "import image2model.core.client.cli\n"
+        "import image2model.core.client.cli, image2model.core.client.open_cli, image2model.core.client.links\n"
         "heavy = ('fastapi', 'huey', 'numpy', 'PIL', 'trimesh', 'starlette', 'uvicorn',"
         " 'image2model.core.generators', 'image2model.api')\n"
         "print(','.join(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(heavy)))\n"
@@ -311,6 +311,6 @@ def test_importing_the_client_loads_no_server_or_heavy_modules() -> None:
 
 
 def test_cli_module_import_is_light() -> None:
-    code = "import sys, image2model.core.client.cli\nprint('httpx' in sys.modules, 'tqdm' in sys.modules)\n"
+    code = "import sys, image2model.core.client.cli, image2model.core.client.open_cli\nprint('httpx' in sys.modules, 'tqdm' in sys.modules)\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["False", "False"]
