@@ -173,11 +173,7 @@ def generate_command(
         )
         job_id = upload.job_id
         if not quiet:
-            what = (
-                f"{upload.total_files} view(s) of one object"
-                if multiview
-                else f"{upload.total_files} image(s)"
-            )
+            what = f"{len(images)} views of one object" if multiview else f"{upload.total_files} image(s)"
             print(f"job {job_id}: {what} submitted to {client.server_url}", file=err)
             print(f"job {job_id}: in the web UI at {job_link(job_id)}", file=err)
             if upload.webhook is not None:

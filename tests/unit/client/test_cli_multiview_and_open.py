@@ -61,6 +61,7 @@ def test_multiview_sends_the_views_in_order_as_one_object(
     assert [f["data"] for f in sent["files"]] == [PNG + n.encode() for n in VIEWS]
     assert out.getvalue().splitlines() == [str(tmp_path / "out" / "front.glb")]
     assert f"https://models.example.com/ui/?job={JOB}" in err.getvalue()
+    assert f"job {JOB}: {len(VIEWS)} views of one object submitted" in err.getvalue()
 
 
 @pytest.mark.parametrize("count", [1, 5])
