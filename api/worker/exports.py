@@ -36,8 +36,12 @@ def export_label(shaping: dict[str, Any]) -> str:
 
 
 def master_of(item: ItemRecord) -> dict[str, Any] | None:
-    """The item's stored master output, if it has one."""
-    return next((o for o in item.outputs if o.get("role") == MASTER_ROLE), None)
+    """The stored output an export is made from: the item's master, else its listed GLB (a remote result
+    complete as fetched keeps no master: the export derives it from the GLB)."""
+    master = next((o for o in item.outputs if o.get("role") == MASTER_ROLE), None)
+    if master is not None:
+        return master
+    return next((o for o in item.outputs if o.get("role") == "model" and o.get("format") == "glb"), None)
 
 
 def run_export(services: Services, export_id: str) -> None:

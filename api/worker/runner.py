@@ -153,11 +153,18 @@ def _request(
 
 
 def _with_master(
-    result: GenerationResult, job: JobRecord, request: GenerationRequest, sources: list[Path]
+    result: GenerationResult,
+    job: JobRecord,
+    request: GenerationRequest,
+    sources: list[Path],
+    write_master: bool = True,
 ) -> GenerationResult:
-    """The result with the master GLB kept for exports, and the recipe and print report in its metadata."""
+    """The result with the master GLB kept for exports (see `masters.keep_master`), and the recipe and print
+    report in its metadata."""
     recipe = recipes.recipe(job.generator, request.options, recipes.sha256_of(sources), result.metadata)
-    return masters.keep_master(result, job.formats, Path(request.out_dir), request.basename, recipe)
+    return masters.keep_master(
+        result, job.formats, Path(request.out_dir), request.basename, recipe, write_master=write_master
+    )
 
 
 def _finish(
@@ -322,7 +329,10 @@ def poll_item(
         else:
             outcome = gen.poll(request, item.remote, progress, seen)
         if isinstance(outcome, Fetched):
-            # Even a complete fetch goes on to a CPU worker: the master GLB for exports and the recipe are ours.
+            if outcome.complete and "glb" in state.job.formats:
+                # Complete as fetched: the recipe and print report are made here and the item completes now;
+                # no master GLB is written (exports derive it from the listed GLB).
+                return _complete_fetched(services, state.job, item, request, outcome)
             _list_fetched(services, job_id, item, attempt, outcome)
             scheduler.finish(job_id, index, attempt)
             return None
@@ -347,6 +357,17 @@ def poll_item(
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _complete_fetched(
+    services: Services, job: JobRecord, item: ItemRecord, request: GenerationRequest, fetched: Fetched
+) -> GenerationResult:
+    """The whole result of a remote item whose fetched files need no CPU step, with its recipe."""
+    work = Path(request.out_dir)
+    sources = [services.blobs.local_path(key, work / "in") for key in item.inputs]
+    metadata = dict((fetched.state or item.remote).get("metadata", {}))
+    result = GenerationResult(fetched.files, metadata)
+    return _with_master(result, job, request, sources, write_master=False)
 
 
 def _list_fetched(services: Services, job_id: str, item: ItemRecord, attempt: int, fetched: Fetched) -> None:

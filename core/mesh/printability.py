@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from image2model.core.mesh import quality
-from image2model.core.mesh.model import TexturedMesh
+from image2model.core.mesh.model import TexturedMesh, Welded, weld
 
 
 def print_report(mesh: TexturedMesh, height_mm: float | None = None, up_axis: int = 1) -> dict[str, Any]:
@@ -15,7 +15,18 @@ def print_report(mesh: TexturedMesh, height_mm: float | None = None, up_axis: in
     has exactly two faces; `manifold`: and the faces agree on orientation; `volume` and `bbox` in the mesh's
     units (cubic millimetres and millimetres when `height_mm` is given, model units otherwise);
     `height_mm`: the measured height along the up axis, None for unitless models."""
-    welded = mesh.welded
+    return _report(mesh.welded, height_mm, up_axis)
+
+
+def geometry_report(
+    vertices: np.ndarray, faces: np.ndarray, height_mm: float | None = None, up_axis: int = 1
+) -> dict[str, Any]:
+    """`print_report` of bare geometry (vertices at equal positions are welded first), for models that were
+    never turned into a TexturedMesh."""
+    return _report(weld(vertices, faces), height_mm, up_axis)
+
+
+def _report(welded: Welded, height_mm: float | None, up_axis: int) -> dict[str, Any]:
     topology = quality.topology(welded.faces, len(welded.vertices))
     lo, hi = welded.vertices.min(axis=0), welded.vertices.max(axis=0)
     return {

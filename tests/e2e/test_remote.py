@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -28,6 +29,15 @@ def remote_stack(tmp_path_factory):
 def submissions(stack: Stack) -> list[dict]:
     folder = stack.data_dir / "fake-remote" / "submitted"
     return [json.loads(p.read_text()) for p in sorted(folder.iterdir())] if folder.exists() else []
+
+
+def wait_for_submissions(stack: Stack, count: int, timeout: float) -> None:
+    """Wait until the fake remote has seen `count` submissions: an item shows `processing` just before the io
+    worker submits it."""
+    deadline = time.monotonic() + timeout
+    while len(submissions(stack)) < count:
+        assert time.monotonic() < deadline, f"the remote saw {len(submissions(stack))} submissions, not {count}"
+        time.sleep(0.05)
 
 
 def cancelled(stack: Stack) -> int:
@@ -88,8 +98,7 @@ def test_killed_io_worker_resumes_polling_without_a_second_submission(fresh_stac
     stack.start_worker(workers=1)  # runs the reaper
     job = upload(stack.url, [("k.jpg", photo())], generator="remote-test", seconds="4")
     wait_file_status(stack.url, job["job_id"], 0, "processing", timeout=20)
-    deadline_subs = submissions(stack)
-    assert len(deadline_subs) == 1
+    wait_for_submissions(stack, 1, timeout=10)
     stack.kill_io_worker()
     stack.start_io_worker(threads=2)
     snap = wait_status(stack.url, job["job_id"], {"completed", "failed"}, timeout=40)

@@ -103,7 +103,9 @@ class FakeRemoteGenerator(RemoteGenerator):
     def start(self, request: GenerationRequest) -> dict:
         request_id = uuid.uuid4().hex
         views = len(request.images)
-        (self.root / "submitted" / request_id).write_text(json.dumps({"views": views, "t": time.time()}))
+        pending = self.root / f".{request_id}"
+        pending.write_text(json.dumps({"views": views, "t": time.time()}))
+        pending.replace(self.root / "submitted" / request_id)  # whole files only, for readers in other processes
         return {"request_id": request_id, "submitted_at": time.time(), "views": views}
 
     def poll(self, request: GenerationRequest, state: dict, progress: ProgressCallback) -> Pending | Fetched:

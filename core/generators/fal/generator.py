@@ -78,9 +78,13 @@ class FalGenerator(RemoteGenerator):
         self._streams: status_stream.StatusStreams | None = None
 
     def warm_up(self) -> None:
-        """At worker start, import what fetching a result needs (fal-client, numpy, Pillow): the first result
-        would otherwise wait for those imports."""
+        """At worker start, import what fetching a result needs (fal-client, numpy, Pillow, trimesh's glTF
+        reader for the print report of a result complete as fetched): the first result would otherwise wait
+        for those imports (about a second)."""
+        import trimesh.exchange.gltf  # noqa: F401
+
         from image2model.core.generators.fal import outputs  # noqa: F401
+        from image2model.core.mesh import printability  # noqa: F401
 
         _ = self.fal
 
