@@ -36,7 +36,9 @@ def wait_for_submissions(stack: Stack, count: int, timeout: float) -> None:
     worker submits it."""
     deadline = time.monotonic() + timeout
     while len(submissions(stack)) < count:
-        assert time.monotonic() < deadline, f"the remote saw {len(submissions(stack))} submissions, not {count}"
+        assert time.monotonic() < deadline, (
+            f"the remote saw {len(submissions(stack))} submissions, not {count}"
+        )
         time.sleep(0.05)
 
 

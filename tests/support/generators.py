@@ -103,9 +103,10 @@ class FakeRemoteGenerator(RemoteGenerator):
     def start(self, request: GenerationRequest) -> dict:
         request_id = uuid.uuid4().hex
         views = len(request.images)
+        # Written aside, then moved in: readers in other processes see whole files only.
         pending = self.root / f".{request_id}"
         pending.write_text(json.dumps({"views": views, "t": time.time()}))
-        pending.replace(self.root / "submitted" / request_id)  # whole files only, for readers in other processes
+        pending.replace(self.root / "submitted" / request_id)
         return {"request_id": request_id, "submitted_at": time.time(), "views": views}
 
     def poll(self, request: GenerationRequest, state: dict, progress: ProgressCallback) -> Pending | Fetched:
