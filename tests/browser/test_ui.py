@@ -95,7 +95,9 @@ def test_several_photos_make_a_gallery(tmp_path: Path) -> None:
         page.set_input_files("input[type=file]", [str(p) for p in photos])
         page.locator('td[aria-label="object1.jpg"]').wait_for(timeout=15_000)
         click_generate(page)
-        wait_for_model(page)
+        # The first model is in the viewer and drawn. How much of the canvas it fills is the first test's to
+        # check: here the gallery appears beside it while the second photo is still generating.
+        wait_for_model(page, min_coverage=0.003)
         page.get_by_text("Done").first.wait_for(timeout=30_000)
         thumbs = page.locator(".thumbnail-item")
         thumbs.nth(1).wait_for(timeout=10_000)
