@@ -29,6 +29,7 @@ from image2model.core.errors import (
 )
 from image2model.core.mesh import gltf
 from tests.e2e.test_jobs import upload
+from tests.support.fal import KEY, fal_stack, running_fake
 from tests.support.images import photo
 from tests.support.sse import wait_status
 from tests.support.stack import REPO, Stack
@@ -402,17 +403,12 @@ def test_exports_with_blobs_in_s3(tmp_path, s3_server):
 
 @pytest.fixture
 def fal_service(tmp_path):
-    from tests.e2e.test_fal import KEY, fal_stack
-    from tests.fakes.fal_server import FakeFal
-
-    fake = FakeFal().start()
-    fake.accept_keys([KEY])
-    stack = fal_stack(tmp_path / "data", fake)
-    try:
-        yield stack
-    finally:
-        stack.stop()
-        fake.stop()
+    with running_fake() as fake:
+        stack = fal_stack(tmp_path / "data", fake)
+        try:
+            yield stack
+        finally:
+            stack.stop()
 
 
 def test_a_fal_result_is_exported_from_its_own_glb(fal_service):
@@ -444,33 +440,28 @@ def test_a_fal_result_is_exported_from_its_own_glb(fal_service):
 def test_a_fal_glb_complete_as_fetched_completes_on_the_io_worker_and_exports_from_the_listed_glb(tmp_path):
     """GLB only, with FAL's preview: nothing is left for a CPU worker, so the item completes with no CPU worker
     running, its recipe in the GLB and a print report; an export (on a CPU worker) reads the listed GLB."""
-    from tests.e2e.test_fal import KEY
-    from tests.fakes.fal_server import FakeFal
+    with running_fake() as fake:
+        stack = Stack(tmp_path / "data", fal_key=KEY, fal_base_url=fake.base_url, fal_poll_interval="0.2")
+        try:
+            stack.start_api()
+            stack.start_io_worker(threads=2)
+            job_id = finished(stack.url, [("duck.jpg", photo())], generator="fal", formats="glb", seed="7")
+            files = listing(stack, job_id)["files"]
+            assert [f["filename"] for f in files] == ["duck.glb"]
+            entry = files[0]
+            assert entry["metadata"]["fal"]["preview"] == "fal"
+            assert entry["metadata"]["recipe"]["seed"] == 7
+            assert entry["metadata"]["print"]["faces"] == entry["metadata"]["faces"] > 0
+            extras = gltf.split_glb(fetch(entry)).doc["asset"]["extras"]["image2model"]
+            assert extras["generator"] == "fal" and extras["seed"] == 7
 
-    fake = FakeFal().start()
-    fake.accept_keys([KEY])
-    stack = Stack(tmp_path / "data", fal_key=KEY, fal_base_url=fake.base_url, fal_poll_interval="0.2")
-    try:
-        stack.start_api()
-        stack.start_io_worker(threads=2)
-        job_id = finished(stack.url, [("duck.jpg", photo())], generator="fal", formats="glb", seed="7")
-        files = listing(stack, job_id)["files"]
-        assert [f["filename"] for f in files] == ["duck.glb"]
-        entry = files[0]
-        assert entry["metadata"]["fal"]["preview"] == "fal"
-        assert entry["metadata"]["recipe"]["seed"] == 7
-        assert entry["metadata"]["print"]["faces"] == entry["metadata"]["faces"] > 0
-        extras = gltf.split_glb(fetch(entry)).doc["asset"]["extras"]["image2model"]
-        assert extras["generator"] == "fal" and extras["seed"] == 7
-
-        stack.start_worker(workers=1)
-        export = post_export(stack, job_id, {"formats": ["stl"], "height_mm": 50, "up": "z"}).json()
-        assert export["status"] == "completed", export
-        stl = trimesh.load(io.BytesIO(fetch(export["files"][0])), file_type="stl")
-        assert np.isclose(np.ptp(stl.vertices[:, 2]), 50.0, atol=1e-3)
-    finally:
-        stack.stop()
-        fake.stop()
+            stack.start_worker(workers=1)
+            export = post_export(stack, job_id, {"formats": ["stl"], "height_mm": 50, "up": "z"}).json()
+            assert export["status"] == "completed", export
+            stl = trimesh.load(io.BytesIO(fetch(export["files"][0])), file_type="stl")
+            assert np.isclose(np.ptp(stl.vertices[:, 2]), 50.0, atol=1e-3)
+        finally:
+            stack.stop()
 
 
 def test_an_export_whose_worker_died_is_made_again_by_the_reaper(stack):

@@ -10,35 +10,23 @@ import pytest
 import trimesh
 
 from tests.e2e.test_jobs import stream_url, upload
-from tests.fakes.fal_server import FakeFal
+from tests.support.fal import KEY, fal_stack, running_fake
 from tests.support.images import photo
 from tests.support.sse import read_events, wait_file_status, wait_status
-from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-KEY = "fal-test-key"
 
 
 @pytest.fixture(scope="module")
 def fal():
-    fake = FakeFal().start()
-    yield fake
-    fake.stop()
+    with running_fake() as fake:
+        yield fake
 
 
 @pytest.fixture(autouse=True)
 def _fresh_fake(fal):
     fal.reset()
     fal.accept_keys([KEY])
-
-
-def fal_stack(path, fal: FakeFal, **settings: str) -> Stack:
-    stack = Stack(path, fal_key=KEY, fal_base_url=fal.base_url, fal_poll_interval="0.2", **settings)
-    stack.start_api()
-    stack.start_io_worker(threads=4)
-    stack.start_worker(workers=1)  # converts fetched meshes and renders previews; runs the reaper
-    return stack
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ import pytest
 
 from tests.e2e.test_jobs import stream_url, upload
 from tests.fakes.fal_server import FakeFal
+from tests.support import fal as support_fal
+from tests.support.fal import running_fake
 from tests.support.images import photo
 from tests.support.sse import read_events, wait_status
 from tests.support.stack import Stack
@@ -25,9 +27,8 @@ STALL = "1.0"
 
 @pytest.fixture(scope="module")
 def fal():
-    fake = FakeFal().start()
-    yield fake
-    fake.stop()
+    with running_fake(KEY) as fake:
+        yield fake
 
 
 @pytest.fixture(autouse=True)
@@ -37,19 +38,9 @@ def _fresh_fake(fal):
     fal.configure(stream_keepalive=0.2)
 
 
-def fal_stack(path, fal: FakeFal, io_threads: int = 4, **settings: str) -> Stack:
-    stack = Stack(
-        path,
-        fal_key=KEY,
-        fal_base_url=fal.base_url,
-        fal_poll_interval="0.2",
-        fal_stream_stall_seconds=STALL,
-        **settings,
-    )
-    stack.start_api()
-    stack.start_io_worker(threads=io_threads)
-    stack.start_worker(workers=1)
-    return stack
+def fal_stack(path, fal: FakeFal, **settings: str) -> Stack:
+    """The stack of `tests.support.fal`, with this module's key and stream stall limit."""
+    return support_fal.fal_stack(path, fal, KEY, fal_stream_stall_seconds=STALL, **settings)
 
 
 @pytest.fixture(scope="module")
