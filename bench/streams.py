@@ -385,7 +385,11 @@ def main() -> int:
         f"streams: {args.streams} SSE streams, {args.per_job} per job, {args.workers} worker(s), "
         f"{args.clients} client process(es), fd limit {want}, {args.backend}"
     )
-    with running_stack("streams", workers=None, backend=args.backend, rate_limit_per_minute="0") as stack:
+    # Above the default cap of connections per API process the run raises it, as a deployment this wide would.
+    limits = {"http_max_connections": str(args.streams + 100)} if args.streams + 100 > 4096 else {}
+    with running_stack(
+        "streams", workers=None, backend=args.backend, rate_limit_per_minute="0", **limits
+    ) as stack:
         return run(args, stack)
 
 
