@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _pin(cores: int) -> None:
@@ -63,7 +64,8 @@ def main() -> None:
     # Repeats outermost, so a change in the machine's load falls on every shot alike (revolve vs inflate).
     times: dict[str, list[list[float]]] = {label: [[] for _ in range(7)] for label, _, _ in cases}
     stages: dict[str, dict[str, list[float]]] = {label: {} for label, _, _ in cases}
-    last: dict[str, pipeline.Model] = {}
+    # What the table needs from each shot's last model (the models themselves would inflate this process's RSS).
+    last: dict[str, tuple[Any, Any, Any]] = {}
     for k in range(args.repeat):
         for label, path, options in cases:
             t0 = time.perf_counter()
@@ -95,13 +97,14 @@ def main() -> None:
                 bucket.append(dt)
             for key, value in model.timings.ms.items():
                 stages[label].setdefault(key, []).append(value)
-            last[label] = model
+            last[label] = (model.cutout.method, model.figures["shape"], model.figures["faces"])
+            del model, frames
     rows = []
     for label, _, _ in cases:
-        model = last[label]
+        method, shape, faces = last[label]
         ms = [statistics.median(t) * 1000 for t in times[label]]
         med = {key: statistics.median(v) for key, v in stages[label].items()}
-        rows.append((label, model.cutout.method, model.figures["shape"], model.figures["faces"], *ms, med))
+        rows.append((label, method, shape, faces, *ms, med))
     print()
     print(
         "shot            cutout    shape            faces   →GLB  OBJ+STL+PLY   PNG  turntable   gif  cutout.png"

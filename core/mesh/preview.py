@@ -1,8 +1,8 @@
 """CPU preview rendering with numpy and OpenCV only: a PNG thumbnail and a turntable (animated WebP and GIF).
 
-Per frame: rotate, cull back faces, draw face ids far-to-near with `cv2.fillConvexPoly` (painter's algorithm; a
-closed solid rarely needs more), then shade each covered pixel from its face's barycentrics: texture colour × Lambert
-with interpolated vertex normals."""
+Per frame: rotate, cull back faces, rasterise every face at once with a z-buffer (vectorised over the faces'
+bounding-box pixels), then shade each covered pixel from its face's barycentrics: texture colour × Lambert with
+interpolated vertex normals."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from image2model.core.mesh.model import TexturedMesh
 
 BACKGROUND = (238, 240, 243)
 _LIGHT = np.array([0.35, 0.55, 0.76]) / np.linalg.norm([0.35, 0.55, 0.76])
-_SUB = 4  # fractional bits for fillConvexPoly
 
 
 class Renderer:
@@ -37,8 +36,6 @@ class Renderer:
 
     def render(self, size: int, yaw_deg: float = 30.0, pitch_deg: float = 15.0) -> np.ndarray:
         """An RGB uint8 image of `size`² pixels, orthographic, model turned by `yaw` about Y, seen from `pitch` up."""
-        import cv2
-
         yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
         cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
         rot = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
@@ -51,85 +48,96 @@ class Renderer:
         f = self.faces
         ax, ay = sx[f[:, 1]] - sx[f[:, 0]], sy_[f[:, 1]] - sy_[f[:, 0]]
         bx, by = sx[f[:, 2]] - sx[f[:, 0]], sy_[f[:, 2]] - sy_[f[:, 0]]
-        facing = (ax * by - ay * bx) < 0  # counter-clockwise in view = clockwise once y points down
-        visible = np.nonzero(facing)[0]
-        depth = view[f[visible], 2].mean(axis=1)
-        order = visible[np.argsort(depth)]  # far (small z) first, near overwrites
-        pts = np.round(np.stack([sx, sy_], axis=1)[f[order]] * (1 << _SUB)).astype(np.int32)
-        ids = np.zeros((size, size), np.int32)
-        fill = cv2.fillConvexPoly
-        for k in range(len(order)):
-            fill(ids, pts[k], k + 1, cv2.LINE_8, _SUB)
+        facing = (ax * by - ay * bx) < -1e-12  # counter-clockwise in view = clockwise once y points down
+        tri = f[facing]
         image = np.empty((size, size, 3), np.uint8)
         image[:] = BACKGROUND
-        rows, cols = np.nonzero(ids)
-        if len(rows) == 0:
+        hit = _rasterize(sx, sy_, view[:, 2], tri, size)
+        if hit is None:
             return image
-        # Per drawn face: affine maps from pixel to barycentrics, corner UVs and corner light (Gouraud shading).
-        tri = f[order]
-        x0, y0 = sx[tri[:, 0]], sy_[tri[:, 0]]
-        x1, y1 = sx[tri[:, 1]], sy_[tri[:, 1]]
-        x2, y2 = sx[tri[:, 2]], sy_[tri[:, 2]]
-        det = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
-        det = np.where(np.abs(det) < 1e-9, 1e-9, det)
-        coef = np.stack(
-            [
-                (y1 - y2) / det,
-                (x2 - x1) / det,
-                -((y1 - y2) * x2 + (x2 - x1) * y2) / det,
-                (y2 - y0) / det,
-                (x0 - x2) / det,
-                -((y2 - y0) * x2 + (x0 - x2) * y2) / det,
-            ],
-            axis=1,
-        ).astype(np.float32)
+        pixel, face_at, bary = hit
         light_v = (0.45 + 0.6 * np.clip(normals @ _LIGHT, 0.0, 1.0)).astype(np.float32)
-        corner_u = self.uv_px[tri, 0].astype(np.float32)
-        corner_v = self.uv_px[tri, 1].astype(np.float32)
-        corner_l = light_v[tri]
-        face_at = ids[rows, cols] - 1
-        c = coef[face_at]
-        px, py = cols.astype(np.float32), rows.astype(np.float32)
-        b0 = c[:, 0] * px + c[:, 1] * py + c[:, 2]
-        b1 = c[:, 3] * px + c[:, 4] * py + c[:, 5]
-        b2 = 1.0 - b0 - b1
-        outside = np.nonzero((b0 < 0) | (b1 < 0) | (b2 < 0))[0]
-        if len(outside):
-            # Pixels drawn just outside their face: shade the face's closest point, not a clipped extrapolation
-            # (which, on a long thin face, lands far along it and smears the texture).
-            t = tri[face_at[outside]]
-            corners = np.stack([np.stack([sx[t[:, k]], sy_[t[:, k]]], axis=1) for k in range(3)], axis=1)
-            bary = _closest_barycentric(np.stack([px[outside], py[outside]], axis=1), corners)
-            b0[outside], b1[outside], b2[outside] = bary[:, 0], bary[:, 1], bary[:, 2]
-        cu, cv_, cl = corner_u[face_at], corner_v[face_at], corner_l[face_at]
-        u = b0 * cu[:, 0] + b1 * cu[:, 1] + b2 * cu[:, 2]
-        v = b0 * cv_[:, 0] + b1 * cv_[:, 1] + b2 * cv_[:, 2]
-        light = b0 * cl[:, 0] + b1 * cl[:, 1] + b2 * cl[:, 2]
+        t = tri[face_at]
+        u = np.einsum("ij,ij->i", bary, self.uv_px[t, 0])
+        v = np.einsum("ij,ij->i", bary, self.uv_px[t, 1])
+        light = np.einsum("ij,ij->i", bary, light_v[t])
         th, tw = self.texture.shape[:2]
         colour = self.texture[
             np.clip(v + 0.5, 0, th - 1).astype(np.int32), np.clip(u + 0.5, 0, tw - 1).astype(np.int32)
         ]
-        image[rows, cols] = np.clip(colour * light[:, None], 0, 255).astype(np.uint8)
+        image.reshape(-1, 3)[pixel] = np.clip(colour * light[:, None], 0, 255).astype(np.uint8)
         return image
 
 
-def _closest_barycentric(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """Barycentric coordinates of the point of each triangle (corners (n, 3, 2)) closest to each point (n, 2),
-    for points outside it: the closest point lies on one of the three edges."""
-    best_d = np.full(len(points), np.inf)
-    best = np.zeros((len(points), 3))
-    for k in range(3):
-        a, b = corners[:, k], corners[:, (k + 1) % 3]
-        ab = b - a
-        t = np.clip(((points - a) * ab).sum(axis=1) / np.maximum((ab * ab).sum(axis=1), 1e-12), 0.0, 1.0)
-        d = ((a + t[:, None] * ab - points) ** 2).sum(axis=1)
-        closer = d < best_d
-        best_d = np.where(closer, d, best_d)
-        bary = np.zeros((len(points), 3))
-        bary[:, k] = 1.0 - t
-        bary[:, (k + 1) % 3] = t
-        best[closer] = bary[closer]
-    return best
+def _rasterize(
+    sx: np.ndarray, sy: np.ndarray, depth: np.ndarray, tri: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Z-buffered rasterising of triangles `tri` (vertex ids into screen coordinates `sx`, `sy` and view depth,
+    nearer = larger) at pixel centres, all faces at once: every pixel of each face's bounding box is tested with
+    the face's barycentrics, and per pixel the nearest face wins. Returns (flat pixel index, face row in `tri`,
+    barycentrics (n, 3)) of the covered pixels, or None when nothing is covered. A pixel is always shaded from its
+    own face's inside, so thin faces never smear the texture."""
+    if not len(tri):
+        return None
+    x, y, z = sx[tri], sy[tri], depth[tri]
+    left = np.clip(np.ceil(x.min(axis=1)), 0, size).astype(np.int64)
+    right = np.clip(np.floor(x.max(axis=1)), -1, size - 1).astype(np.int64)
+    top = np.clip(np.ceil(y.min(axis=1)), 0, size).astype(np.int64)
+    bottom = np.clip(np.floor(y.max(axis=1)), -1, size - 1).astype(np.int64)
+    nx, ny = np.maximum(right - left + 1, 0), np.maximum(bottom - top + 1, 0)
+    count = nx * ny
+    face = np.repeat(np.arange(len(tri)), count)
+    if not len(face):
+        return None
+    # Per face, the affine maps from a pixel centre to its barycentrics b1, b2 and its depth.
+    e1x, e1y = x[:, 1] - x[:, 0], y[:, 1] - y[:, 0]
+    e2x, e2y = x[:, 2] - x[:, 0], y[:, 2] - y[:, 0]
+    det = e1x * e2y - e1y * e2x
+    a1, c1 = e2y / det, -e2x / det
+    a2, c2 = -e1y / det, e1x / det
+    dz1, dz2 = z[:, 1] - z[:, 0], z[:, 2] - z[:, 0]
+    az, cz = a1 * dz1 + a2 * dz2, c1 * dz1 + c2 * dz2
+    coef = np.column_stack(
+        [
+            a1,
+            c1,
+            -(a1 * x[:, 0] + c1 * y[:, 0]),
+            a2,
+            c2,
+            -(a2 * x[:, 0] + c2 * y[:, 0]),
+            az,
+            cz,
+            z[:, 0] - (az * x[:, 0] + cz * y[:, 0]),
+        ]
+    )
+    # The pixels of each face's box, row by row (float division: faster than integer division here).
+    offset = np.arange(len(face), dtype=np.float64) - np.repeat(np.cumsum(count) - count, count)
+    width = nx[face].astype(np.float64)
+    row = np.floor((offset + 0.5) / width)
+    px = left[face] + (offset - row * width)
+    py = top[face] + row
+    k = coef[face]
+    b1 = k[:, 0] * px + k[:, 1] * py + k[:, 2]
+    b2 = k[:, 3] * px + k[:, 4] * py + k[:, 5]
+    b0 = 1.0 - b1 - b2
+    eps = -1e-7
+    inside = np.nonzero((b0 >= eps) & (b1 >= eps) & (b2 >= eps))[0]
+    if not len(inside):
+        return None
+    face, b0, b1, b2, k = face[inside], b0[inside], b1[inside], b2[inside], k[inside]
+    px, py = px[inside], py[inside]
+    pixel = py.astype(np.int64) * size + px.astype(np.int64)
+    near = k[:, 6] * px + k[:, 7] * py + k[:, 8]
+    # Per pixel, nearest first: one sort on pixel + a fraction that falls with depth (quicker than a lexsort).
+    span = float(near.max() - near.min()) or 1.0
+    order = np.argsort(pixel + 0.5 * (near.max() - near) / span)
+    pixel = pixel[order]
+    first = np.ones(len(order), bool)
+    first[1:] = pixel[1:] != pixel[:-1]
+    win = order[first]
+    bary = np.clip(np.column_stack([b0[win], b1[win], b2[win]]), 0.0, None)
+    bary /= bary.sum(axis=1, keepdims=True)
+    return pixel[first], face[win], bary
 
 
 def write_thumbnail(mesh: TexturedMesh, path: Path, size: int = 512) -> Path:

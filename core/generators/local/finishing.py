@@ -98,12 +98,12 @@ CUTOUT_GAP = 16
 def _cutout_rgba(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The working image cropped to the object with a small margin, alpha = the mask (colour cleared where fully
     transparent, which also keeps the file small)."""
-    alpha = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    top, bottom, left, right = mask_bounds(alpha > 0) or (0, alpha.shape[0] - 1, 0, alpha.shape[1] - 1)
-    m = max(2, round(0.01 * max(alpha.shape)))
-    y0, y1 = max(top - m, 0), min(bottom + m + 1, alpha.shape[0])
-    x0, x1 = max(left - m, 0), min(right + m + 1, alpha.shape[1])
-    a = alpha[y0:y1, x0:x1]
+    visible = mask >= 0.5 / 255.0  # alpha rounds to at least 1 (cropped first: the full frame costs 4×)
+    top, bottom, left, right = mask_bounds(visible) or (0, mask.shape[0] - 1, 0, mask.shape[1] - 1)
+    m = max(2, round(0.01 * max(mask.shape)))
+    y0, y1 = max(top - m, 0), min(bottom + m + 1, mask.shape[0])
+    x0, x1 = max(left - m, 0), min(right + m + 1, mask.shape[1])
+    a = np.clip(mask[y0:y1, x0:x1] * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return np.dstack([rgb[y0:y1, x0:x1] * (a > 0)[..., None], a])
 
 

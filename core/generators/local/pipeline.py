@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +61,8 @@ class Model:
     """What the geometry stages produce, before any file is written."""
 
     mesh: TexturedMesh
-    preview_mesh: TexturedMesh
-    turntable_mesh: TexturedMesh
+    reduced: Callable[[int], TexturedMesh]
+    """The model decimated to at most that many faces (the model itself when it has no more)."""
     cutout: _cutout.Cutout
     rgb: np.ndarray
     """The working image the cut-out belongs to."""
@@ -68,6 +70,16 @@ class Model:
     """The model before its UV seams, in working-image pixels (y up): vertices and faces."""
     figures: dict[str, Any]
     timings: finishing.Timer
+
+    @cached_property
+    def preview_mesh(self) -> TexturedMesh:
+        """What the PNG preview is rendered from (made when first asked for: a GLB alone does not need it)."""
+        return self.reduced(PREVIEW_FACES)
+
+    @cached_property
+    def turntable_mesh(self) -> TexturedMesh:
+        """What the turntable is rendered from (made when first asked for)."""
+        return self.reduced(TURNTABLE_FACES)
 
 
 def working_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -290,8 +302,6 @@ def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressC
             pv, pf = shaping.decimate(shaping.Solid(v_px, faces, 0.0, len(faces)), target)
             return textured(pv, pf)
 
-        preview_mesh = reduced(PREVIEW_FACES)
-        turntable_mesh = reduced(TURNTABLE_FACES)
     progress(0.55, "checking")
     with timer.stage("checks"):
         welded = mesh.welded
@@ -336,7 +346,7 @@ def build_model(image: Image.Image, options: dict[str, Any], progress: ProgressC
             "Part of the object may be missing from the model: regions next to it look like neither the backdrop "
             "nor the object. background_removal=learned (the `segment` extra) may cut it out better."
         )
-    return Model(mesh, preview_mesh, turntable_mesh, cut, rgb, (v_px, faces), figures, timer)
+    return Model(mesh, reduced, cut, rgb, (v_px, faces), figures, timer)
 
 
 def _shape_and_check(
@@ -381,10 +391,12 @@ def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationRes
     timer = model.timings
     timer.ms["read"] = round(read_ms, 2)
     out_dir, stem = Path(request.out_dir), request.basename
+    with timer.stage("preview_meshes"):
+        preview_mesh, turntable_mesh = model.preview_mesh, model.turntable_mesh
     files = finishing.write_outputs(
         model.mesh,
-        model.preview_mesh,
-        model.turntable_mesh,
+        preview_mesh,
+        turntable_mesh,
         list(request.formats),
         out_dir,
         stem,

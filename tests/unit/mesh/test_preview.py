@@ -40,9 +40,25 @@ def test_thumbnail_and_turntable_files(cube: TexturedMesh, tmp_path: Path) -> No
             assert im.format == fmt and im.n_frames == 6 and im.is_animated
 
 
-def test_pixels_just_outside_a_thin_face_take_its_closest_texel() -> None:
-    # A long, thin triangle: a clipped extrapolation of barycentrics lands far along it; the closest point does not.
-    tri = np.array([[[10.0, 0.0], [10.5, 100.0], [11.0, 100.0]]])
-    bary = preview._closest_barycentric(np.array([[9.0, 50.0]]), tri)
-    point = (bary[0][:, None] * tri[0]).sum(axis=0)
-    assert abs(point[1] - 50.0) < 1.0 and abs(point[0] - 10.25) < 0.5
+def test_pixels_of_a_thin_face_are_shaded_from_inside_it() -> None:
+    # A long, thin triangle: every pixel it covers interpolates a point of the triangle itself (an extrapolation
+    # would land far along it and smear the texture).
+    sx, sy = np.array([10.0, 10.5, 12.0]), np.array([0.0, 100.0, 100.0])
+    hit = preview._rasterize(sx, sy, np.zeros(3), np.array([[0, 1, 2]]), 128)
+    assert hit is not None
+    pixel, face, bary = hit
+    assert len(pixel) > 50 and (face == 0).all() and (bary >= 0).all()
+    points = bary @ np.column_stack([sx, sy])
+    assert np.allclose(points[:, 0], pixel % 128, atol=1e-6) and np.allclose(
+        points[:, 1], pixel // 128, atol=1e-6
+    )
+
+
+def test_the_nearer_face_wins_whatever_the_drawing_order() -> None:
+    sx, sy = np.array([0.0, 60.0, 0.0, 0.0, 60.0, 0.0]), np.array([0.0, 0.0, 60.0, 0.0, 0.0, 60.0])
+    depth = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    for tri in (np.array([[0, 1, 2], [3, 4, 5]]), np.array([[3, 4, 5], [0, 1, 2]])):
+        hit = preview._rasterize(sx, sy, depth, tri, 64)
+        assert hit is not None
+        near = int(np.nonzero((tri == 3).any(axis=1))[0][0])
+        assert (hit[1] == near).all() and len(np.unique(hit[0])) == len(hit[0])
