@@ -12,6 +12,7 @@ the ellipses inscribed in their rectangles, which keeps every silhouette as phot
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,9 @@ BULGE, BULGE_OTHER = 0.08, 0.02
 """A slice's side farther out than BULGE × the reference width, while its opposite side stays within
 BULGE_OTHER, is a bulge."""
 MAX_PARTS_LISTED = 12
+INSCRIBE_SPAN = 0.8
+"""Share of a boxy part's slice, about its middle, across which its sides are measured on a perspective hull
+(the hull's corners are bevelled)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ def runs(profile: np.ndarray) -> list[list[tuple[float, float]]]:
     return out
 
 
-def _signed_distance(mask: np.ndarray, res: float) -> np.ndarray:
+def signed_distance(mask: np.ndarray, res: float) -> np.ndarray:
     """Signed distance to the outline of a soft mask in world units (negative inside), slightly smoothed: a
     straight edge whose thresholded pixels wobble by one from row to row would otherwise carve steps that the
     decimator keeps as creases."""
@@ -351,6 +355,59 @@ def _inherit(parts: list[Part]) -> None:
             part.reason = f"follows the part it joins ({'round' if donor.round else 'box'})"
 
 
+def _edges(block: np.ndarray, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of a (n, m) field block (negative inside), where its inside begins and ends along the rows, to a
+    fraction of a cell (NaN for columns with no inside)."""
+    inside = block < 0
+    n = len(coords)
+    step = float(coords[1] - coords[0])
+    cols = np.arange(block.shape[1])
+    first = np.argmax(inside, axis=0)
+    last = n - 1 - np.argmax(inside[::-1], axis=0)
+
+    def frac(at: np.ndarray, out: np.ndarray) -> np.ndarray:
+        a, b = block[at, cols], block[np.clip(out, 0, n - 1), cols]
+        return np.where((b > a) & (out >= 0) & (out < n), a / np.where(b > a, a - b, -1.0), 0.0)
+
+    lo = coords[first] - step * frac(first, first - 1)
+    hi = coords[last] + step * frac(last, last + 1)
+    none = ~inside.any(axis=0)
+    return np.where(none, np.nan, lo), np.where(none, np.nan, hi)
+
+
+def _inscribe(part: Part, field: np.ndarray, grid: Grid) -> None:
+    """A boxy part's slices as the rectangles inscribed in the hull's slices. Along perspective rays the hull of
+    a box bulges between its edges (a plate seen edge-on from the side looks as thick as its near end, so its
+    hull is thickest in the middle), and parts side by side in depth widen each other's runs: the box's own
+    sides are where the hull is narrowest, across the middle INSCRIBE_SPAN of the other side."""
+    if part.round:
+        return
+    gx, gz = grid.axis(0), grid.axis(2)
+    step = grid.step
+    cells = []
+    for j, a, b, c, d in part.cells:
+        i0, i1 = np.searchsorted(gx, [a - 2 * step, b + 2 * step])
+        k0, k1 = np.searchsorted(gz, [c - 2 * step, d + 2 * step])
+        block = field[i0:i1, j, k0:k1]
+        if min(block.shape) < 6:
+            cells.append((j, a, b, c, d))
+            continue
+        x_lo, x_hi = _edges(block, gx[i0:i1])  # per z line
+        z_lo, z_hi = _edges(block.T, gz[k0:k1])  # per x line
+        new: list[tuple[float, float]] = []
+        for lo, hi, along, (p, q) in ((x_lo, x_hi, gz[k0:k1], (c, d)), (z_lo, z_hi, gx[i0:i1], (a, b))):
+            middle = np.abs(along - (p + q) / 2) <= INSCRIBE_SPAN * (q - p) / 2
+            ok = middle & np.isfinite(lo)
+            if ok.sum() >= 2:
+                new.append((float(np.max(lo[ok])), float(np.min(hi[ok]))))
+        if len(new) < 2 or new[0][0] >= new[0][1] or new[1][0] >= new[1][1]:
+            cells.append((j, a, b, c, d))
+            continue
+        (a2, b2), (c2, d2) = new
+        cells.append((j, max(a, a2), min(b, b2), max(c, c2), min(d, d2)))
+    part.cells = cells
+
+
 def _shape_slices(field: np.ndarray, grid: Grid, parts: list[Part]) -> None:
     """Intersect every slice that has rectangles with their shapes: the rectangle itself for a boxy part, its
     inscribed ellipse for a round one (distance-like, negative inside). A slice's samples farther than
@@ -378,21 +435,32 @@ def _shape_slices(field: np.ndarray, grid: Grid, parts: list[Part]) -> None:
         np.maximum(field[:, j, :], shape, out=field[:, j, :])
 
 
-def carve(x: Canvas, z: Canvas, resolution: int, judge: bool = True) -> Carving:
+def carve(
+    x: Canvas,
+    z: Canvas,
+    resolution: int,
+    judge: bool = True,
+    hull: Callable[[Grid], np.ndarray] | None = None,
+) -> Carving:
     """The rounded visual hull as a field on a grid of `resolution` cells along the object's largest side
-    (`judge=False`: the plain hull, without deciding which parts are round)."""
+    (`judge=False`: the plain hull, without deciding which parts are round), intersected with `hull`'s field on
+    the same grid where given (the hull along perspective rays)."""
     grid = make_grid(x, z, resolution)
     gx, gy, gz = (grid.axis(a) for a in range(3))
     big = np.float32(4.0)
-    canvas_x, canvas_z = _signed_distance(x.mask, x.res), _signed_distance(z.mask, z.res)
+    canvas_x, canvas_z = signed_distance(x.mask, x.res), signed_distance(z.mask, z.res)
     sdf_x = _sample(canvas_x, x.cols(gx), x.rows(gy), float(big))  # (ny, nx)
     sdf_z = _sample(canvas_z, z.cols(gz), z.rows(gy), float(big))  # (ny, nz)
     field = np.maximum(sdf_x.T[:, :, None], sdf_z[None, :, :])
+    if hull is not None:
+        np.maximum(field, hull(grid), out=field)
     parts = _parts(_slice_runs(x, canvas_x, grid), _slice_runs(z, canvas_z, grid)) if judge else []
     for part in parts:
         _judge(part, x, z, grid)
     _inherit(parts)
     for part in parts:
+        if hull is not None:
+            _inscribe(part, field, grid)
         _smooth(part)
     for part in parts:
         _split_bulges(part)
