@@ -29,9 +29,9 @@ EYE = 0.5
 CANDIDATES = (0.0, 0.04, 0.08, 0.12, 0.16)
 """Inverse camera distances 1/D tried, in units of the object's height (0: orthographic; 0.16: six heights)."""
 SEARCH_RESOLUTION = 64
-RAY_PIXELS = 1000
+RAY_PIXELS = 800
 """Outline pixels per view whose rays are checked."""
-RAY_SAMPLES = 72
+RAY_SAMPLES = 64
 """Samples along each ray across the object's depth."""
 MIN_MISFIT = 2e-4
 """Orthographic misfit (mean world units by which the outlines' rays miss the others' hull; 2e-4 is about a
@@ -96,24 +96,31 @@ def _depth_axes(k: int) -> tuple[int, float, int, float]:
     return ((2, 1.0, 0, 1.0), (0, 1.0, 2, -1.0), (2, -1.0, 0, -1.0), (0, -1.0, 2, 1.0))[k]
 
 
-def fit(views: list[View], inside: np.ndarray, grid: Grid, p: float) -> list[Camera]:
-    """Cameras at inverse distance p fitted to each outline's extent, the extreme points' depths taken from a
-    hull (`inside` on `grid`) whose height spans 0..1."""
-    cameras = []
+def extremes(views: list[View], inside: np.ndarray, grid: Grid) -> list[tuple[float, float, float, float]]:
+    """Per view, how near its camera the points that make its outline's top, bottom, right and left edges lie
+    (the nearest of a hull's extreme layers; `inside` on `grid`, its height spanning 0..1)."""
+    idx = np.nonzero(inside)
+    j = idx[1]
+    top, bottom = j == j.max(), j == j.min()
+    out = []
     for v in views:
         d_axis, d_sign, r_axis, r_sign = _depth_axes(v.k)
-        idx = np.nonzero(inside)
         t = d_sign * grid.axis(d_axis)[idx[d_axis]]
         u = r_sign * grid.axis(r_axis)[idx[r_axis]]
-        j = idx[1]
-        top, bottom = j == j.max(), j == j.min()
-        near_top, near_bottom = t[top].max(), t[bottom].max()
-        g_top, g_bot = 1 / (1 - p * near_top), 1 / (1 - p * near_bottom)
+        right, left = u >= u.max() - 0.5 * grid.step, u <= u.min() + 0.5 * grid.step
+        out.append((float(t[top].max()), float(t[bottom].max()), float(t[right].max()), float(t[left].max())))
+    return out
+
+
+def fit(views: list[View], near: list[tuple[float, float, float, float]], p: float) -> list[Camera]:
+    """Cameras at inverse distance p fitted to each outline's extent, given how near the camera its edges lie
+    (`extremes`): the object spans heights 0..1 and is centred on the turntable axis."""
+    cameras = []
+    for v, (n_top, n_bottom, n_right, n_left) in zip(views, near, strict=True):
+        g_top, g_bot, g_right, g_left = (1 / (1 - p * n) for n in (n_top, n_bottom, n_right, n_left))
         x0, y0, x1, y1 = extent(v)
         scale = (y1 - y0) / ((1 - EYE) * g_top + EYE * g_bot)
         eye_row = y0 + scale * (1 - EYE) * g_top
-        g_right = 1 / (1 - p * t[u >= u.max() - 0.5 * grid.step].max())
-        g_left = 1 / (1 - p * t[u <= u.min() + 0.5 * grid.step].max())
         half = (x1 - x0) / (scale * (g_right + g_left))
         cameras.append(Camera(v, scale, x0 + scale * half * g_left, eye_row, p))
     return cameras
@@ -223,18 +230,19 @@ def misfit(cameras: list[Camera], sdfs: list[np.ndarray], depth: tuple[float, fl
 
 
 def choose(views: list[View], x: Canvas, z: Canvas) -> Lens:
-    """Fit the cameras for every candidate distance and keep the one whose rays explain the outlines best."""
+    """Fit the cameras for the candidate distances and keep the least perspective whose rays explain the outlines
+    about as well as the best; orthographic when parallel rays already explain them."""
     probe = carving.carve(x, z, SEARCH_RESOLUTION, judge=False)
-    inside = probe.field < 0
-    grid = probe.grid
+    near = extremes(views, probe.field < 0, probe.grid)
     sdfs = [photo_sdf(v) for v in views]
-    reach = float(max(np.abs(grid.axis(a)[[0, -1]]).max() for a in (0, 2)))
+    reach = float(max(np.abs(probe.grid.axis(a)[[0, -1]]).max() for a in (0, 2)))
     misfits: dict[float, float] = {}
     fitted: dict[float, list[Camera]] = {}
     for p in CANDIDATES:
-        cams = fit(views, inside, grid, p)
-        misfits[p] = misfit(cams, sdfs, (-reach, reach))
-        fitted[p] = cams
+        fitted[p] = fit(views, near, p)
+        misfits[p] = misfit(fitted[p], sdfs, (-reach, reach))
+        if misfits[0] <= MIN_MISFIT:
+            break
     least = min(misfits.values())
     good = [q for q in sorted(misfits) if misfits[q] <= max(2 * least, least + TOLERANCE)]
     # The outlines pin the distance down only when too little and too much perspective both contradict them.
