@@ -46,6 +46,7 @@ def test_four_views_rebuild_the_solid(models, name: str) -> None:
     assert model.figures["watertight"] and model.figures["winding_consistent"]
     assert model.figures["faces"] <= OPTIONS["face_limit"]
     assert _iou(name, model.mesh) >= TARGET[solid.kind]
+    assert model.figures["perspective"]["camera_distance"] is None  # parallel rays explain these photos
 
 
 @pytest.mark.parametrize("name", ROUND)
@@ -132,6 +133,11 @@ PERSPECTIVE_TARGET = {
 misplaces them (0.82): the camera distance is estimated and the hull carved along the cameras' rays."""
 
 
+CAMERA_DISTANCE = {"chair": 12.0, "l-block": 13.5}
+"""The camera distance in units of the solid's height, for the solids whose parts sit apart in depth so that
+parallel rays cannot explain their outlines (the others are convex enough for an orthographic carving)."""
+
+
 @pytest.mark.parametrize("name", sorted(PERSPECTIVE_TARGET))
 def test_perspective_photos_as_rgba_still_rebuild_the_solid(name: str) -> None:
     photos = solids.photographs(solids.SOLIDS[name], perspective=PERSPECTIVE, rgba=True)
@@ -139,3 +145,15 @@ def test_perspective_photos_as_rgba_still_rebuild_the_solid(name: str) -> None:
     assert all(v.cut.method == "alpha" for v in model.views)
     assert model.figures["watertight"]
     assert _iou(name, model.mesh) >= PERSPECTIVE_TARGET[name]
+    distance = model.figures["perspective"]["camera_distance"]
+    if name in CAMERA_DISTANCE:
+        assert distance == pytest.approx(CAMERA_DISTANCE[name], rel=0.1)
+    else:
+        assert distance is None
+
+
+def test_two_views_are_carved_with_parallel_rays() -> None:
+    photos = solids.photographs(solids.SOLIDS["chair"], views=(0, 1), perspective=PERSPECTIVE, rgba=True)
+    model = build_model(photos, OPTIONS, _quiet)
+    assert model.figures["perspective"]["camera_distance"] is None
+    assert "cannot tell" in model.figures["perspective"]["method"]

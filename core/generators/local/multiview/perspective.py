@@ -40,6 +40,11 @@ TOLERANCE = 2e-5
 """The least perspective whose misfit is within twice the best, or this much above it, is chosen (a looser hull
 always explains outlines at least as well, so the search must not reward it)."""
 FAR = 4.0
+SDF_REACH = 24
+"""Pixels around the object within which the photos' signed distances are worked out."""
+MIN_VIEWS = 3
+"""Two views at right angles always agree (each outline is explained by the other's extrusion), so the
+distance is looked for from three views on."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,12 @@ class Lens:
     def summary(self) -> dict[str, object]:
         """What the metadata says about the perspective."""
         p = self.inverse_distance
+        if not self.misfits:
+            return {
+                "method": "orthographic: two views at right angles always agree, so they cannot tell how far the "
+                "camera was",
+                "camera_distance": None,
+            }
         return {
             "method": "pinhole cameras level with the object's middle, at the least distance (in object heights; "
             "null: orthographic) whose hull explains every outline; misfit: by how much the outlines' rays miss "
@@ -160,8 +171,19 @@ def _slice_matrix(cam: Camera, grid: Grid, depth: float, zoom: float = 1.0) -> t
 
 
 def photo_sdf(view: View) -> np.ndarray:
-    """The view's outline as a signed distance in photo pixels (negative inside)."""
-    return signed_distance(view.mask, 1.0)
+    """The view's outline as a signed distance in photo pixels (negative inside), worked out near the object
+    only: farther than SDF_REACH pixels it is SDF_REACH."""
+    x0, y0, x1, y1 = view.bbox
+    h, w = view.mask.shape
+    r0, r1, c0, c1 = (
+        max(0, y0 - SDF_REACH),
+        min(h, y1 + SDF_REACH),
+        max(0, x0 - SDF_REACH),
+        min(w, x1 + SDF_REACH),
+    )
+    out = np.full((h, w), np.float32(SDF_REACH), np.float32)
+    out[r0:r1, c0:c1] = np.minimum(signed_distance(view.mask[r0:r1, c0:c1], 1.0), np.float32(SDF_REACH))
+    return out
 
 
 def hull(cameras: list[Camera], sdfs: list[np.ndarray], grid: Grid) -> np.ndarray:
@@ -232,6 +254,8 @@ def misfit(cameras: list[Camera], sdfs: list[np.ndarray], depth: tuple[float, fl
 def choose(views: list[View], x: Canvas, z: Canvas) -> Lens:
     """Fit the cameras for the candidate distances and keep the least perspective whose rays explain the outlines
     about as well as the best; orthographic when parallel rays already explain them."""
+    if len(views) < MIN_VIEWS:
+        return Lens([], 0.0, {}, [])
     probe = carving.carve(x, z, SEARCH_RESOLUTION, judge=False)
     near = extremes(views, probe.field < 0, probe.grid)
     sdfs = [photo_sdf(v) for v in views]
