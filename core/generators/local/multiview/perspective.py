@@ -211,11 +211,12 @@ def _outline_pixels(view: View) -> tuple[np.ndarray, np.ndarray]:
     """A regular sample of the pixels just inside the view's outline, where a wrong camera shows first."""
     import cv2
 
-    inside = (view.mask > 0.5).astype(np.uint8)
+    x0, y0, x1, y1 = view.bbox
+    inside = np.pad((view.mask[y0:y1, x0:x1] > 0.5).astype(np.uint8), 1)
     rim = inside & (1 - cv2.erode(inside, np.ones((5, 5), np.uint8)))
     ys, xs = np.nonzero(rim)
     every = max(1, len(xs) // RAY_PIXELS)
-    return xs[::every].astype(np.float32), ys[::every].astype(np.float32)
+    return (xs[::every] + (x0 - 1)).astype(np.float32), (ys[::every] + (y0 - 1)).astype(np.float32)
 
 
 def misfit(cameras: list[Camera], sdfs: list[np.ndarray], depth: tuple[float, float]) -> float:
