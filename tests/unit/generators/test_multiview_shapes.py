@@ -111,6 +111,20 @@ def test_the_gap_between_chair_legs_goes_through(models) -> None:
     assert sum(p["heights"][1] < 0.5 for p in parts) == 4  # four legs, each its own part
 
 
+def test_a_cup_handle_that_no_view_shows_edge_on_is_as_deep_as_it_is_thick(models) -> None:
+    """The side views see the handle in front of the body, so the hull alone makes it as deep as the cup."""
+    from scipy import ndimage
+
+    section = _section(models["cup"].mesh, 0.53)  # the handle's middle, apart from the body
+    labels, pieces = ndimage.label(section)
+    assert pieces == 2
+    sizes = np.bincount(labels.ravel())[1:]
+    rows, cols = np.nonzero(labels == 1 + int(np.argmin(sizes)))
+    width, depth = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+    assert 0.6 <= depth / width <= 1.6, (width, depth)
+    assert _iou("cup", models["cup"].mesh) >= 0.97
+
+
 def test_a_notch_no_view_shows_is_filled_and_the_metadata_says_so() -> None:
     model = build_model(solids.photographs(solids.PLAN_L), OPTIONS, _quiet)
     welded = model.mesh.welded

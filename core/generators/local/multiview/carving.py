@@ -43,6 +43,9 @@ BULGE, BULGE_OTHER = 0.08, 0.02
 """A slice's side farther out than BULGE × the reference width, while its opposite side stays within
 BULGE_OTHER, is a bulge."""
 MAX_PARTS_LISTED = 12
+THIN_BESIDE = 3.0
+"""A round part at most this many times thinner than the part beside it, and than the run they share, is a
+handle-like part of unknown depth."""
 INSCRIBE_SPAN = 0.8
 """Share of a boxy part's slice, about its middle, across which its sides are measured on a perspective hull
 (the hull's corners are bevelled)."""
@@ -302,7 +305,7 @@ def _smooth(part: Part) -> None:
     ]
 
 
-def _split_bulges(part: Part) -> None:
+def _split_bulges(part: Part, depth: float | None = None) -> None:
     """Where a round part's slice sticks out on one side only (a cup's body where the handle joins it), round the
     body as in the slices around it and the bulge as a shape of its own, so the body stays a circle. The slices
     around are the part's own (its median slice: a bulge covers fewer than half of them) or, for a short part such
@@ -332,6 +335,10 @@ def _split_bulges(part: Part) -> None:
                     bulge = cell.copy()
                     inner = ref[side] - 0.5 * grow if side == hi_i else ref[side] + 0.5 * grow
                     bulge[lo_i if side == hi_i else hi_i] = inner
+                    if depth is not None:  # as deep as the handle-like parts it joins are thick
+                        o_lo, o_hi = (2, 3) if lo_i == 0 else (0, 1)
+                        mid, half = (cell[o_lo] + cell[o_hi]) / 2, min(grow, depth) / 2
+                        bulge[o_lo], bulge[o_hi] = mid - half, mid + half
                     extra.append(bulge)
         for rect in [core, *extra]:
             out.append((j, float(rect[0]), float(rect[1]), float(rect[2]), float(rect[3])))
@@ -408,6 +415,39 @@ def _inscribe(part: Part, field: np.ndarray, grid: Grid) -> None:
     part.cells = cells
 
 
+def _thin_beside(parts: list[Part]) -> float | None:
+    """A thin round part standing beside a wide one in a slice (a cup's handle beside its body) shares the wide
+    part's run in the views that look at it edge-on, so the hull makes it as deep as the body; no view shows its
+    depth, and it is taken as deep as it is thick (a handle is a tube), centred on the shared run. Returns the
+    median thickness of such parts (None when there are none)."""
+    thickness: list[float] = []
+    by_row: dict[int, list[tuple[Part, int]]] = {}
+    for part in parts:
+        for n, cell in enumerate(part.cells):
+            by_row.setdefault(cell[0], []).append((part, n))
+    for cells in by_row.values():
+        for part, n in cells:
+            if not part.round:
+                continue
+            j, a, b, c, d = part.cells[n]
+            for own, shared in (((a, b), (c, d)), ((c, d), (a, b))):
+                width, run = own[1] - own[0], shared[1] - shared[0]
+                beside = any(
+                    other is not part
+                    and (o[3:5] if own == (a, b) else o[1:3]) == shared
+                    and (o[2] - o[1] if own == (a, b) else o[4] - o[3]) >= THIN_BESIDE * width
+                    for other, m in cells
+                    for o in [other.cells[m]]
+                )
+                if beside and width * THIN_BESIDE <= run:
+                    mid = (shared[0] + shared[1]) / 2
+                    lo, hi = mid - width / 2, mid + width / 2
+                    part.cells[n] = (j, a, b, lo, hi) if own == (a, b) else (j, lo, hi, c, d)
+                    thickness.append(width)
+                    break
+    return float(np.median(thickness)) if thickness else None
+
+
 def _shape_slices(field: np.ndarray, grid: Grid, parts: list[Part]) -> None:
     """Intersect every slice that has rectangles with their shapes: the rectangle itself for a boxy part, its
     inscribed ellipse for a round one (distance-like, negative inside). A slice's samples farther than
@@ -458,12 +498,13 @@ def carve(
     for part in parts:
         _judge(part, x, z, grid)
     _inherit(parts)
+    handle = _thin_beside(parts)
     for part in parts:
         if hull is not None:
             _inscribe(part, field, grid)
         _smooth(part)
     for part in parts:
-        _split_bulges(part)
+        _split_bulges(part, handle)
     _shape_slices(field, grid, parts)
     for index in (0, -1):  # outside on the whole border, so the surface closes
         field[index] = big
