@@ -8,10 +8,13 @@ modelled as a pinhole camera on its own direction, level with the object's middl
 turntable axis: a point at image-right coordinate u, height y and depth t toward the camera lands at
     photo x = centre + scale·g·u,   photo y = eye_row − scale·g·(y − EYE),   g = 1 / (1 − t/D).
 For a candidate D the cameras are fitted to the outlines' extents (the depth of the extreme points comes from a
-coarse hull), the hull is carved along their rays, and each photo's outline is compared with the hull seen from
-that camera: the D whose hull explains the outlines best wins, and orthographic (D = ∞) unless perspective
-explains them clearly better. The winning hull is then projected along the axes into corrected silhouette
-canvases, so the rest of the carving (parts, rounding) works as for orthographic photos."""
+coarse hull), and the rays through the pixels just inside each photo's outline are checked against the hull of
+the other photos: by how much they miss it is the misfit. A looser hull always explains outlines at least as
+well, so the distance is taken only when the outlines pin it down (parallel rays and the strongest perspective
+tried both miss clearly), and then it is the least perspective that explains them about as well as the best;
+otherwise, and always with two views (two views at right angles always agree), the carving stays orthographic.
+The hull along the chosen rays is then projected along the axes into corrected silhouette canvases, so the rest
+of the carving (parts, rounding) works as for orthographic photos, and the carving is intersected with it."""
 
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ TOLERANCE = 2e-5
 """The least perspective whose misfit is within twice the best, or this much above it, is chosen (a looser hull
 always explains outlines at least as well, so the search must not reward it)."""
 FAR = 4.0
+"""Field value (world units) beyond a photo's border: outside."""
 SDF_REACH = 24
 """Pixels around the object within which the photos' signed distances are worked out."""
 MIN_VIEWS = 3
@@ -155,9 +159,9 @@ def extent(view: View) -> tuple[float, float, float, float]:
     )
 
 
-def _slice_matrix(cam: Camera, grid: Grid, depth: float, zoom: float = 1.0) -> tuple[np.ndarray, float]:
-    """Affine map from a depth slice's (right-axis index, height index) to photo pixels (× zoom), and the
-    slice's gain g."""
+def _slice_matrix(cam: Camera, grid: Grid, depth: float) -> tuple[np.ndarray, float]:
+    """Affine map from a depth slice's (right-axis index, height index) to photo pixels, and the slice's gain
+    g."""
     _, d_sign, r_axis, r_sign = _depth_axes(cam.view.k)
     g = 1 / (1 - cam.inverse_distance * d_sign * depth)
     sg = cam.scale * g
@@ -167,7 +171,7 @@ def _slice_matrix(cam: Camera, grid: Grid, depth: float, zoom: float = 1.0) -> t
             [0.0, -sg * grid.step, cam.eye_row - sg * (grid.lo[1] - EYE) - 0.5],
         ]
     )
-    return m * zoom, g
+    return m, g
 
 
 def photo_sdf(view: View) -> np.ndarray:
