@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from image2model.core.generators.local.multiview.carving import Grid
+from image2model.core.generators.local.multiview.perspective import Camera
 from image2model.core.generators.local.multiview.views import View
 from image2model.core.mesh.model import TexturedMesh, face_normals, weld
 
@@ -400,9 +401,16 @@ def crease_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def build(
-    field: np.ndarray, grid: Grid, views: list[View], lo: np.ndarray, hi: np.ndarray, max_side: int
+    field: np.ndarray,
+    grid: Grid,
+    views: list[View],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    max_side: int,
+    cameras: list[Camera] | None = None,
 ) -> Atlas:
-    """Depth maps, tile layout and the blended texture of the carved shape whose bounding box is [lo, hi]."""
+    """Depth maps, tile layout and the blended texture of the carved shape whose bounding box is [lo, hi];
+    `cameras` (one per view) project points into the photos along perspective rays where given."""
     maps = depth_maps(field, grid)
     tiles, res, size = layout(_spans(lo, hi), max_side, max(v.scale for v in views))
     photos = [_bled_photo(v) for v in views]
@@ -434,8 +442,13 @@ def build(
                 + b * np.float32(UPS[t][1])
                 + depth * np.float32(DIRECTIONS[t][1])
             )
-            px = view.centre - 0.5 + view.scale * across
-            py = view.ground - 0.5 - view.scale * height
+            if cameras is None:
+                px = view.centre - 0.5 + view.scale * across
+                py = view.ground - 0.5 - view.scale * height
+            else:
+                n_t = [float(v @ view.toward) for v in (RIGHTS[t], UPS[t], DIRECTIONS[t])]
+                near = a * np.float32(n_t[0]) + b * np.float32(n_t[1]) + depth * np.float32(n_t[2])
+                px, py = cameras[m].photo_xy(across, height, near)
             colour += weights[..., m : m + 1] * _remap(photo, px, py)
         atlas[tile.top : tile.top + tile.height, tile.left : tile.left + tile.width] = fill(colour, footprint)
     _pad_edges(atlas, tiles)

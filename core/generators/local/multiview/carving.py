@@ -12,6 +12,7 @@ the ellipses inscribed in their rectangles, which keeps every silhouette as phot
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,12 @@ BULGE, BULGE_OTHER = 0.08, 0.02
 """A slice's side farther out than BULGE × the reference width, while its opposite side stays within
 BULGE_OTHER, is a bulge."""
 MAX_PARTS_LISTED = 12
+THIN_BESIDE = 3.0
+"""A round part at most this many times thinner than the part beside it, and than the run they share, is a
+handle-like part of unknown depth."""
+INSCRIBE_SPAN = 0.8
+"""Share of a boxy part's slice, about its middle, across which its sides are measured on a perspective hull
+(the hull's corners are bevelled)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,7 @@ def runs(profile: np.ndarray) -> list[list[tuple[float, float]]]:
     return out
 
 
-def _signed_distance(mask: np.ndarray, res: float) -> np.ndarray:
+def signed_distance(mask: np.ndarray, res: float) -> np.ndarray:
     """Signed distance to the outline of a soft mask in world units (negative inside), slightly smoothed: a
     straight edge whose thresholded pixels wobble by one from row to row would otherwise carve steps that the
     decimator keeps as creases."""
@@ -298,7 +305,7 @@ def _smooth(part: Part) -> None:
     ]
 
 
-def _split_bulges(part: Part) -> None:
+def _split_bulges(part: Part, depth: float | None = None) -> None:
     """Where a round part's slice sticks out on one side only (a cup's body where the handle joins it), round the
     body as in the slices around it and the bulge as a shape of its own, so the body stays a circle. The slices
     around are the part's own (its median slice: a bulge covers fewer than half of them) or, for a short part such
@@ -328,6 +335,10 @@ def _split_bulges(part: Part) -> None:
                     bulge = cell.copy()
                     inner = ref[side] - 0.5 * grow if side == hi_i else ref[side] + 0.5 * grow
                     bulge[lo_i if side == hi_i else hi_i] = inner
+                    if depth is not None:  # as deep as the handle-like parts it joins are thick
+                        o_lo, o_hi = (2, 3) if lo_i == 0 else (0, 1)
+                        mid, half = (cell[o_lo] + cell[o_hi]) / 2, min(grow, depth) / 2
+                        bulge[o_lo], bulge[o_hi] = mid - half, mid + half
                     extra.append(bulge)
         for rect in [core, *extra]:
             out.append((j, float(rect[0]), float(rect[1]), float(rect[2]), float(rect[3])))
@@ -349,6 +360,92 @@ def _inherit(parts: list[Part]) -> None:
             donor = max(judged, key=lambda p: p.rows)
             part.round = donor.round
             part.reason = f"follows the part it joins ({'round' if donor.round else 'box'})"
+
+
+def _edges(block: np.ndarray, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of a (n, m) field block (negative inside), where its inside begins and ends along the rows, to a
+    fraction of a cell (NaN for columns with no inside)."""
+    inside = block < 0
+    n = len(coords)
+    step = float(coords[1] - coords[0])
+    cols = np.arange(block.shape[1])
+    first = np.argmax(inside, axis=0)
+    last = n - 1 - np.argmax(inside[::-1], axis=0)
+
+    def frac(at: np.ndarray, out: np.ndarray) -> np.ndarray:
+        a, b = block[at, cols], block[np.clip(out, 0, n - 1), cols]
+        return np.where((b > a) & (out >= 0) & (out < n), a / np.where(b > a, a - b, -1.0), 0.0)
+
+    lo = coords[first] - step * frac(first, first - 1)
+    hi = coords[last] + step * frac(last, last + 1)
+    none = ~inside.any(axis=0)
+    return np.where(none, np.nan, lo), np.where(none, np.nan, hi)
+
+
+def _inscribe(part: Part, field: np.ndarray, grid: Grid) -> None:
+    """A boxy part's slices as the rectangles inscribed in the hull's slices. Along perspective rays the hull of
+    a box bulges between its edges (a plate seen edge-on from the side looks as thick as its near end, so its
+    hull is thickest in the middle), and parts side by side in depth widen each other's runs: the box's own
+    sides are where the hull is narrowest, across the middle INSCRIBE_SPAN of the other side."""
+    if part.round:
+        return
+    gx, gz = grid.axis(0), grid.axis(2)
+    step = grid.step
+    cells = []
+    for j, a, b, c, d in part.cells:
+        i0, i1 = np.searchsorted(gx, [a - 2 * step, b + 2 * step])
+        k0, k1 = np.searchsorted(gz, [c - 2 * step, d + 2 * step])
+        block = field[i0:i1, j, k0:k1]
+        if min(block.shape) < 6:
+            cells.append((j, a, b, c, d))
+            continue
+        x_lo, x_hi = _edges(block, gx[i0:i1])  # per z line
+        z_lo, z_hi = _edges(block.T, gz[k0:k1])  # per x line
+        new: list[tuple[float, float]] = []
+        for lo, hi, along, (p, q) in ((x_lo, x_hi, gz[k0:k1], (c, d)), (z_lo, z_hi, gx[i0:i1], (a, b))):
+            middle = np.abs(along - (p + q) / 2) <= INSCRIBE_SPAN * (q - p) / 2
+            ok = middle & np.isfinite(lo)
+            if ok.sum() >= 2:
+                new.append((float(np.max(lo[ok])), float(np.min(hi[ok]))))
+        if len(new) < 2 or new[0][0] >= new[0][1] or new[1][0] >= new[1][1]:
+            cells.append((j, a, b, c, d))
+            continue
+        (a2, b2), (c2, d2) = new
+        cells.append((j, max(a, a2), min(b, b2), max(c, c2), min(d, d2)))
+    part.cells = cells
+
+
+def _thin_beside(parts: list[Part]) -> float | None:
+    """A thin round part standing beside a wide one in a slice (a cup's handle beside its body) shares the wide
+    part's run in the views that look at it edge-on, so the hull makes it as deep as the body; no view shows its
+    depth, and it is taken as deep as it is thick (a handle is a tube), centred on the shared run. Returns the
+    median thickness of such parts (None when there are none)."""
+    thickness: list[float] = []
+    by_row: dict[int, list[tuple[Part, int]]] = {}
+    for part in parts:
+        for n, cell in enumerate(part.cells):
+            by_row.setdefault(cell[0], []).append((part, n))
+    for cells in by_row.values():
+        for part, n in cells:
+            if not part.round:
+                continue
+            j, a, b, c, d = part.cells[n]
+            for own, shared in (((a, b), (c, d)), ((c, d), (a, b))):
+                width, run = own[1] - own[0], shared[1] - shared[0]
+                beside = any(
+                    other is not part
+                    and (o[3:5] if own == (a, b) else o[1:3]) == shared
+                    and (o[2] - o[1] if own == (a, b) else o[4] - o[3]) >= THIN_BESIDE * width
+                    for other, m in cells
+                    for o in [other.cells[m]]
+                )
+                if beside and width * THIN_BESIDE <= run:
+                    mid = (shared[0] + shared[1]) / 2
+                    lo, hi = mid - width / 2, mid + width / 2
+                    part.cells[n] = (j, a, b, lo, hi) if own == (a, b) else (j, lo, hi, c, d)
+                    thickness.append(width)
+                    break
+    return float(np.median(thickness)) if thickness else None
 
 
 def _shape_slices(field: np.ndarray, grid: Grid, parts: list[Part]) -> None:
@@ -378,24 +475,36 @@ def _shape_slices(field: np.ndarray, grid: Grid, parts: list[Part]) -> None:
         np.maximum(field[:, j, :], shape, out=field[:, j, :])
 
 
-def carve(x: Canvas, z: Canvas, resolution: int, judge: bool = True) -> Carving:
+def carve(
+    x: Canvas,
+    z: Canvas,
+    resolution: int,
+    judge: bool = True,
+    hull: Callable[[Grid], np.ndarray] | None = None,
+) -> Carving:
     """The rounded visual hull as a field on a grid of `resolution` cells along the object's largest side
-    (`judge=False`: the plain hull, without deciding which parts are round)."""
+    (`judge=False`: the plain hull, without deciding which parts are round), intersected with `hull`'s field on
+    the same grid where given (the hull along perspective rays)."""
     grid = make_grid(x, z, resolution)
     gx, gy, gz = (grid.axis(a) for a in range(3))
     big = np.float32(4.0)
-    canvas_x, canvas_z = _signed_distance(x.mask, x.res), _signed_distance(z.mask, z.res)
+    canvas_x, canvas_z = signed_distance(x.mask, x.res), signed_distance(z.mask, z.res)
     sdf_x = _sample(canvas_x, x.cols(gx), x.rows(gy), float(big))  # (ny, nx)
     sdf_z = _sample(canvas_z, z.cols(gz), z.rows(gy), float(big))  # (ny, nz)
     field = np.maximum(sdf_x.T[:, :, None], sdf_z[None, :, :])
+    if hull is not None:
+        np.maximum(field, hull(grid), out=field)
     parts = _parts(_slice_runs(x, canvas_x, grid), _slice_runs(z, canvas_z, grid)) if judge else []
     for part in parts:
         _judge(part, x, z, grid)
     _inherit(parts)
+    handle = _thin_beside(parts)
     for part in parts:
+        if hull is not None:
+            _inscribe(part, field, grid)
         _smooth(part)
     for part in parts:
-        _split_bulges(part)
+        _split_bulges(part, handle)
     _shape_slices(field, grid, parts)
     for index in (0, -1):  # outside on the whole border, so the surface closes
         field[index] = big

@@ -18,7 +18,7 @@ from image2model.core.generators.base import GenerationRequest, GenerationResult
 from image2model.core.generators.local import finishing
 from image2model.core.generators.local import pipeline as single
 from image2model.core.generators.local.multiview import atlas as _atlas
-from image2model.core.generators.local.multiview import carving, views
+from image2model.core.generators.local.multiview import carving, perspective, views
 from image2model.core.generators.local.multiview.marching import case_table, marching_cubes
 from image2model.core.images import load_image
 from image2model.core.mesh import quality
@@ -106,13 +106,17 @@ def _closed(v: np.ndarray, f: np.ndarray) -> bool:
 
 
 def _shape(
-    x: views.Canvas, z: views.Canvas, face_limit: int, timer: finishing.Timer
-) -> tuple[carving.Carving, np.ndarray, np.ndarray, dict[str, Any]]:
+    x: views.Canvas, z: views.Canvas, lens: perspective.Lens, face_limit: int, timer: finishing.Timer
+) -> tuple[carving.Carving, views.Canvas, views.Canvas, np.ndarray, np.ndarray, dict[str, Any]]:
     """Carve, mesh and decimate within the budget, keeping the mesh closed (retrying coarser when the decimator
-    cannot)."""
+    cannot). With perspective, the carving uses the canvases the perspective hull casts (returned) and is
+    intersected with that hull."""
+    hull = lens.hull if lens.inverse_distance > 0 else None
     with timer.stage("carve"):
         n = _resolution(x, z, face_limit)
-        carved = carving.carve(x, z, n)
+        if hull is not None:
+            x, z = perspective.corrected(lens, x, z, n)
+        carved = carving.carve(x, z, n, hull=hull)
         dropped = _drop_crumbs(carved.field)
     with timer.stage("marching_cubes"):
         v, f = marching_cubes(carved.field)
@@ -128,7 +132,7 @@ def _shape(
         for attempt in range(16):
             if attempt:
                 n = max(4, int(n * 0.75))
-                carved = carving.carve(x, z, n)
+                carved = carving.carve(x, z, n, hull=hull)
                 _drop_crumbs(carved.field)
                 v, f = marching_cubes(carved.field)
                 info.update(grid_resolution=n, grid_cell=round(carved.grid.step, 5), dense_faces=int(len(f)))
@@ -138,7 +142,7 @@ def _shape(
                     info["decimation"] = f"qem agg={agg:g}" if len(fd) < len(f) else "none"
                     if attempt:
                         info["decimation"] += " on a coarser grid"
-                    return carved, carved.grid.lo + vd * carved.grid.step, fd, info
+                    return carved, x, z, carved.grid.lo + vd * carved.grid.step, fd, info
                 if len(fd) == len(f):
                     break
     raise GenerationError(
@@ -175,13 +179,16 @@ def build_model(images: list[Image.Image], options: dict[str, Any], progress: Pr
         x, z = views.canvas(prepared, "x", res), views.canvas(prepared, "z", res)
         assert x is not None and z is not None  # the front and left views are always there
         consistency = views.check(x, z)
+    with timer.stage("perspective"):
+        lens = perspective.choose(prepared, x, z)
     progress(0.35, "carving")
-    carved, vertices, faces, shape_info = _shape(x, z, face_limit, timer)
+    carved, x, z, vertices, faces, shape_info = _shape(x, z, lens, face_limit, timer)
     progress(0.5, "texturing")
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
     centre, extent = (lo + hi) / 2.0, float((hi - lo).max()) or 1.0
     with timer.stage("texture"):
-        atlas = _atlas.build(carved.field, carved.grid, prepared, lo, hi, int(opts["texture_size"]))
+        cameras = lens.cameras if lens.inverse_distance > 0 else None
+        atlas = _atlas.build(carved.field, carved.grid, prepared, lo, hi, int(opts["texture_size"]), cameras)
         mesh = atlas.textured(vertices, faces, centre, extent)
 
         def reduced(target: int) -> TexturedMesh:
@@ -219,6 +226,7 @@ def build_model(images: list[Image.Image], options: dict[str, Any], progress: Pr
             "views": [v.alignment(prepared[0]) for v in prepared],
         },
         "consistency": consistency,
+        "perspective": lens.summary(),
         "shape": carved.shape_summary(),
         "texture": {
             "atlas": list(atlas.size),
