@@ -365,9 +365,7 @@ def _complete_fetched(
     """The whole result of a remote item whose fetched files need no CPU step, with its recipe."""
     work = Path(request.out_dir)
     sources = [services.blobs.local_path(key, work / "in") for key in item.inputs]
-    metadata = dict((fetched.state or item.remote).get("metadata", {}))
-    result = GenerationResult(fetched.files, metadata)
-    return _with_master(result, job, request, sources, write_master=False)
+    return _with_master(fetched.result(item.remote), job, request, sources, write_master=False)
 
 
 def _list_fetched(services: Services, job_id: str, item: ItemRecord, attempt: int, fetched: Fetched) -> None:

@@ -246,6 +246,11 @@ class Fetched:
     complete: bool = False
     """Nothing is left for `finish` to make: `files` are the item's whole result and it completes now."""
 
+    def result(self, state: dict[str, Any]) -> GenerationResult:
+        """The whole result of a `complete` fetch: its files, with the `metadata` of its remote state (this
+        fetch's `state`, else the item's `state` so far)."""
+        return GenerationResult(self.files, dict((self.state or state).get("metadata", {})))
+
 
 class RemoteBusy(Exception):
     """The remote service refused new work for now (e.g. HTTP 429): nothing was submitted; try again after
@@ -338,7 +343,7 @@ class RemoteGenerator(Generator):
             outcome = self.poll(request, state, progress)
             if isinstance(outcome, Fetched):
                 if outcome.complete:
-                    return GenerationResult(outcome.files, dict((outcome.state or state).get("metadata", {})))
+                    return outcome.result(state)
                 return self.finish(request, outcome.state or state, outcome.files, progress)
             state = outcome.state or state
             progress(outcome.fraction, outcome.message)

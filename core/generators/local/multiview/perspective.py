@@ -82,6 +82,11 @@ class Lens:
     sdfs: list[np.ndarray]
     """The photos' outlines as signed distances in pixels (negative inside), one per camera."""
 
+    @property
+    def orthographic(self) -> bool:
+        """Parallel rays were chosen (no camera distance)."""
+        return self.inverse_distance == 0
+
     def hull(self, grid: Grid) -> np.ndarray:
         """The hull along the cameras' rays on `grid`."""
         return hull(self.cameras, self.sdfs, grid)
@@ -99,7 +104,7 @@ class Lens:
             "method": "pinhole cameras level with the object's middle, at the least distance (in object heights; "
             "null: orthographic) whose hull explains every outline; misfit: by how much the outlines' rays miss "
             "the other views' hull, in 1e-4 object heights, per distance tried",
-            "camera_distance": None if p == 0 else round(1.0 / p, 2),
+            "camera_distance": None if self.orthographic else round(1.0 / p, 2),
             "misfit": {
                 ("inf" if q == 0 else f"{1 / q:.3g}"): round(m * 1e4, 3) for q, m in self.misfits.items()
             },

@@ -111,7 +111,7 @@ def _shape(
     """Carve, mesh and decimate within the budget, keeping the mesh closed (retrying coarser when the decimator
     cannot). With perspective, the carving uses the canvases the perspective hull casts (returned) and is
     intersected with that hull."""
-    hull = lens.hull if lens.inverse_distance > 0 else None
+    hull = None if lens.orthographic else lens.hull
     with timer.stage("carve"):
         n = _resolution(x, z, face_limit)
         if hull is not None:
@@ -187,7 +187,7 @@ def build_model(images: list[Image.Image], options: dict[str, Any], progress: Pr
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
     centre, extent = (lo + hi) / 2.0, float((hi - lo).max()) or 1.0
     with timer.stage("texture"):
-        cameras = lens.cameras if lens.inverse_distance > 0 else None
+        cameras = None if lens.orthographic else lens.cameras
         atlas = _atlas.build(carved.field, carved.grid, prepared, lo, hi, int(opts["texture_size"]), cameras)
         mesh = atlas.textured(vertices, faces, centre, extent)
 
