@@ -60,7 +60,7 @@ def wait_status(base: str, job_id: str, statuses: set[str], timeout: float = 30,
         if snap["status"] in statuses:
             return snap
         time.sleep(0.05)
-    raise TimeoutError(f"job {job_id} still {snap['status']} after {timeout} s")
+    raise TimeoutError(f"job {job_id} still {snap['status']} after {timeout} s: {str(snap)[:800]}")
 
 
 def wait_file_status(base: str, job_id: str, index: int, status: str, timeout: float = 30) -> dict:
