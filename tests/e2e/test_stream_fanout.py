@@ -65,20 +65,22 @@ class Reader:
 
 
 def test_one_stalled_reader_holds_up_none_of_99_others_and_resumes_without_a_gap(tmp_path):
-    # Progress events as fast as the generator reports them: some 1,500 events, far more than the socket buffers
+    # Progress events as fast as the generator reports them: some 3,000 events, far more than the socket buffers
     # of a client that reads nothing (with small TCP segments, about 100 KB) and its 100 pending events hold.
     stack = Stack(tmp_path / "data", progress_min_interval="0.001", sse_max_pending_events="100")
     stack.start(workers=2)
     try:
         files = [(f"p{n:02d}.jpg", photo(48, 48)) for n in range(25)]
-        job = upload(stack.url, files, delay="0.2", steps="40")["job_id"]
+        job = upload(stack.url, files, delay="0.2", steps="80")["job_id"]
 
         async def run() -> tuple[list[Reader], Reader, Reader]:
-            fast = [Reader(stack.port, job) for _ in range(99)]
+            # The stalled reader connects first and reads nothing after the headers: had it read the history sent
+            # at its connect, a slow machine's longer connect phase would leave too few events to overflow it.
             stalled = Reader(stack.port, job, rcvbuf=1024)
-            for reader in [*fast, stalled]:
+            await stalled.open()
+            fast = [Reader(stack.port, job) for _ in range(99)]
+            for reader in fast:
                 await reader.open()
-            await stalled.read_chunk()  # the start of the history, then it stops reading
             await asyncio.wait_for(asyncio.gather(*(r.read_to_end(120) for r in fast)), 150)
             assert all(r.terminal for r in fast), "a fast reader did not get to the end while one was stalled"
             await stalled.read_to_end(60)  # resumes: the rest of what was sent, then the server's end
@@ -89,7 +91,7 @@ def test_one_stalled_reader_holds_up_none_of_99_others_and_resumes_without_a_gap
 
         fast, stalled, resumed = asyncio.run(run())
         total = fast[0].ids[-1]
-        assert total > 1000, f"only {total} events: too few to fill a stalled client's buffers"
+        assert total > 2000, f"only {total} events: too few to fill a stalled client's buffers"
         for reader in fast:
             assert reader.ids == list(range(1, total + 1))  # every event, in order, once
         assert not stalled.terminal, "the stalled stream was not closed for falling behind"
