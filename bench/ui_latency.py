@@ -25,7 +25,7 @@ TARGET_S = 0.7  # issue 16 (issue 5 asked for 2 s)
 PHASES = {
     "join": "Gradio queue/join answered",
     "submitted": "API answered the upload",
-    "completed": "item completed (event at the UI server)",
+    "listed": "model listed (event at the UI server)",
     "item": "model and previews downloaded, update yielded",
     "model": "viewer got the model's URL",
     "glb": "viewer fetched the GLB",
@@ -56,7 +56,7 @@ class _Phases(logging.Handler):
         message = record.getMessage()
         if "phase=" in message:
             phase = message.split("phase=", 1)[1].split()[0]
-            self.seen.setdefault({"completed_event": "completed"}.get(phase, phase), record.created)
+            self.seen.setdefault({"model_listed": "listed"}.get(phase, phase), record.created)
 
 
 def _request_times(finished: list[Any]) -> dict[str, float]:

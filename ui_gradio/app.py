@@ -169,15 +169,18 @@ def build_app(
                     if update.kind == "submitted":
                         out[job_state] = update.job_id
                         out[panel.job_link] = job_link_markdown(update.job_id, status_link)
-                    elif update.kind in ("item", "downloads") and update.item is not None:
+                    elif update.kind in ("item", "previews", "downloads") and update.item is not None:
                         if update.kind == "item":
                             results.append(update.item)
                             results.sort(key=lambda r: r.index)
+                        if update.kind != "downloads":
                             out[results_state] = list(results)
                             out[panel.gallery] = panel.gallery_value(results)
                         if shown is None or shown is update.item:
                             shown = update.item
                             out.update(panel.show(update.item))
+                            if update.kind != "item":  # the model is on screen already: not loaded again
+                                del out[panel.viewer]
                     elif update.kind == "done":
                         text = progress_line(view)
                         if view.ok and timed:

@@ -34,6 +34,8 @@ class ItemResult:
     model: Path | None = None  # the GLB shown in the viewer
     preview: Path | None = None  # still render (PNG), used in the gallery
     turntable: Path | None = None  # animated WebP (or GIF)
+    previews: dict[str, Path] = field(default_factory=dict)  # every preview downloaded, by kind
+    listed: tuple[str, ...] = ()  # the outputs its downloads were listed for (`FileView.listed`)
     downloads: dict[str, Path] = field(default_factory=dict)  # format -> file
     sizes: dict[str, int] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -43,7 +45,8 @@ class ItemResult:
 @dataclass
 class Update:
     """What `JobRunner.run` and `JobRunner.open` yield: `kind` is submitted, progress, item (an item's model is
-    ready), downloads (an item's other formats are ready) or done; `view` is the job as it stands."""
+    ready), previews (the item completed: its previews and figures are ready), downloads (its other formats are
+    ready) or done; `view` is the job as it stands."""
 
     kind: str
     view: JobView
@@ -153,18 +156,26 @@ class JobRunner:
             view = start
             yield Update("submitted", view)
             out_dir = self.files.job_dir(session, job_id)
-            pending: list[ItemResult] = []
+            items: dict[int, ItemResult] = {}
             async for view in client.watch(job_id, start):
-                made = [f for f in view.files if f.entries and f.index not in {i.index for i in pending}]
-                for file in made:
-                    log.debug("generate job=%s phase=completed_event", job_id)
-                    item = await self._fetch_model(client, job_id, file, out_dir)
-                    pending.append(item)
-                    yield Update("item", view, item)
-                if not made and not view.finished:
+                changed = False
+                for file in view.files:
+                    if not file.entries:
+                        continue
+                    item = items.get(file.index)
+                    if item is None:
+                        log.debug("generate job=%s phase=model_listed", job_id)
+                        item = items[file.index] = await self._fetch_model(client, job_id, file, out_dir)
+                        yield Update("item", view, item)
+                        changed = True
+                    elif file.listed != item.listed:  # the item completed since its model was listed
+                        await self._fetch_previews(client, file, item, out_dir / str(file.index))
+                        yield Update("previews", view, item)
+                        changed = True
+                if not changed and not view.finished:
                     yield Update("progress", view)
             # The other formats after the stream ended, so the first model shows as early as possible.
-            for item in pending:
+            for item in sorted(items.values(), key=lambda i: i.index):
                 await self._fetch_downloads(client, view.files[item.index], item, out_dir)
                 yield Update("downloads", view, item)
             yield Update("done", view)
@@ -175,23 +186,34 @@ class JobRunner:
     async def _fetch_model(
         self, client: AsyncClient, job_id: str, file: FileView, out_dir: Path
     ) -> ItemResult:
-        """Download the item's GLB and previews (what the page shows first)."""
-        made = generated(file.entries)
-        item = ItemResult(file.index, file.filename, job_id, file.file_id, metadata=dict(made[0].metadata))
-        item.sizes = {e.format: e.size for e in made}
+        """Download the item's GLB (what the page shows first) and the previews listed with it."""
+        item = ItemResult(file.index, file.filename, job_id, file.file_id)
         item_dir = out_dir / str(file.index)
-        glb = next((e for e in made if e.format == "glb"), None)
-        kinds = list(file.previews)
-        jobs: list[Any] = [client.download_preview(made[0], kind, item_dir / "previews") for kind in kinds]
-        if glb is not None:
-            jobs.append(client.download(glb, dest_dir=item_dir))
-        paths = await asyncio.gather(*jobs)
-        if glb is not None:
-            item.model = item.downloads["glb"] = paths.pop()
-        by_kind = dict(zip(kinds, paths, strict=True))
-        item.preview = by_kind.get("png")
-        item.turntable = by_kind.get("webp") or by_kind.get("gif")
+        glb = next((e for e in generated(file.entries) if e.format == "glb"), None)
+        if glb is None:
+            await self._fetch_previews(client, file, item, item_dir)
+        else:
+            _, item.model = await asyncio.gather(
+                self._fetch_previews(client, file, item, item_dir), client.download(glb, dest_dir=item_dir)
+            )
+            item.downloads["glb"] = item.model
         return item
+
+    async def _fetch_previews(
+        self, client: AsyncClient, file: FileView, item: ItemResult, item_dir: Path
+    ) -> None:
+        """Bring `item` up to the file's listing: its figures and sizes, and the previews not downloaded yet."""
+        made = generated(file.entries)
+        item.listed = file.listed
+        item.metadata = dict(made[0].metadata)
+        item.sizes = {e.format: e.size for e in made}
+        kinds = [kind for kind in file.previews if kind not in item.previews]
+        paths = await asyncio.gather(
+            *(client.download_preview(made[0], kind, item_dir / "previews") for kind in kinds)
+        )
+        item.previews.update(zip(kinds, paths, strict=True))
+        item.preview = item.previews.get("png")
+        item.turntable = item.previews.get("webp") or item.previews.get("gif")
 
     async def _fetch_downloads(
         self, client: AsyncClient, file: FileView, item: ItemResult, out_dir: Path

@@ -255,13 +255,27 @@ def run_item(services: Services, job_id: str, index: int, scheduler: Scheduler) 
             return
         with _Lease(services, job_id, index, attempt) as lease:
             progress = _progress(services, job_id, index, attempt, lease.lost)
+            landed = partial(_list_model_first, services, job, index, attempt)
 
             def step() -> GenerationResult:
-                return _with_master(gen.generate(request, progress), job, request, images)
+                return _with_master(gen.generate(request, progress, landed), job, request, images)
 
             _finish(services, job_id, item, attempt, step, started_at)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _list_model_first(services: Services, job: JobRecord, index: int, attempt: int, out: OutputFile) -> None:
+    """The model first: a generator's GLB is listed the moment it is written (when the job asked for it), so a
+    viewer can show it while the other formats and the previews are still being made; they join at completion.
+    The file is copied: the generator's copy gets the recipe (`_with_master`) and is stored again then."""
+    if out.role != "model" or out.format != "glb" or "glb" not in job.formats:
+        return
+    (entry,) = _store_outputs(services, job.job_id, [out], move=False)
+    if not services.store.add_outputs(
+        job.job_id, index, attempt, [entry], 0.0, "", services.settings.lease_seconds
+    ):
+        raise Cancelled("the job was cancelled")
 
 
 def _start_remote(
@@ -454,12 +468,15 @@ def _cancel_remote(gen: RemoteGenerator, remote: dict[str, Any]) -> None:
         log.warning("event=remote_cancel_failed remote=%s", remote)
 
 
-def _store_outputs(services: Services, job_id: str, files: list[OutputFile]) -> list[dict[str, Any]]:
+def _store_outputs(
+    services: Services, job_id: str, files: list[OutputFile], move: bool = True
+) -> list[dict[str, Any]]:
+    """Store output files under `{job_id}/out/` (moved, or copied when `move` is False); their listing rows."""
     outputs = []
     for out in files:
         path = Path(out.path)
         key = f"{job_id}/out/{path.name}"
-        size = services.blobs.put_file(key, path, move=True)
+        size = services.blobs.put_file(key, path, move=move)
         outputs.append(
             {
                 "filename": path.name,

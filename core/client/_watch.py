@@ -15,7 +15,12 @@ Dest = str | os.PathLike[str] | None
 
 
 def _needs_entries(view: JobView) -> bool:
-    return any(f.status == ItemStatus.COMPLETED and not f.entries for f in view.files)
+    """Whether a file has outputs its entries were not listed for (its model was just listed, or it completed),
+    or completed with no entries."""
+    return any(
+        f.outputs != f.listed or (f.status == ItemStatus.COMPLETED and not f.entries and not f.listed)
+        for f in view.files
+    )
 
 
 def preview_entry(entry: FileEntry, kind: str) -> FileEntry:
@@ -44,8 +49,9 @@ class SyncJobViews:
 
         Starts from `view` (e.g. `JobView.from_upload(upload)`, or one a previous `watch` yielded: it resumes
         after `view.last_event_id`) or from nothing, replaying the job's history. Queue positions come too. When
-        a file completes, its listing entries (download URLs, previews, metadata) are attached before the view
-        is yielded. `timeout` bounds the whole watch (`TimeoutError`)."""
+        a file's model is listed (before the file completes: the model first) and again when it completes, its
+        listing entries (download URLs, previews, metadata) are attached before the view is yielded. `timeout`
+        bounds the whole watch (`TimeoutError`)."""
         view = view or JobView(job_id)
         if view.finished:
             return

@@ -64,10 +64,13 @@ class FileView:
     error: str | None = None
     attempt: int = 0
     outputs: tuple[str, ...] = ()
-    """Names of the output files, from the item's `completed` event."""
+    """Names of the output files, from the item's events: its model as soon as that is listed (the model
+    first), all of them once it completed."""
     duration_ms: float | None = None
     entries: tuple[FileEntry, ...] = ()
     """The job listing's entries of this item (download URLs, previews, metadata), once attached."""
+    listed: tuple[str, ...] = ()
+    """The `outputs` the attached entries were listed for: when the two differ, the entries are out of date."""
 
     @property
     def finished(self) -> bool:
@@ -197,12 +200,13 @@ class JobView:
         return view
 
     def with_entries(self, entries: Iterable[FileEntry]) -> JobView:
-        """The view with the listing's entries attached to their files (matched by `file_id`)."""
+        """The view with the listing's entries attached to their files (matched by `file_id`), each file's entries
+        marked as listed for its `outputs` so far."""
         by_file: dict[str, list[FileEntry]] = {}
         for entry in entries:
             by_file.setdefault(entry.file_id, []).append(entry)
         files = tuple(
-            dataclasses.replace(f, entries=tuple(by_file[f.file_id])) if f.file_id in by_file else f
+            dataclasses.replace(f, entries=tuple(by_file.get(f.file_id, f.entries)), listed=f.outputs)
             for f in self.files
         )
         return dataclasses.replace(self, files=files)

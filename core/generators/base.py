@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Literal
 from image2model.core.errors import GenerationError, ValidationFailed
 
 ProgressCallback = Callable[[float, str], None]
+Landed = Callable[["OutputFile"], None]
+"""Called with each output file as soon as it is written, so the service can list it at once (the model first)."""
 """Called by a generator with the fraction done (0..1) and the current stage in words. It raises
 `image2model.core.errors.Cancelled` when the job was cancelled: let it propagate."""
 
@@ -216,8 +218,11 @@ class Generator(abc.ABC):
         """Import heavy libraries and load models once per worker process."""
 
     @abc.abstractmethod
-    def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
-        """Produce the requested formats (plus previews) for one item.
+    def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, landed: Landed | None = None
+    ) -> GenerationResult:
+        """Produce the requested formats (plus previews) for one item, calling `landed` (when given) with each
+        file as soon as it is written.
 
         Raise `GenerationError` with a sentence a user can act on when the input cannot be turned into a model."""
 
@@ -307,7 +312,7 @@ class RemoteGenerator(Generator):
         state: dict[str, Any],
         fetched: list[OutputFile],
         progress: ProgressCallback,
-        landed: Callable[[OutputFile], None] | None = None,
+        landed: Landed | None = None,
     ) -> GenerationResult:
         """CPU work on the fetched files (other formats, previews); runs in a CPU worker. `landed` is called with
         each new file as soon as it is written, so the service can announce it at once. By default the fetched
@@ -328,7 +333,9 @@ class RemoteGenerator(Generator):
     busy_attempts: ClassVar[int] = 10
     """Refusals (`RemoteBusy`) `generate` waits out before it gives up."""
 
-    def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+    def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, landed: Landed | None = None
+    ) -> GenerationResult:
         """Run start/poll in this thread (for notebooks and tests; the service never calls this)."""
         for attempt in range(1, self.busy_attempts + 1):
             try:
@@ -344,7 +351,7 @@ class RemoteGenerator(Generator):
             if isinstance(outcome, Fetched):
                 if outcome.complete:
                     return outcome.result(state)
-                return self.finish(request, outcome.state or state, outcome.files, progress)
+                return self.finish(request, outcome.state or state, outcome.files, progress, landed)
             state = outcome.state or state
             progress(outcome.fraction, outcome.message)
             time.sleep(outcome.delay)

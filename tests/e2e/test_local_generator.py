@@ -1,8 +1,10 @@
-"""The offline generator through the whole service: every format downloaded and reloaded."""
+"""The offline generator through the whole service: every format downloaded and reloaded, the model listed first."""
 
 from __future__ import annotations
 
 import io
+import json
+import struct
 import zipfile
 from importlib import resources
 
@@ -80,3 +82,40 @@ def test_local_generator_options_are_validated_and_listed(stack):
     )
     assert refused.status_code == 400
     assert refused.json()["details"]["errors"][0]["field"] == "face_limit"
+
+
+def test_local_model_is_listed_as_soon_as_it_is_written_and_its_previews_join_at_completion(stack):
+    def run(formats: str) -> tuple[list, dict]:
+        response = httpx.post(
+            f"{stack.url}/api/v1/upload/",
+            files=[("files", ("toy.png", sample("toy.png"), "image/png"))],
+            data={"generator": "local", "face_limit": "2000", "formats": formats},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        job_id = response.json()["job_id"]
+        events = read_events(f"{stack.url}/api/v1/status/tasks/{job_id}/stream", timeout=60)
+        assert events[-1].event == "task_completed", events[-1].data
+        return events, httpx.get(f"{stack.url}/api/v1/download/{job_id}/all").json()
+
+    events, listing = run("glb,stl")
+    updates = [e for e in events if e.event == "file_update"]
+    early = [e for e in updates if e.data["status"] == "processing" and e.data.get("outputs")]
+    assert early, "the GLB was not listed before the item completed"
+    assert early[0].data["outputs"] == ["toy.glb"]
+    later = [e.data["message"] for e in updates if int(e.id) > int(early[0].id)]
+    assert "rendering turntable" in later  # listed ahead of the previews, not with them
+    done = next(e for e in updates if e.data["status"] == "completed")
+    assert {"toy.glb", "toy.stl", "toy.preview.png", "toy.turntable.webp"} <= set(done.data["outputs"])
+    glb = next(f for f in listing["files"] if f["format"] == "glb")
+    data = httpx.get(glb["download_url"]).content
+    assert len(data) == glb["size"]
+    doc = json.loads(data[20 : 20 + struct.unpack("<I", data[12:16])[0]])
+    assert doc["asset"]["extras"]["image2model"]["generator"] == "local"  # the copy stored at completion
+
+    events, _ = run("stl")  # no GLB asked for: nothing is listed before completion
+    assert not [
+        e
+        for e in events
+        if e.event == "file_update" and e.data["status"] == "processing" and e.data.get("outputs")
+    ]

@@ -15,6 +15,7 @@ from image2model.core.generators import (
     GenerationResult,
     Generator,
     GeneratorSpec,
+    Landed,
     OptionSpec,
     OutputFile,
     Pending,
@@ -41,7 +42,9 @@ class InstantGenerator(Generator):
         ),
     )
 
-    def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+    def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, landed: Landed | None = None
+    ) -> GenerationResult:
         import trimesh
         from PIL import Image
 

@@ -173,3 +173,41 @@ def test_a_reopened_job_outlives_the_session_but_a_submitted_one_is_cancelled(ui
     with ApiClient(stack.url) as api:
         assert api.wait(other, timeout=30).status.value == "completed"
         assert api.wait(submitted, timeout=30).status.value == "cancelled"
+
+
+def test_the_model_is_shown_before_the_previews_are_made(ui: UI) -> None:
+    import asyncio
+
+    runner = ui.demo.image2model_runner
+
+    async def updates() -> list:
+        seen = []
+        async for update in runner.run(
+            [photo()],
+            session="model-first",
+            generator="local",  # its GLB is listed the moment it is written
+            formats=["glb", "stl"],
+            face_limit=2000,
+            options={},
+        ):
+            item = update.item
+            seen.append(
+                (
+                    update.kind,
+                    update.view.files[0].status.value,
+                    item and (item.model, item.preview, item.turntable, set(item.downloads)),
+                )
+            )
+        return seen
+
+    seen = asyncio.run(updates())
+    kinds = [kind for kind, _, _ in seen if kind != "progress"]
+    assert kinds == ["submitted", "item", "previews", "downloads", "done"]
+    _, status, (model, preview, turntable, downloads) = next(s for s in seen if s[0] == "item")
+    assert status == "processing" and model is not None and model.read_bytes()[:4] == b"glTF"
+    assert preview is None and turntable is None and downloads == {"glb"}
+    _, status, (_, preview, turntable, _) = next(s for s in seen if s[0] == "previews")
+    assert status == "completed" and preview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert turntable.read_bytes()[8:12] == b"WEBP"
+    _, _, (_, _, _, downloads) = next(s for s in seen if s[0] == "downloads")
+    assert downloads == {"glb", "stl"}

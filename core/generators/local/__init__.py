@@ -10,6 +10,7 @@ from image2model.core.generators.base import (
     GenerationResult,
     Generator,
     GeneratorSpec,
+    Landed,
     OptionSpec,
     ProgressCallback,
 )
@@ -81,14 +82,16 @@ class LocalGenerator(Generator):
         pipeline.warm_up()
         multiview.warm_up()
 
-    def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+    def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, landed: Landed | None = None
+    ) -> GenerationResult:
         if len(request.images) > 1:
             from image2model.core.generators.local import multiview
 
-            return multiview.run(request, progress)
+            return multiview.run(request, progress, landed)
         from image2model.core.generators.local import pipeline
 
-        return pipeline.run(request, progress)
+        return pipeline.run(request, progress, landed)
 
 
 __all__ = ["SPEC", "LocalGenerator"]

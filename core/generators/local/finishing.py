@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from image2model.core.generators.base import OutputFile, ProgressCallback
+from image2model.core.generators.base import Landed, OutputFile, ProgressCallback
 from image2model.core.images import mask_bounds
 from image2model.core.mesh import export, preview, quality
 from image2model.core.mesh.model import TexturedMesh
@@ -64,30 +64,44 @@ def write_outputs(
     mesh: TexturedMesh,
     preview_mesh: TexturedMesh,
     turntable_mesh: TexturedMesh,
+    cuts: Sequence[tuple[np.ndarray, np.ndarray]],
     formats: list[str],
     out_dir: Path,
     stem: str,
     timer: Timer,
     progress: ProgressCallback,
+    landed: Landed | None = None,
 ) -> list[OutputFile]:
-    """Write `{stem}.<format>` for each requested format, then `{stem}.preview.png` and the turntable."""
+    """Write `{stem}.<format>` for each requested format (the GLB first: it is what a viewer shows), then
+    `{stem}.preview.png`, the turntable and `{stem}.cutout.png` (the cut-out `cuts`, see `write_cutout`),
+    calling `landed` with each file once written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files: list[OutputFile] = []
+
+    def add(out: OutputFile) -> None:
+        files.append(out)
+        if landed is not None:
+            landed(out)
+
     progress(0.6, "exporting")
-    for fmt in formats:
+    for fmt in sorted(formats, key=lambda f: f != "glb"):
         with timer.stage(fmt):
             path = export.write(fmt, mesh, out_dir / f"{stem}{export.SUFFIXES[fmt]}")
-        files.append(OutputFile(path, fmt, "model"))
+        add(OutputFile(path, fmt, "model"))
     progress(0.7, "rendering previews")
     with timer.stage("preview_png"):
         thumb = preview.write_thumbnail(preview_mesh, out_dir / f"{stem}.preview.png")
-    files.append(OutputFile(thumb, "png", "preview"))
+    add(OutputFile(thumb, "png", "preview"))
     progress(0.8, "rendering turntable")
     with timer.stage("turntable"):
         frames = preview.turntable_frames(turntable_mesh)
         webp, gif = out_dir / f"{stem}.turntable.webp", out_dir / f"{stem}.turntable.gif"
         preview.write_turntable(frames, webp, gif)
-    files += [OutputFile(webp, "webp", "preview"), OutputFile(gif, "gif", "preview")]
+    add(OutputFile(webp, "webp", "preview"))
+    add(OutputFile(gif, "gif", "preview"))
+    with timer.stage("cutout_png"):
+        cut_png = write_cutout(cuts, out_dir / f"{stem}.cutout.png")
+    add(OutputFile(cut_png, "png", "cutout"))
     return files
 
 

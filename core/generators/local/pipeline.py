@@ -15,7 +15,12 @@ import numpy as np
 from PIL import Image
 
 from image2model.core.errors import GenerationError
-from image2model.core.generators.base import GenerationRequest, GenerationResult, OutputFile, ProgressCallback
+from image2model.core.generators.base import (
+    GenerationRequest,
+    GenerationResult,
+    Landed,
+    ProgressCallback,
+)
 from image2model.core.generators.local import cutout as _cutout
 from image2model.core.generators.local import finishing, shaping, silhouette, texturing
 from image2model.core.images import load_image, mask_bounds
@@ -380,8 +385,11 @@ def photo_check(drawn: Outline, cut: _cutout.Cutout, shape: tuple[int, int]) -> 
     return {"faint_share": share, "passed": share <= _cutout.MAX_FAINT_SHARE}
 
 
-def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
-    """The Generator.generate body: build the model, write the requested formats and the previews."""
+def run(
+    request: GenerationRequest, progress: ProgressCallback, landed: Landed | None = None
+) -> GenerationResult:
+    """The Generator.generate body: build the model, write the requested formats and the previews (each
+    announced through `landed` once written)."""
     start = time.perf_counter()
     progress(0.02, "reading image")
     decode_start = time.perf_counter()
@@ -397,15 +405,14 @@ def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationRes
         model.mesh,
         preview_mesh,
         turntable_mesh,
+        [(model.rgb, model.cutout.mask)],
         list(request.formats),
         out_dir,
         stem,
         timer,
         progress,
+        landed,
     )
-    with timer.stage("cutout_png"):
-        cut_png = finishing.write_cutout([(model.rgb, model.cutout.mask)], out_dir / f"{stem}.cutout.png")
-    files.append(OutputFile(cut_png, "png", "cutout"))
     timer.ms["total"] = round((time.perf_counter() - start) * 1000.0, 2)
     progress(1.0, "done")
     metadata: dict[str, Any] = {

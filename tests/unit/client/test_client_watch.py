@@ -1,6 +1,6 @@
 """`Client.watch` / `AsyncClient.watch` over real HTTP: a recorded stream served with a broken connection in the
 middle gives the same `JobView`s as folding it, resumes with Last-Event-ID, attaches the listing once per
-completed file; `download_preview` fetches a preview by the URL the listing gives."""
+completed file (and once more for a model listed before its file completed); `download_preview` fetches a preview by the URL the listing gives."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakeapi import FakeAPI
+from fakeapi import JOB, FakeAPI, frame, listing_entry
 
 from image2model.core.client import AsyncClient, Client, JobView, ReconnectPolicy, SSEDecoder
 from image2model.core.client.jobview import url_filename
@@ -57,10 +57,10 @@ def test_watch_yields_each_change_and_resumes_after_a_dropped_connection(
 
 
 def _plain(view: JobView) -> JobView:
-    """A view without its listing entries (their URLs differ between the recording and the scripted server)."""
-    return JobView(
-        **{**view.__dict__, "files": tuple(f.__class__(**{**f.__dict__, "entries": ()}) for f in view.files)}
-    )
+    """A view without its listing entries (their URLs differ between the recording and the scripted server) and
+    without the mark of what they were listed for."""
+    files = tuple(f.__class__(**{**f.__dict__, "entries": (), "listed": ()}) for f in view.files)
+    return JobView(**{**view.__dict__, "files": files})
 
 
 def _last_before_cut(rec: Recording, cut: int) -> int:
@@ -103,3 +103,49 @@ def test_download_preview_fetches_the_listings_preview_url(fake: FakeAPI, url: s
     assert png.read_bytes() == b"\x89PNG"
     fetched = [p for m, p, h in fake.requests if "preview" in p or "turntable" in p]
     assert fetched == [f"/api/v1/download/x/{names['gif']}", f"/api/v1/download/x/{names['png']}"]
+
+
+def test_watch_attaches_a_model_listed_before_its_file_completes_and_again_once_it_completes(
+    fake: FakeAPI, url: str
+) -> None:
+    item = {"index": 0, "file_id": "f1", "filename": "chair.png"}
+    fake.streams = [
+        [
+            frame(1, "task_queued", status="queued", files=[item]),
+            frame(2, "file_update", **item, progress=60, message="exporting", outputs=["chair.glb"]),
+            frame(
+                3, "file_update", **item, progress=80, message="rendering turntable", outputs=["chair.glb"]
+            ),
+            frame(
+                4,
+                "file_update",
+                **item,
+                status="completed",
+                progress=100,
+                outputs=["chair.glb", "chair.stl", "chair.preview.png"],
+            ),  # fmt: skip
+            frame(5, "task_completed", status="completed", progress=100),
+        ]
+    ]
+    fake.listing = [listing_entry("chair.glb")]
+    complete = [
+        {**listing_entry("chair.glb"), "previews": {"png": "/p.png"}},
+        listing_entry("chair.stl", fmt="stl"),
+    ]
+    seen: list[tuple[str, tuple[str, ...]]] = []
+    with Client(url, reconnect=FAST) as client:
+        for view in client.watch(JOB):
+            file = view.files[0]
+            seen.append((file.status.value, tuple(e.filename for e in file.entries)))
+            if file.entries:
+                fake.listing = complete  # what the server lists once the file completed
+    assert seen == [
+        ("queued", ()),
+        ("processing", ("chair.glb",)),  # the model, while its previews are still being made
+        ("processing", ("chair.glb",)),
+        ("completed", ("chair.glb", "chair.stl")),
+        ("completed", ("chair.glb", "chair.stl")),
+    ]
+    assert view.files[0].previews == {"png": "/p.png"} and view.files[0].listed == view.files[0].outputs
+    listings = [p for _, p, _ in fake.requests if p.endswith("/all")]
+    assert len(listings) == 2  # once for the model, once for the completed file

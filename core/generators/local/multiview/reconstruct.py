@@ -14,7 +14,12 @@ import numpy as np
 from PIL import Image
 
 from image2model.core.errors import GenerationError
-from image2model.core.generators.base import GenerationRequest, GenerationResult, OutputFile, ProgressCallback
+from image2model.core.generators.base import (
+    GenerationRequest,
+    GenerationResult,
+    Landed,
+    ProgressCallback,
+)
 from image2model.core.generators.local import finishing
 from image2model.core.generators.local import pipeline as single
 from image2model.core.generators.local.multiview import atlas as _atlas
@@ -246,8 +251,11 @@ def build_model(images: list[Image.Image], options: dict[str, Any], progress: Pr
     return Model(mesh, preview_mesh, turntable_mesh, prepared, figures, timer)
 
 
-def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
-    """The Generator.generate body for several views: build the model, write the formats and the previews."""
+def run(
+    request: GenerationRequest, progress: ProgressCallback, landed: Landed | None = None
+) -> GenerationResult:
+    """The Generator.generate body for several views: build the model, write the formats and the previews
+    (each announced through `landed` once written)."""
     start = time.perf_counter()
     progress(0.02, "reading images")
     read_start = time.perf_counter()
@@ -260,16 +268,14 @@ def run(request: GenerationRequest, progress: ProgressCallback) -> GenerationRes
         model.mesh,
         model.preview_mesh,
         model.turntable_mesh,
+        [(v.rgb, v.mask) for v in model.views],
         list(request.formats),
         Path(request.out_dir),
         request.basename,
         timer,
         progress,
+        landed,
     )
-    with timer.stage("cutout_png"):
-        sheet = Path(request.out_dir) / f"{request.basename}.cutout.png"
-        finishing.write_cutout([(v.rgb, v.mask) for v in model.views], sheet)
-    files.append(OutputFile(sheet, "png", "cutout"))
     timer.ms["total"] = round((time.perf_counter() - start) * 1000.0, 2)
     progress(1.0, "done")
     warnings = [w for v in model.views for w in v.warnings]
