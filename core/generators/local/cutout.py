@@ -22,6 +22,8 @@ import numpy as np
 from image2model.core.generators.local import pieces
 from image2model.core.images import mask_bounds
 
+MODES = ("auto", "learned", "alpha", "off")
+"""The `background_removal` choices (the generator's spec offers the same)."""
 MODEL_SIZE = 512
 """Long side at which the backdrop model runs."""
 MIN_FOREGROUND = 0.001
@@ -71,7 +73,10 @@ class Cutout:
 
 
 def cut_out(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Cutout:
-    """Find the object in `rgb` (uint8 HxWx3; `alpha` uint8 HxW or None). `mode` is auto, learned, alpha or off."""
+    """Find the object in `rgb` (uint8 HxWx3; `alpha` uint8 HxW or None). `mode` is auto, learned, alpha or off
+    (`ValueError` for anything else)."""
+    if mode not in MODES:
+        raise ValueError(f"background_removal must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == "off":
         return plaque(rgb.shape[:2], None)
     shape = rgb.shape[:2]

@@ -15,7 +15,8 @@ import trimesh
 from PIL import Image
 
 from image2model.core.errors import Cancelled, GenerationError, ValidationFailed
-from image2model.core.generators.local import LocalGenerator, pipeline
+from image2model.core.generators import GenerationRequest
+from image2model.core.generators.local import LocalGenerator, cutout, pipeline
 from tests.unit.generators.conftest import jpeg, run_generator
 
 ALL = ("glb", "obj", "stl", "ply")
@@ -196,6 +197,26 @@ def test_only_requested_model_formats_are_written(generator, shots, tmp_path) ->
     assert sorted(f.format for f in result.files) == ["gif", "png", "png", "stl", "webp"]
     assert not (tmp_path / "item.glb").exists()
     assert result.metadata["cutout"]["method"] == "alpha"
+
+
+def test_each_file_is_announced_as_it_is_written_the_glb_first(generator, shots, tmp_path) -> None:
+    shots["toy"].image.save(tmp_path / "toy.png")
+    options = generator.spec.validate({"face_limit": 2000}, None)[0]
+    request = GenerationRequest([tmp_path / "toy.png"], options, ["stl", "glb"], tmp_path, "item")
+    landed: list[tuple[str, bool]] = []
+    result = generator.generate(
+        request, lambda f, s: None, lambda out: landed.append((out.path.name, out.path.exists()))
+    )
+    assert [name for name, _ in landed] == [f.path.name for f in result.files]
+    assert all(written for _, written in landed)
+    assert [name for name, _ in landed][:2] == ["item.glb", "item.stl"]  # what a viewer shows comes first
+    assert landed[-1][0] == "item.cutout.png"
+
+
+def test_an_unknown_background_removal_is_refused_not_turned_into_a_plaque(shots) -> None:
+    assert LocalGenerator.spec.option("background_removal").choices == cutout.MODES
+    with pytest.raises(ValueError, match="background_removal must be one of auto, learned, alpha, off"):
+        pipeline.build_model(shots["toy"].image, {"background_removal": "magic"}, lambda f, s: None)
 
 
 def test_cancellation_from_progress_propagates(generator, shots, tmp_path) -> None:
