@@ -151,7 +151,10 @@ class Settings(BaseSettings):
     )
 
     # Event stream.
-    hub_poll_interval: float = Field(0.02, description="How often each API process tails the event log (s).")
+    hub_poll_interval: float = Field(
+        0.01,
+        description="How often each API process tails the event log while a stream is open (s; on Redis it waits).",
+    )
     queue_position_interval: float = Field(
         1.0,
         description="How often streams of waiting jobs are told their place in the queue, when it changed (s).",
