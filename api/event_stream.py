@@ -2,8 +2,8 @@
 store, then the hub's live chunks (the same bytes for every stream of the job), until the terminal event.
 
 Per stream there is one task sending and one waiting for the client to leave; whatever the hub handed over
-since the last send goes out in one write. A replay and the live events are stitched by seq, so nothing is
-sent twice and a gap is filled from the store."""
+since the last send goes out in one write, and the terminal event in the same write as the end of the body. A
+replay and the live events are stitched by seq, so nothing is sent twice and a gap is filled from the store."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class EventStreamResponse(Response):
             sub.task = asyncio.current_task()
             leaving = asyncio.create_task(_wait_for_disconnect(receive, sub))
             try:
-                await self._stream(send)
+                tail = await self._stream(send)
             except asyncio.CancelledError:
                 if not sub.closed:
                     raise
@@ -68,23 +68,25 @@ class EventStreamResponse(Response):
                 return  # cut off by the hub while stuck in a send: the server closes the connection
             finally:
                 leaving.cancel()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await self._send(send, tail, more=False)
         finally:
             self.hub.unsubscribe(sub)
 
-    async def _send(self, send: Send, body: bytes) -> None:
+    async def _send(self, send: Send, body: bytes, more: bool = True) -> None:
         self.sub.sending_since = time.monotonic()
-        await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body", "body": body, "more_body": more})
         self.sub.sending_since = None
 
     async def _missed(self, last: int) -> list[Event]:
         return await anyio.to_thread.run_sync(self.store.events_after, self.job.job_id, last)
 
-    async def _stream(self, send: Send) -> None:
+    async def _stream(self, send: Send) -> bytes:
+        """Send the stream until its terminal event; returns what is left to send with the end of the body (the
+        terminal event goes out in the same write as the end: one write fewer per stream)."""
         last = self.after
         backlog = await self._missed(last)
         if not backlog and self.job.status.terminal and last >= self.job.seq:
-            return
+            return b""
         waiting = self.job.status == JobStatus.QUEUED
         prefix = self._retry
         out: list[bytes] = []
@@ -119,14 +121,14 @@ class EventStreamResponse(Response):
                     out.append(PING)
                 if done:
                     break
+            if done:
+                return prefix + b"".join(out)
             if out:
                 await self._send(send, prefix + b"".join(out))
                 prefix, out = b"", []
-            if done:
-                return
             taken = await self.sub.take()
             if taken is None:
-                return
+                return b""
             items = taken
 
 
