@@ -43,6 +43,7 @@ from .view import (  # noqa: E402
     progress_line,
     size_text,
     status_table,
+    with_flushes,
 )
 
 __all__ = ["EMPTY_SCENE", "build_app", "close_app", "launch_options"]
@@ -153,7 +154,7 @@ def build_app(
             gate = ProgressGate()
             status_link = ""
             try:
-                async for update in updates:
+                async for update in with_flushes(updates, gate.due, lambda u: Update("progress", u.view)):
                     view = update.view
                     log.debug("generate job=%s phase=%s", update.job_id, update.kind)
                     text, table = progress_line(view), status_table(view)

@@ -1,7 +1,9 @@
-"""The web UI's pure parts: a job's view as the status panel, which progress updates reach the page, and the\nviewer's empty scene."""
+"""The web UI's pure parts: a job's view as the status panel, which progress updates reach the page (and when a
+held-back one is shown), and the viewer's empty scene."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 
@@ -10,7 +12,14 @@ import pytest
 
 from image2model.core.mesh import export
 from image2model.core.mesh.model import TexturedMesh
-from image2model.ui_gradio.view import ProgressGate, empty_scene_glb, progress_line, stage_line, status_table
+from image2model.ui_gradio.view import (
+    ProgressGate,
+    empty_scene_glb,
+    progress_line,
+    stage_line,
+    status_table,
+    with_flushes,
+)
 from tests.support.recordings import NAMES, load
 
 
@@ -22,26 +31,29 @@ class _Clock:
         return self.now
 
 
-def test_gate_sends_every_stage_change_and_drops_repeats() -> None:
+def test_gate_sends_a_change_at_once_after_a_quiet_interval_and_drops_repeats() -> None:
     clock = _Clock()
     gate = ProgressGate(0.25, clock)
     assert gate.changes("reading image", "t0") == {"stage", "table"}
     clock.now = 0.01
-    assert gate.changes("reading image", "t0") == set()
-    clock.now = 0.02
+    assert gate.changes("reading image", "t0") == set() and gate.due() is None
+    clock.now = 0.3
     assert gate.changes("shaping", "t1") == {"stage", "table"}
-    clock.now = 0.03
+    clock.now = 0.6
     assert gate.changes("texturing", "t1") == {"stage"}
 
 
-def test_gate_holds_back_table_only_changes_for_the_interval() -> None:
+def test_gate_holds_back_changes_within_the_interval_and_says_when_they_are_due() -> None:
     clock = _Clock()
     gate = ProgressGate(0.25, clock)
     gate.changes("shaping", "10%")
     clock.now = 0.1
-    assert gate.changes("shaping", "20%") == set()
+    assert gate.changes("texturing", "20%") == set()
+    assert gate.due() == pytest.approx(0.15)
+    clock.now = 0.2
+    assert gate.changes("shaping", "10%") == set() and gate.due() is None  # back to what the page shows
     clock.now = 0.3
-    assert gate.changes("shaping", "30%") == {"table"}
+    assert gate.changes("texturing", "30%") == {"stage", "table"} and gate.due() is None
 
 
 def test_gate_forced_updates_carry_both_parts() -> None:
@@ -49,6 +61,44 @@ def test_gate_forced_updates_carry_both_parts() -> None:
     gate = ProgressGate(0.25, clock)
     gate.changes("done", "t")
     assert gate.changes("done", "t", force=True) == {"stage", "table"}
+
+
+async def test_with_flushes_repeats_the_last_update_when_a_held_change_falls_due() -> None:
+    out: list[str] = []
+
+    async def source():  # noqa: ANN202
+        yield "a"
+        await asyncio.sleep(0.3)
+        yield "b"
+
+    def due() -> float | None:
+        return 0.05 if out == ["a"] else None  # something held after "a", until it was shown
+
+    async for update in with_flushes(source(), due, lambda u: u + " again"):
+        out.append(update)
+    assert out == ["a", "a again", "b"]
+
+
+async def test_with_flushes_closes_its_source_when_the_consumer_stops() -> None:
+    closed: list[str] = []
+
+    async def source(name: str, pause: float):  # noqa: ANN202
+        try:
+            yield 1
+            await asyncio.sleep(pause)
+            yield 2
+        finally:
+            closed.append(name)
+
+    idle = with_flushes(source("idle", 10), lambda: None, lambda u: u)
+    assert await anext(idle) == 1
+    await idle.aclose()  # stopped between updates
+    waiting = with_flushes(source("waiting", 10), lambda: 0.01, lambda u: u)
+    assert await anext(waiting) == 1
+    assert await anext(waiting) == 1  # flushed while the source is still waiting
+    await waiting.aclose()  # stopped while the source's next update is pending
+    await asyncio.sleep(0.01)
+    assert closed == ["idle", "waiting"]
 
 
 def _glb_json(data: bytes) -> dict:
