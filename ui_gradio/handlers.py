@@ -32,14 +32,22 @@ class ItemResult:
     job_id: str = ""
     file_id: str = ""
     model: Path | None = None  # the GLB shown in the viewer
-    preview: Path | None = None  # still render (PNG), used in the gallery
-    turntable: Path | None = None  # animated WebP (or GIF)
     previews: dict[str, Path] = field(default_factory=dict)  # every preview downloaded, by kind
     listed: tuple[str, ...] = ()  # the outputs its downloads were listed for (`FileView.listed`)
     downloads: dict[str, Path] = field(default_factory=dict)  # format -> file
     sizes: dict[str, int] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+
+    @property
+    def preview(self) -> Path | None:
+        """The still render (PNG), used in the gallery."""
+        return self.previews.get("png")
+
+    @property
+    def turntable(self) -> Path | None:
+        """The animated WebP (or GIF)."""
+        return self.previews.get("webp") or self.previews.get("gif")
 
 
 @dataclass
@@ -190,12 +198,11 @@ class JobRunner:
         item = ItemResult(file.index, file.filename, job_id, file.file_id)
         item_dir = out_dir / str(file.index)
         glb = next((e for e in generated(file.entries) if e.format == "glb"), None)
+        previews = self._fetch_previews(client, file, item, item_dir)
         if glb is None:
-            await self._fetch_previews(client, file, item, item_dir)
+            await previews
         else:
-            _, item.model = await asyncio.gather(
-                self._fetch_previews(client, file, item, item_dir), client.download(glb, dest_dir=item_dir)
-            )
+            _, item.model = await asyncio.gather(previews, client.download(glb, dest_dir=item_dir))
             item.downloads["glb"] = item.model
         return item
 
@@ -212,8 +219,6 @@ class JobRunner:
             *(client.download_preview(made[0], kind, item_dir / "previews") for kind in kinds)
         )
         item.previews.update(zip(kinds, paths, strict=True))
-        item.preview = item.previews.get("png")
-        item.turntable = item.previews.get("webp") or item.previews.get("gif")
 
     async def _fetch_downloads(
         self, client: AsyncClient, file: FileView, item: ItemResult, out_dir: Path

@@ -16,10 +16,10 @@ from typing import Any, ClassVar, Literal
 from image2model.core.errors import GenerationError, ValidationFailed
 
 ProgressCallback = Callable[[float, str], None]
-Landed = Callable[["OutputFile"], None]
-"""Called with each output file as soon as it is written, so the service can list it at once (the model first)."""
 """Called by a generator with the fraction done (0..1) and the current stage in words. It raises
 `image2model.core.errors.Cancelled` when the job was cancelled: let it propagate."""
+Landed = Callable[["OutputFile"], None]
+"""Called with each output file as soon as it is written, so the service can list it at once (the model first)."""
 
 OptionKind = Literal["int", "float", "bool", "choice", "str"]
 
