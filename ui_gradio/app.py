@@ -201,6 +201,7 @@ def build_app(
                             shown = failed[0] if failed else None
                         # The last update carries the whole view, so API callers get every output.
                         out.update(panel.show(shown))
+                        out[results_state] = list(results)  # what a click on the gallery below picks from
                         out[panel.gallery] = panel.gallery_value(results)
                         out[panel.job_link] = job_link_markdown(view.job_id, status_link)
                         out.update(busy(False))
