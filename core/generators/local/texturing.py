@@ -5,8 +5,9 @@ surface turns away from the camera (the side walls, which a front photo does not
 colour, so the walls carry colour that fits instead of streaks stretched from the outline's last pixels.
 
 The detail-free tile, by `back`:
-- "smooth": a normalised-convolution blur of the object's colours inside its mask: no copied detail, so no mirrored
-  text and no second face.
+- "smooth": the object's locally dominant colour: a wide median (marks smaller than about a third of the object,
+  such as eyes, a mouth, print, melt into what surrounds them instead of showing through blurred), then a
+  normalised-convolution blur inside the mask: no copied detail, so no mirrored text and no second face.
 - "wrapped": the median colour of a band of rows round each row (revolved shapes: bands continue round, text does
   not).
 - "mirrored": as "smooth", but the back faces show the photo seen from behind (right for side-on shots of
@@ -34,6 +35,8 @@ ROW_BAND = 0.08
 """Height of the band of rows whose median colour a revolved shape's row wraps round with (share of the height)."""
 SMOOTH_SIGMA = 0.04
 """Blur radius of the detail-free colour, as a share of the object's long side."""
+MEDIAN_SIZE = 0.3
+"""Window of the median that removes marks from the detail-free colour, as a share of the object's long side."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ def make_texture(
     bw, bh = max(2, -(-tw // BACK_SCALE)), max(2, -(-th // BACK_SCALE))
     small = cv2.resize(crop, (bw, bh), interpolation=cv2.INTER_AREA).astype(np.float32)
     small_keep = cv2.resize(keep.astype(np.float32), (bw, bh), interpolation=cv2.INTER_AREA)
-    detail_free = _row_colours(small, small_keep) if back == "wrapped" else _smooth(small, small_keep)
+    detail_free = _row_colours(small, small_keep) if back == "wrapped" else _smooth(_dominant(small), small_keep)
     front = crop
     if normal_z is not None:
         weight = _photo_weight(normal_z, box, (tw, th))
@@ -166,6 +169,16 @@ def bleed(rgb: np.ndarray, keep: np.ndarray) -> np.ndarray:
         np.clip(filled + 0.5, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR
     )
     cv2.copyTo(rgb, k8, out)
+    return out
+
+
+def _dominant(rgb: np.ndarray) -> np.ndarray:
+    """Each pixel's median colour over a window `MEDIAN_SIZE` of the long side (the tile is edge-bled, so the
+    window's pixels beyond the object carry its rim colours, not the backdrop)."""
+    import cv2
+
+    size = max(3, round(MEDIAN_SIZE * max(rgb.shape[:2])) | 1)
+    out: np.ndarray = cv2.medianBlur(np.clip(rgb, 0, 255).astype(np.uint8), size).astype(np.float32)
     return out
 
 

@@ -100,6 +100,19 @@ def test_the_back_of_a_labelled_bottle_carries_no_copied_text(models: dict) -> N
     assert front[rows, cols].std(axis=1).mean() > 3 * back[rows, cols].std(axis=1).mean()
 
 
+def test_the_back_of_a_pet_shows_no_blurred_eyes(models: dict) -> None:
+    _, model = models["pet"]
+    renderer = preview.Renderer(model.mesh)
+    views = [renderer.render(256, yaw, 0).astype(float) for yaw in (0, 180)]
+    green_over_red = []
+    for view in views:
+        on_model = np.abs(view - view[0, 0]).sum(axis=-1) > 30
+        green_over_red.append(view[..., 1][on_model] / np.maximum(view[..., 0][on_model], 1.0))
+    front, back = green_over_red
+    assert (front > 1.5).sum() > 100  # the green eyes on the orange cat
+    assert back.max() < 0.75  # orange fur only: not even a faint green spot where the eyes were
+
+
 def test_seams_leave_the_welded_mesh_closed(models: dict) -> None:
     for name in ("bottle", "toy", "shoe"):
         mesh = models[name][1].mesh
