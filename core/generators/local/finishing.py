@@ -4,7 +4,7 @@ formats and the previews (PNG still, turntable as WebP and GIF)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,11 @@ from image2model.core.generators.base import Landed, OutputFile, ProgressCallbac
 from image2model.core.images import mask_bounds
 from image2model.core.mesh import export, preview, quality
 from image2model.core.mesh.model import TexturedMesh
+
+PREVIEW_FACES = 20000
+"""Previews of bigger models are rendered from a copy decimated to this many faces (same look, 10× faster)."""
+TURNTABLE_FACES = 3000
+"""The turntable's 256 px frames gain nothing from more faces; its per-face rasterising is the preview's cost."""
 
 
 @dataclass
@@ -62,8 +67,7 @@ def gate_problems(
 
 def write_outputs(
     mesh: TexturedMesh,
-    preview_mesh: TexturedMesh,
-    turntable_mesh: TexturedMesh,
+    reduced: Callable[[int], TexturedMesh],
     cuts: Sequence[tuple[np.ndarray, np.ndarray]],
     formats: list[str],
     out_dir: Path,
@@ -73,7 +77,8 @@ def write_outputs(
     landed: Landed | None = None,
 ) -> list[OutputFile]:
     """Write `{stem}.<format>` for each requested format (the GLB first: it is what a viewer shows), then
-    `{stem}.preview.png`, the turntable and `{stem}.cutout.png` (the cut-out `cuts`, see `write_cutout`),
+    `{stem}.preview.png` and the turntable (rendered from `reduced(PREVIEW_FACES)` and `reduced(TURNTABLE_FACES)`,
+    made only once the model files are out) and `{stem}.cutout.png` (the cut-out `cuts`, see `write_cutout`),
     calling `landed` with each file once written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files: list[OutputFile] = []
@@ -89,6 +94,8 @@ def write_outputs(
             path = export.write(fmt, mesh, out_dir / f"{stem}{export.SUFFIXES[fmt]}")
         add(OutputFile(path, fmt, "model"))
     progress(0.7, "rendering previews")
+    with timer.stage("preview_meshes"):
+        preview_mesh, turntable_mesh = reduced(PREVIEW_FACES), reduced(TURNTABLE_FACES)
     with timer.stage("preview_png"):
         thumb = preview.write_thumbnail(preview_mesh, out_dir / f"{stem}.preview.png")
     add(OutputFile(thumb, "png", "preview"))

@@ -33,10 +33,6 @@ MIN_SIDE = 16
 DENSE_FACTOR = 3
 """The dense mesh has about this many times `face_limit` faces before decimation."""
 IOU_RASTER = 2048
-PREVIEW_FACES = 20000
-"""Previews of bigger models are rendered from a copy decimated to this many faces (same look, 10× faster)."""
-TURNTABLE_FACES = 3000
-"""The turntable's 256 px frames gain nothing from more faces; its per-face rasterising is the preview's cost."""
 PLAQUE_THICKNESS = 0.06
 """Plaque half-thickness as a fraction of its long side."""
 
@@ -79,12 +75,12 @@ class Model:
     @cached_property
     def preview_mesh(self) -> TexturedMesh:
         """What the PNG preview is rendered from (made when first asked for: a GLB alone does not need it)."""
-        return self.reduced(PREVIEW_FACES)
+        return self.reduced(finishing.PREVIEW_FACES)
 
     @cached_property
     def turntable_mesh(self) -> TexturedMesh:
         """What the turntable is rendered from (made when first asked for)."""
-        return self.reduced(TURNTABLE_FACES)
+        return self.reduced(finishing.TURNTABLE_FACES)
 
 
 def working_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -399,12 +395,9 @@ def run(
     timer = model.timings
     timer.ms["read"] = round(read_ms, 2)
     out_dir, stem = Path(request.out_dir), request.basename
-    with timer.stage("preview_meshes"):
-        preview_mesh, turntable_mesh = model.preview_mesh, model.turntable_mesh
     files = finishing.write_outputs(
         model.mesh,
-        preview_mesh,
-        turntable_mesh,
+        model.reduced,
         [(model.rgb, model.cutout.mask)],
         list(request.formats),
         out_dir,

@@ -117,7 +117,9 @@ def make_texture(
     bw, bh = max(2, -(-tw // BACK_SCALE)), max(2, -(-th // BACK_SCALE))
     small = cv2.resize(crop, (bw, bh), interpolation=cv2.INTER_AREA).astype(np.float32)
     small_keep = cv2.resize(keep.astype(np.float32), (bw, bh), interpolation=cv2.INTER_AREA)
-    detail_free = _row_colours(small, small_keep) if back == "wrapped" else _smooth(_dominant(small), small_keep)
+    detail_free = (
+        _row_colours(small, small_keep) if back == "wrapped" else _smooth(_dominant(small), small_keep)
+    )
     front = crop
     if normal_z is not None:
         weight = _photo_weight(normal_z, box, (tw, th))

@@ -16,7 +16,7 @@ from PIL import Image
 
 from image2model.core.errors import Cancelled, GenerationError, ValidationFailed
 from image2model.core.generators import GenerationRequest
-from image2model.core.generators.local import LocalGenerator, cutout, pipeline
+from image2model.core.generators.local import LocalGenerator, cutout, finishing, pipeline
 from tests.unit.generators.conftest import jpeg, run_generator
 
 ALL = ("glb", "obj", "stl", "ply")
@@ -247,7 +247,7 @@ def test_face_limit_sweep_stays_closed_and_within_budget(shots, limit: int) -> N
         assert fig["silhouette_iou"] >= pipeline.iou_threshold(limit)
     if limit >= 5000:
         assert fig["euler_number"] == 2 - 2 * 5  # two backrest openings and three between the legs
-    assert len(model.preview_mesh.faces) <= min(limit, pipeline.PREVIEW_FACES)
+    assert len(model.preview_mesh.faces) <= min(limit, finishing.PREVIEW_FACES)
 
 
 def _blank() -> Image.Image:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,6 @@ DECIMATION_SCALE = 8.0
 """The decimator's thresholds are absolute: it keeps meshes closed when run at a scale of hundreds of units."""
 MIN_PIECE = 0.004
 """Pieces of the carved solid holding less than this share of its volume are dropped (cut-out crumbs)."""
-PREVIEW_FACES, TURNTABLE_FACES = 20000, 3000
 LIMITATION = (
     "The shape is carved from the outlines: hollows and dents that no outline shows (the inside of a cup, a "
     "bowl's basin, a notch facing a corner) are filled."
@@ -59,8 +59,8 @@ class Model:
     """What the geometry and texture stages produce, before any file is written."""
 
     mesh: TexturedMesh
-    preview_mesh: TexturedMesh
-    turntable_mesh: TexturedMesh
+    reduced: Callable[[int], TexturedMesh]
+    """The model decimated to at most that many faces (the model itself when it has no more)."""
     views: list[views.View]
     figures: dict[str, Any]
     timings: finishing.Timer
@@ -202,7 +202,6 @@ def build_model(images: list[Image.Image], options: dict[str, Any], progress: Pr
             rv, rf = _decimate(vertices, faces, target, 7.0)
             return atlas.textured(rv, rf, centre, extent)
 
-        preview_mesh, turntable_mesh = reduced(PREVIEW_FACES), reduced(TURNTABLE_FACES)
     progress(0.55, "checking")
     with timer.stage("checks"):
         topo = quality.topology(mesh.welded.faces, len(mesh.welded.vertices))
@@ -248,7 +247,7 @@ def build_model(images: list[Image.Image], options: dict[str, Any], progress: Pr
             "background and the whole object in every view, or a higher face_limit.",
             {"quality": figures},
         )
-    return Model(mesh, preview_mesh, turntable_mesh, prepared, figures, timer)
+    return Model(mesh, reduced, prepared, figures, timer)
 
 
 def run(
@@ -266,8 +265,7 @@ def run(
     timer.ms["read"] = round(read_ms, 2)
     files = finishing.write_outputs(
         model.mesh,
-        model.preview_mesh,
-        model.turntable_mesh,
+        model.reduced,
         [(v.rgb, v.mask) for v in model.views],
         list(request.formats),
         Path(request.out_dir),
