@@ -243,7 +243,7 @@ def outline(vertices_px: np.ndarray, faces: np.ndarray, inside: np.ndarray) -> O
     bh = math.ceil((bottom - y0 + 1 + pad) * r)
     # Resample the mask: crop position (x - x0), pixel centres at (k + 0.5)·r − 0.5.
     m = np.array([[r, 0, (0.5 - x0) * r - 0.5], [0, r, (0.5 - y0) * r - 0.5]], np.float64)
-    ref = cv2.warpAffine(inside.astype(np.float32), m, (bw, bh), flags=cv2.INTER_LINEAR) > 0.5
+    ref = cv2.warpAffine(inside.astype(np.uint8) * 255, m, (bw, bh), flags=cv2.INTER_LINEAR) > 127
     pts = np.column_stack([vertices_px[:, 0], -vertices_px[:, 1]])
     pts = (pts - (x0, y0) + 0.5) * r - 0.5
     sil = quality.rasterize_silhouette(pts, faces, (bh, bw))
