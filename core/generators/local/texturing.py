@@ -236,12 +236,14 @@ def _photo_weight(
     bx = ((box.left - left) + 0.5 * box.width / tw) * nz.shape[1] / width - 0.5
     by = ((box.top - top) + 0.5 * box.height / th) * nz.shape[0] / height - 0.5
     m = np.array([[ax, 0.0, bx], [0.0, ay, by]], np.float64)
-    sampled = cv2.warpAffine(
-        nz.astype(np.float32), m, (tw, th), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0.0
-    )
+    # The smoothstep on the grid (a few thousand nodes), then interpolated up: the same ramp, not a pass over
+    # every texel.
     lo, hi = WALL_NZ
-    t = np.clip((sampled - lo) * (1.0 / (hi - lo)), 0.0, 1.0)
-    weight: np.ndarray = (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+    t = np.clip((nz.astype(np.float32) - lo) * (1.0 / (hi - lo)), 0.0, 1.0)
+    ramp = (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+    weight: np.ndarray = cv2.warpAffine(
+        ramp, m, (tw, th), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0.0
+    )
     return weight
 
 
