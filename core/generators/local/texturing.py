@@ -35,6 +35,8 @@ ROW_BAND = 0.08
 """Height of the band of rows whose median colour a revolved shape's row wraps round with (share of the height)."""
 SMOOTH_SIGMA = 0.04
 """Blur radius of the detail-free colour, as a share of the object's long side."""
+DETAIL_WORK = 64
+"""The detail-free colour is worked out on a tile this many pixels across, then interpolated up."""
 MEDIAN_SIZE = 0.3
 """Window of the median that removes marks from the detail-free colour, as a share of the object's long side."""
 
@@ -117,9 +119,7 @@ def make_texture(
     bw, bh = max(2, -(-tw // BACK_SCALE)), max(2, -(-th // BACK_SCALE))
     small = cv2.resize(crop, (bw, bh), interpolation=cv2.INTER_AREA).astype(np.float32)
     small_keep = cv2.resize(keep.astype(np.float32), (bw, bh), interpolation=cv2.INTER_AREA)
-    detail_free = (
-        _row_colours(small, small_keep) if back == "wrapped" else _smooth(_dominant(small), small_keep)
-    )
+    detail_free = _row_colours(small, small_keep) if back == "wrapped" else _detail_free(small, small_keep)
     front = crop
     if normal_z is not None:
         weight = _photo_weight(normal_z, box, (tw, th))
@@ -171,6 +171,24 @@ def bleed(rgb: np.ndarray, keep: np.ndarray) -> np.ndarray:
         np.clip(filled + 0.5, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR
     )
     cv2.copyTo(rgb, k8, out)
+    return out
+
+
+def _detail_free(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The "smooth" tile: `_dominant` then `_smooth`, worked out at most `DETAIL_WORK` pixels across (both are
+    wide, smooth filters) and interpolated up to `rgb`'s size."""
+    import cv2
+
+    h, w = weight.shape
+    scale = min(1.0, DETAIL_WORK / max(h, w))
+    if scale == 1.0:
+        return _smooth(_dominant(rgb), weight)
+    size = (max(2, round(w * scale)), max(2, round(h * scale)))
+    tile = _smooth(
+        _dominant(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)),
+        cv2.resize(weight, size, interpolation=cv2.INTER_AREA),
+    )
+    out: np.ndarray = cv2.resize(tile, (w, h), interpolation=cv2.INTER_LINEAR)
     return out
 
 
