@@ -30,7 +30,7 @@ from image2model.core.mesh.model import TexturedMesh
 WORKING_SIZE = 1024
 """Long side the photo is bounded to before anything else."""
 MIN_SIDE = 16
-DENSE_FACTOR = 2
+DENSE_FACTOR = 1.5
 """The dense mesh has about this many times `face_limit` faces before decimation, and at least `DENSE_MIN`."""
 DENSE_MIN = 15000
 """Enough faces to trace thin parts (a chair's legs) before a small budget is decimated into."""
@@ -138,7 +138,7 @@ def _shape(mask: np.ndarray, plan: silhouette.Plan, face_limit: int, depth: floa
     max_depth = PLAQUE_THICKNESS * max(h, w) if plaque else None
     best: Shaped | None = None
     for factor in (DENSE_FACTOR, 2 * DENSE_FACTOR):
-        dense = max(factor * face_limit, factor * DENSE_MIN // DENSE_FACTOR)
+        dense = round(max(factor * face_limit, factor * DENSE_MIN / DENSE_FACTOR))
         dense = min(dense, face_limit + factor * 20_000)  # big budgets: bound the solve's time and memory
         if plaque:
             solid = shaping.inflate(mask, dense, depth, max_depth)
