@@ -72,6 +72,36 @@ async def test_an_idle_hub_reads_the_log_rarely_and_a_new_stream_wakes_it() -> N
         await hub.stop()
 
 
+class _WaitingLog(_CountingLog):
+    """A log whose job "j" waits third in the queue."""
+
+    def queue_positions(self) -> dict[str, int]:
+        return {"j": 3}
+
+
+async def test_a_round_of_queue_notices_to_many_streams_is_spread_out_not_sent_at_once() -> None:
+    import time
+
+    hub = EventHub(_WaitingLog(), interval=0.005, position_interval=0.2)  # type: ignore[arg-type]
+    subs = [hub.subscribe("j") for _ in range(200)]
+
+    async def told(sub) -> tuple[float, list]:
+        items = await sub.take()
+        return time.monotonic(), items
+
+    await hub.start()
+    try:
+        heard = await asyncio.wait_for(asyncio.gather(*(told(sub) for sub in subs)), 2.0)
+    finally:
+        await hub.stop()
+    assert all(
+        isinstance(item, Notice) and item.data["queue_position"] == 3 for _, items in heard for item in items
+    )
+    times = [t for t, _ in heard]
+    # Spread over half the interval in 10 ms steps (about 20 streams a step), so live events go out in between.
+    assert max(times) - min(times) >= 0.06
+
+
 async def test_what_was_written_before_the_hub_stopped_still_reaches_its_observers() -> None:
     from image2model.api import hub as hub_module
     from image2model.core.models import Event, EventType
