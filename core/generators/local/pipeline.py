@@ -138,8 +138,10 @@ def _shape(mask: np.ndarray, plan: silhouette.Plan, face_limit: int, depth: floa
     max_depth = PLAQUE_THICKNESS * max(h, w) if plaque else None
     best: Shaped | None = None
     for factor in (DENSE_FACTOR, 2 * DENSE_FACTOR):
-        dense = round(max(factor * face_limit, factor * DENSE_MIN / DENSE_FACTOR))
-        dense = min(dense, face_limit + factor * 20_000)  # big budgets: bound the solve's time and memory
+        # Big budgets: bound the solve's time and memory.
+        dense = round(
+            min(max(factor * face_limit, factor * DENSE_MIN / DENSE_FACTOR), face_limit + factor * 20_000)
+        )
         if plaque:
             solid = shaping.inflate(mask, dense, depth, max_depth)
         else:
