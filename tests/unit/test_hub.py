@@ -102,6 +102,42 @@ async def test_a_round_of_queue_notices_to_many_streams_is_spread_out_not_sent_a
     assert max(times) - min(times) >= 0.06
 
 
+async def test_queue_notices_wait_while_live_events_are_fanned_out_and_go_once_they_pause() -> None:
+    import time
+
+    log = _WaitingLog()
+    hub = EventHub(log, interval=0.005, position_interval=0.3)  # type: ignore[arg-type]
+    waiting = [hub.subscribe("j") for _ in range(20)]
+    running = hub.subscribe("k")
+    await hub.start()
+    start = time.monotonic()
+
+    async def run_job() -> float:
+        seq = 0
+        while (
+            time.monotonic() - start < 0.45
+        ):  # live events every 5 ms, through the notice round due at 0.3 s
+            seq += 1
+            log.rows.append(("k", Event(seq=seq, type=EventType.TASK_PROGRESS, data={})))
+            await asyncio.sleep(0.005)
+        return time.monotonic()
+
+    async def told(sub) -> float:
+        await sub.take()
+        return time.monotonic()
+
+    try:
+        last_event, *heard = await asyncio.wait_for(
+            asyncio.gather(run_job(), *(told(sub) for sub in waiting)), 3.0
+        )
+        got = await asyncio.wait_for(running.take(), 1.0)
+    finally:
+        await hub.stop()
+    assert got  # the running job's stream got its events
+    assert min(heard) >= last_event - 0.02  # no notice while the events flowed
+    assert max(heard) - start <= 0.3 + 0.3 + 0.3 * 0.5 + 0.2  # and all of them within the round's bound
+
+
 async def test_what_was_written_before_the_hub_stopped_still_reaches_its_observers() -> None:
     from image2model.api import hub as hub_module
     from image2model.core.models import Event, EventType
