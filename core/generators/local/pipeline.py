@@ -138,7 +138,8 @@ def _shape(mask: np.ndarray, plan: silhouette.Plan, face_limit: int, depth: floa
     max_depth = PLAQUE_THICKNESS * max(h, w) if plaque else None
     best: Shaped | None = None
     for factor in (DENSE_FACTOR, 2 * DENSE_FACTOR):
-        # Big budgets: bound the solve's time and memory.
+        # `factor` × the budget, at least DENSE_MIN (twice that on the finer pass), and for big budgets at most
+        # `factor` × 20k more than the budget (the solve's time and memory).
         dense = round(
             min(max(factor * face_limit, factor * DENSE_MIN / DENSE_FACTOR), face_limit + factor * 20_000)
         )

@@ -181,8 +181,6 @@ def _detail_free(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
     h, w = weight.shape
     scale = min(1.0, DETAIL_WORK / max(h, w))
-    if scale == 1.0:
-        return _smooth(_dominant(rgb), weight)
     size = (max(2, round(w * scale)), max(2, round(h * scale)))
     tile = _smooth(
         _dominant(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)),
