@@ -79,6 +79,15 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def lower_priority(nice: int) -> None:
+    """Run this process, and the workers it starts (they inherit it), at niceness `nice` at least, so that CPU-bound
+    model builds give way to the API on the same host; never raises a priority (that needs privileges)."""
+    if not hasattr(os, "getpriority"):
+        return
+    if os.getpriority(os.PRIO_PROCESS, 0) < nice:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+
 def run_worker(workers: int, periodic: bool | None, queue: str) -> int:
     """Run Huey's consumer: process workers for the `cpu` queue, threads for the `io` queue of remote generators;
     or, for `webhooks`, the webhook deliverer (one asyncio process; several may run, their deliveries are leased).
@@ -106,6 +115,8 @@ def run_worker(workers: int, periodic: bool | None, queue: str) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+    if not io:
+        lower_priority(settings.worker_nice)
     consumer = Image2ModelConsumer(
         huey_io if io else huey,
         heartbeat=not io,

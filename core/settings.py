@@ -128,6 +128,13 @@ class Settings(BaseSettings):
         description="Threads of the I/O worker that drives remote generators (FAL): as many submissions, and as "
         "many status checks and result downloads, run at once.",
     )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="CPU priority (Unix niceness) of the `cpu` queue's workers: on a shared host, model builds "
+        "yield the CPU to the API's requests and event streams (0: the same priority as the API).",
+    )
     worker_poll_min: float = Field(0.01, description="Shortest queue poll interval of idle workers (s).")
     worker_poll_max: float = Field(0.05, description="Longest queue poll interval of idle workers (s).")
     lease_seconds: float = Field(
