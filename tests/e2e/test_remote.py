@@ -42,6 +42,19 @@ def wait_for_submissions(stack: Stack, count: int, timeout: float) -> None:
         time.sleep(0.05)
 
 
+def wait_for_stored_request(stack: Stack, job_id: str, timeout: float) -> None:
+    """Wait until the item reports its remote progress: only the poll of a request whose id is stored does, so
+    a worker killed after this resumes that request (one killed between submission and storing must submit
+    again: the remote's answer never reached us)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        snap = httpx.get(f"{stack.url}/api/v1/status/jobs/{job_id}/progress", timeout=5).json()
+        if snap["files"][0]["message"] == "generating remotely":
+            return
+        assert time.monotonic() < deadline, f"the item never reported remote progress: {snap['files'][0]}"
+        time.sleep(0.05)
+
+
 def cancelled(stack: Stack) -> int:
     folder = stack.data_dir / "fake-remote" / "cancelled"
     return len(list(folder.iterdir())) if folder.exists() else 0
@@ -101,6 +114,7 @@ def test_killed_io_worker_resumes_polling_without_a_second_submission(fresh_stac
     job = upload(stack.url, [("k.jpg", photo())], generator="remote-test", seconds="4")
     wait_file_status(stack.url, job["job_id"], 0, "processing", timeout=20)
     wait_for_submissions(stack, 1, timeout=10)
+    wait_for_stored_request(stack, job["job_id"], timeout=10)
     stack.kill_io_worker()
     stack.start_io_worker(threads=2)
     snap = wait_status(stack.url, job["job_id"], {"completed", "failed"}, timeout=40)
