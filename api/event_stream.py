@@ -15,6 +15,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from image2model.api.direct_body import EXTENSION, BodyWriter
 from image2model.api.hub import PING, Chunk, EventHub, Notice, Subscription, encode_event
 from image2model.api.store import JobRecord, JobStore
 from image2model.core.models import Event, JobStatus
@@ -60,7 +61,7 @@ class EventStreamResponse(Response):
             sub.task = asyncio.current_task()
             leaving = asyncio.create_task(_wait_for_disconnect(receive, sub))
             try:
-                tail = await self._stream(send)
+                tail = await self._stream(send, scope.get("extensions", {}).get(EXTENSION))
             except asyncio.CancelledError:
                 if not sub.closed:
                     raise
@@ -80,14 +81,17 @@ class EventStreamResponse(Response):
     async def _missed(self, last: int) -> list[Event]:
         return await anyio.to_thread.run_sync(self.store.events_after, self.job.job_id, last)
 
-    async def _stream(self, send: Send) -> bytes:
+    async def _stream(self, send: Send, writer: BodyWriter | None) -> bytes:
         """Send the stream until its terminal event; returns what is left to send with the end of the body (the
-        terminal event goes out in the same write as the end: one write fewer per stream)."""
-        last = self.after
-        backlog = await self._missed(last)
-        if not backlog and self.job.status.terminal and last >= self.job.seq:
+        terminal event goes out in the same write as the end: one write fewer per stream). Once the response is
+        under way the hub may write the stream's chunks directly (`writer`), keeping `sub.last` and
+        `sub.waiting` for it."""
+        sub = self.sub
+        sub.last = self.after
+        backlog = await self._missed(sub.last)
+        if not backlog and self.job.status.terminal and sub.last >= self.job.seq:
             return b""
-        waiting = self.job.status == JobStatus.QUEUED
+        sub.waiting = self.job.status == JobStatus.QUEUED
         prefix = self._retry
         out: list[bytes] = []
         done = False
@@ -95,28 +99,26 @@ class EventStreamResponse(Response):
         while True:
             for item in items:
                 if isinstance(item, Chunk):
-                    if item.last <= last:
+                    if item.last <= sub.last:
                         continue
-                    if item.first != last + 1:  # overlapped by the replay, or events missing: from the store
-                        items_missed = await self._missed(last)
-                        for event in items_missed:
-                            out.append(encode_event(event))
-                            last, done = event.seq, event.terminal
-                            waiting = waiting and event.data.get("status") == "queued"
+                    # Overlapped by the replay, or events missing: from the store.
+                    if item.first != sub.last + 1:
+                        for event in await self._missed(sub.last):
+                            self._add(out, event)
+                            done = event.terminal
                             if done:
                                 break
                     else:
                         out.append(item.data)
-                        last, done, waiting = item.last, item.terminal, waiting and item.queued
+                        sub.last, done, sub.waiting = item.last, item.terminal, sub.waiting and item.queued
                 elif isinstance(item, Event):
-                    if item.seq <= last:
+                    if item.seq <= sub.last:
                         continue
-                    out.append(encode_event(item))
-                    last, done = item.seq, item.terminal
-                    waiting = waiting and item.data.get("status") == "queued"
+                    self._add(out, item)
+                    done = item.terminal
                 elif isinstance(item, Notice):
-                    if waiting:
-                        out.append(item.encode(last))
+                    if sub.waiting:
+                        out.append(item.encode(sub.last))
                 else:
                     out.append(PING)
                 if done:
@@ -126,10 +128,17 @@ class EventStreamResponse(Response):
             if out:
                 await self._send(send, prefix + b"".join(out))
                 prefix, out = b"", []
-            taken = await self.sub.take()
+                sub.writer = writer
+            taken = await sub.take()
             if taken is None:
                 return b""
             items = taken
+
+    def _add(self, out: list[bytes], event: Event) -> None:
+        """Append one stored event to `out`, keeping the stream's seq and waiting state."""
+        out.append(encode_event(event))
+        self.sub.last = event.seq
+        self.sub.waiting = self.sub.waiting and event.data.get("status") == "queued"
 
 
 async def _wait_for_disconnect(receive: Receive, sub: Subscription) -> None:

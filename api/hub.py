@@ -21,6 +21,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from image2model.api.direct_body import BodyWriter
 from image2model.api.store import JobStore
 from image2model.core.models import Event, EventType
 
@@ -115,10 +116,13 @@ class Subscription:
         "_pending",
         "_waiter",
         "job_id",
+        "last",
         "limit",
         "position",
         "sending_since",
         "task",
+        "waiting",
+        "writer",
     )
 
     def __init__(self, job_id: str, limit: int) -> None:
@@ -130,6 +134,12 @@ class Subscription:
         """The task sending this stream (set by the stream)."""
         self.sending_since: float | None = None
         """Monotonic start of the send in progress, if any."""
+        self.last = 0
+        """Seq of the last event sent (kept by the stream, and by the hub when it writes to it directly)."""
+        self.waiting = False
+        """Every event sent so far said `queued` (the job may still wait: queue notices are worth sending)."""
+        self.writer: BodyWriter | None = None
+        """Writes to the stream's connection past ASGI; set by the stream once its response is under way."""
         self._items: deque[Item] = deque()
         self._pending = 0
         self._waiter: asyncio.Future | None = None
@@ -147,6 +157,18 @@ class Subscription:
             if not waiter.done():
                 waiter.set_result(None)
         return self._pending <= self.limit
+
+    def write_now(self, data: bytes) -> bool:
+        """Write `data` to the stream's connection at once, if the stream is idle (its task waits, nothing queued)
+        and the connection takes it without waiting; False otherwise (then `push` it)."""
+        writer = self.writer
+        return (
+            writer is not None
+            and self._waiter is not None
+            and not self._items
+            and not self._closed
+            and writer.write(data)
+        )
 
     @property
     def closed(self) -> bool:
@@ -210,6 +232,8 @@ class EventHub:
         self._subscribed = asyncio.Event()
         self._last_live = 0.0
         """Monotonic time of the last dispatch that handed live events to streams."""
+        self.deliveries = {"direct": 0, "stream": 0}
+        """Live event chunks delivered so far: written by the hub to idle connections, or handed to the streams."""
         self.exiting: Callable[[], bool] = server_exiting
 
     @property
@@ -301,9 +325,18 @@ class EventHub:
             self._last_live = time.monotonic()
         for job_id, events in by_job.items():
             chunk = Chunk.of(events)
-            for sub in list(self._subs.get(job_id, ())):
-                if not sub.push(chunk, chunk.events):
+            direct = not chunk.terminal  # a terminal chunk goes with the end of the body, through the stream
+            subs = list(self._subs.get(job_id, ()))
+            written = 0
+            for sub in subs:
+                if direct and chunk.first == sub.last + 1 and sub.write_now(chunk.data):
+                    sub.last = chunk.last
+                    sub.waiting = sub.waiting and chunk.queued
+                    written += 1
+                elif not sub.push(chunk, chunk.events):
                     self._overflowed(sub)
+            self.deliveries["direct"] += written
+            self.deliveries["stream"] += len(subs) - written
 
     async def _housekeeping(self) -> None:
         """Keep-alive comments every `ping_seconds`, streams stuck in a send cut off, and every stream ended
@@ -326,7 +359,7 @@ class EventHub:
                         self.unsubscribe(sub)
                         sub.close()
                         sub.task.cancel()
-                    elif not sub.push(PING):
+                    elif not (sub.write_now(PING) or sub.push(PING)):
                         self._overflowed(sub)
 
     async def _tell_positions(self) -> None:
@@ -370,7 +403,7 @@ class EventHub:
                 for sub, notice, position in due[start : start + batch]:
                     if sub.closed:
                         continue
-                    if sub.push(notice):
+                    if (sub.waiting and sub.write_now(notice.encode(sub.last))) or sub.push(notice):
                         sub.position = position
                     else:
                         self._overflowed(sub)

@@ -27,6 +27,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from image2model.api import direct_body
 from image2model.api.errors import error_response
 from image2model.core.errors import (
     HeadersTooLarge,
@@ -140,6 +141,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         if len(self.connections) <= self.max_connections:
             super().on_headers_complete()
+            direct_body.offer(self.cycle, self.scope)
             return
         app, self.app = self.app, _too_many_connections
         try:
