@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service = JobService(
         services, LinkSigner(load_secret(settings), settings.link_ttl_seconds), enqueue_item, revoke_item
     )
-    metrics = Metrics(services.store, pending_count, lambda: hub.subscribers)
+    metrics = Metrics(services.store, pending_count, hub)
     hub.observers += [metrics.observe_event, log_job_end]
 
     @asynccontextmanager

@@ -7,18 +7,17 @@ import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from image2model.api.hub import EventHub
 from image2model.api.store import JobStore
 from image2model.core.models import Event, EventType
 
 
 class Metrics:
-    def __init__(
-        self, store: JobStore, queue_depth: Callable[[], int], subscribers: Callable[[], int]
-    ) -> None:
+    def __init__(self, store: JobStore, queue_depth: Callable[[], int], hub: EventHub) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "image2model_http_requests",
@@ -39,7 +38,7 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
             registry=self.registry,
         )
-        self.registry.register(_StoreCollector(store, queue_depth, subscribers))
+        self.registry.register(_StoreCollector(store, queue_depth, hub))
 
     def observe_event(self, _job_id: str, event: Event) -> None:
         if event.type == EventType.FILE_UPDATE and event.data.get("duration_ms") is not None:
@@ -47,12 +46,10 @@ class Metrics:
 
 
 class _StoreCollector(Collector):
-    def __init__(
-        self, store: JobStore, queue_depth: Callable[[], int], subscribers: Callable[[], int]
-    ) -> None:
-        self.store, self.queue_depth, self.subscribers = store, queue_depth, subscribers
+    def __init__(self, store: JobStore, queue_depth: Callable[[], int], hub: EventHub) -> None:
+        self.store, self.queue_depth, self.hub = store, queue_depth, hub
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         counts = self.store.counts()
         jobs = GaugeMetricFamily("image2model_jobs", "Jobs in the store by status", labels=["status"])
         for status, n in counts["jobs"].items():
@@ -66,8 +63,17 @@ class _StoreCollector(Collector):
             "image2model_queue_depth", "Tasks waiting in the queue", value=self.queue_depth()
         )
         yield GaugeMetricFamily(
-            "image2model_stream_subscribers", "Open event streams", value=self.subscribers()
+            "image2model_stream_subscribers", "Open event streams", value=self.hub.subscribers
         )
+        deliveries = CounterMetricFamily(
+            "image2model_stream_deliveries",
+            "Live event chunks delivered to streams: written by the hub to an idle connection (direct) or "
+            "handed to the stream's task (stream)",
+            labels=["path"],
+        )
+        for path, n in self.hub.deliveries.items():
+            deliveries.add_metric([path], n)
+        yield deliveries
 
 
 class MetricsMiddleware:

@@ -9,6 +9,7 @@ import re
 import socket
 import time
 
+import httpx
 import pytest
 
 from tests.e2e.test_jobs import upload
@@ -18,6 +19,7 @@ from tests.support.stack import Stack
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FRAME_ID = re.compile(rb"(?:^|\n)id: (\d+)\r?\n")
+DELIVERIES = re.compile(r'^image2model_stream_deliveries_total\{path="(\w+)"\} (\S+)$', re.M)
 
 
 class Reader:
@@ -110,5 +112,9 @@ def test_one_stalled_reader_holds_up_none_of_99_others_and_resumes_without_a_gap
             stalled.ids + resumed.ids == list(range(1, total + 1)) and resumed.terminal
         )  # no gap, no repeat
         assert "event=subscriber_overflow" in stack.log("api")
+        # The idle readers were mostly written to by the hub itself; the stalled one's events went through its task.
+        delivered = dict(DELIVERIES.findall(httpx.get(f"{stack.url}/metrics").text))
+        direct, through_task = float(delivered["direct"]), float(delivered["stream"])
+        assert direct > 20 * through_task and through_task > 0, delivered
     finally:
         stack.stop()
