@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def add_api_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,13 +80,28 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
 def lower_priority(nice: int) -> None:
     """Run this process, and the workers it starts (they inherit it), at niceness `nice` at least, so that CPU-bound
-    model builds give way to the API on the same host; never raises a priority (that needs privileges)."""
+    model builds give way to the API on the same host; never raises a priority (that needs privileges).
+
+    Where Linux groups the CPU by session (autogroup), a process's niceness only weighs against its own session's:
+    a worker leading a session of its own (started detached, or by a supervisor) would still take a full share
+    against the API's session. Such a worker gives its session the same niceness."""
     if not hasattr(os, "getpriority"):
         return
     if os.getpriority(os.PRIO_PROCESS, 0) < nice:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
+    if os.getsid(0) != os.getpid():
+        return  # the session is shared (a terminal's, `serve`'s): its other processes keep their share
+    try:
+        group_nice = int(AUTOGROUP.read_text().split()[-1])
+        if group_nice < nice:
+            AUTOGROUP.write_text(str(nice))
+    except (OSError, ValueError, IndexError):
+        pass  # no autogroup here (other kernels, or the CPU is grouped by cgroups)
 
 
 def run_worker(workers: int, periodic: bool | None, queue: str) -> int:

@@ -37,6 +37,10 @@ def _niceness_of_worker_tree(stack: Stack, workers: int) -> set[int]:
     return {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids}
 
 
+def _autogroup_nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
 def test_cpu_workers_run_at_a_lower_priority_than_the_api_and_still_build(tmp_path: Path):
     own = os.getpriority(os.PRIO_PROCESS, 0)
     stack = Stack(tmp_path / "data").start(workers=2)
@@ -45,7 +49,9 @@ def test_cpu_workers_run_at_a_lower_priority_than_the_api_and_still_build(tmp_pa
         job = upload(stack.url, [("a.jpg", photo())])
         assert wait_status(stack.url, job["job_id"], {"completed", "failed"})["status"] == "completed"
         assert _niceness_of_worker_tree(stack, 2) == {max(own, 10)}
-        assert stack.api is not None and stack.io_worker is not None
+        assert stack.api is not None and stack.io_worker is not None and stack.worker is not None
+        if Path("/proc/self/autogroup").exists():  # each leads a session of its own here (a new one is at 0)
+            assert (_autogroup_nice(stack.worker.pid), _autogroup_nice(stack.api.pid)) == (10, 0)
         assert os.getpriority(os.PRIO_PROCESS, stack.api.pid) == own
         assert os.getpriority(os.PRIO_PROCESS, stack.io_worker.pid) == own
     finally:
