@@ -4,9 +4,10 @@ Handing a chunk to a stream's task costs a wake-up and a trip through the whole 
 wrapper, then uvicorn's) for each of thousands of streams; most of the API's time in a fan-out went there, not into
 the socket write. So our HTTP protocol (`slow_clients.GuardedHttpToolsProtocol`) offers each request a `BodyWriter`
 as the server extension `EXTENSION`: an idle event stream's next chunk is written to its connection at once, in
-uvicorn's chunked framing, when the connection takes it without waiting. Anything else (a connection that is
-behind, the first and the last write of a response) still goes through ASGI, so flow control, the response's
-start and its end stay uvicorn's."""
+uvicorn's chunked framing, when the connection takes it without waiting; its terminal event too, and the stream's
+task then only ends the response, once live events pause (`hub.END_DELAY`). Anything else (a connection that is
+behind, the first write of a response and the end of its body) still goes through ASGI, so flow control, the
+response's start and its end stay uvicorn's."""
 
 from __future__ import annotations
 

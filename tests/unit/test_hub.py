@@ -1,14 +1,23 @@
 """The hub: which queue positions a waiting job's stream is told, events encoded once and shared by a job's
-streams, and a slow stream closed without holding up the others."""
+streams, written straight to idle streams, and a slow stream closed without holding up the others."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
-from image2model.api.hub import EventHub, Notice, encode_event, worth_telling
+from image2model.api.hub import (
+    END_BATCH,
+    END_DELAY,
+    EventHub,
+    Notice,
+    Subscription,
+    encode_event,
+    worth_telling,
+)
 from image2model.core.client._sse import SSEDecoder
 from image2model.core.models import Event, EventType
 
@@ -203,3 +212,70 @@ def test_a_queue_notice_carries_the_streams_own_last_seq():
     (decoded,) = SSEDecoder().feed(notice.encode(12))
     assert decoded.event == "queue_position" and decoded.id == ""
     assert json.loads(decoded.data) == {"job_id": "j", "status": "queued", "queue_position": 3, "seq": 12}
+
+
+class _Connection:
+    """Stands in for an idle stream's connection (`BodyWriter`): what the hub wrote to it directly, and when."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[float, bytes]] = []
+
+    def write(self, body: bytes) -> bool:
+        self.written.append((time.monotonic(), body))
+        return True
+
+
+async def _watch_while_another_job_runs(
+    seconds: float,
+) -> tuple[float, list[Subscription], list[float], float]:
+    """More than a batch of idle streams of job "j", which completes at once, while job "k" sends live events every
+    5 ms for `seconds`: the start, the streams, when each stream's task ended, and the last live event."""
+    log = _CountingLog()
+    hub = EventHub(log, interval=0.005)  # type: ignore[arg-type]
+    done = [hub.subscribe("j") for _ in range(END_BATCH + 50)]
+    hub.subscribe("k").writer = _Connection()  # type: ignore[assignment]
+    for sub in done:
+        sub.writer = _Connection()  # type: ignore[assignment]
+
+    async def stream(sub: Subscription) -> float:  # as a stream's task does: take until the stream ends
+        while await sub.take() is not None:
+            pass
+        return time.monotonic()
+
+    tasks = [asyncio.create_task(stream(sub)) for sub in done]
+    await asyncio.sleep(0)  # every task waits for items: the streams are idle
+    await hub.start()
+    start = time.monotonic()
+    log.rows.append(("j", _event(1, EventType.TASK_COMPLETED, "completed")))
+    seq = 0
+    try:
+        while time.monotonic() - start < seconds:
+            seq += 1
+            log.rows.append(("k", _event(seq)))
+            await asyncio.sleep(0.005)
+        last_live = time.monotonic()
+        ended = await asyncio.wait_for(asyncio.gather(*tasks), 3.0)
+        assert (
+            hub.subscribers == 1
+        )  # the completed job's streams left the hub when its terminal event went out
+    finally:
+        await hub.stop()
+    return start, done, ended, last_live
+
+
+async def test_a_terminal_event_is_written_to_idle_streams_at_once_and_their_tasks_end_once_live_events_pause():
+    start, done, ended, last_live = await _watch_while_another_job_runs(0.3)
+    for sub in done:
+        assert isinstance(sub.writer, _Connection)
+        ((when, body),) = sub.writer.written
+        assert b"event: task_completed" in body and when - start < 0.1  # delivered at once, by the hub
+    assert (
+        min(ended) >= last_live - 0.01
+    )  # the ends of the responses waited while the other job's events flowed
+    assert max(ended) - last_live < 0.2  # and followed once they paused
+
+
+async def test_the_end_of_a_delivered_stream_waits_for_live_events_no_longer_than_the_end_delay():
+    start, _, ended, last_live = await _watch_while_another_job_runs(END_DELAY + 0.4)
+    assert min(ended) - start >= END_DELAY - 0.05 and max(ended) - start <= END_DELAY + 0.2
+    assert max(ended) < last_live  # woken while the other job's events still flowed
