@@ -132,8 +132,10 @@ class Settings(BaseSettings):
         10,
         ge=0,
         le=19,
-        description="CPU priority (Unix niceness) of the `cpu` queue's workers: on a shared host, model builds "
-        "yield the CPU to the API's requests and event streams (0: the same priority as the API).",
+        description="CPU priority (Unix niceness) of the `cpu` queue's workers, and of their session when they lead "
+        "one (Linux autogroup): on a shared host, model builds yield the CPU to the API's requests and event streams "
+        "(0: the same priority as the API). Containers and systemd units share the CPU by cgroup: give the workers' "
+        "a lower CPU weight there.",
     )
     worker_poll_min: float = Field(0.01, description="Shortest queue poll interval of idle workers (s).")
     worker_poll_max: float = Field(0.05, description="Longest queue poll interval of idle workers (s).")
