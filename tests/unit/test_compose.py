@@ -52,6 +52,17 @@ def test_exactly_one_worker_runs_the_periodic_tasks(services):
     assert periodic == [("worker-periodic", 1)]
 
 
+def test_cpu_workers_have_a_lower_cpu_weight_than_the_api_and_the_io_worker(services):
+    parser = build_parser()
+    default = 1024  # Docker's cpu_shares when unset
+    weights: dict[str, list[int]] = {"cpu": [], "other": []}
+    for service in ours(services).values():
+        args = parser.parse_args(service["command"][1:])
+        cpu_worker = args.command == "worker" and args.queue == "cpu"
+        weights["cpu" if cpu_worker else "other"].append(service.get("cpu_shares", default))
+    assert len(weights["cpu"]) == 2 and max(weights["cpu"]) < min(weights["other"]), weights
+
+
 def test_api_and_workers_share_redis_and_the_files_volume(services):
     for name in ("api", "worker", "worker-periodic", "worker-io", "worker-webhooks"):
         service = services[name]
